@@ -1,0 +1,207 @@
+//! Built-in password authentication: Argon2id hashes and opaque bearer tokens.
+//!
+//! Passwords are hashed with Argon2id on the blocking thread pool, never on the async runtime.
+//! Tokens are 256 random bits, given to the client once and stored only as their SHA-256.
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::config::HashCost;
+use crate::error::{Error, Result};
+use crate::ids::{SessionId, UserId};
+use crate::user::User;
+
+/// The SHA-256 of a token: what stores keep instead of the token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The hash of a token as the client presents it.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a hash from its raw bytes (as a store reads them back).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenHash(")?;
+        for byte in &self.0[..4] {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+/// A new random token (256 bits, base64url) and its hash.
+pub(crate) fn new_token() -> (String, TokenHash) {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = TokenHash::of(&token);
+    (token, hash)
+}
+
+/// An access token and a refresh token, as handed to the client.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// Sent as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Exchanged once for a new pair.
+    pub refresh_token: String,
+    /// When the access token stops being accepted.
+    pub access_expires_at: DateTime<Utc>,
+    /// When the refresh token stops being accepted.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginOutcome {
+    /// The new tokens.
+    pub tokens: TokenPair,
+    /// Who logged in.
+    pub user: User,
+}
+
+/// Who a valid access token authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authenticated {
+    /// The user, to pass as the actor of every call.
+    pub user_id: UserId,
+    /// The login, to revoke on logout.
+    pub session_id: SessionId,
+}
+
+/// How a user identifies at login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginName {
+    /// By username (case-insensitive).
+    Username(String),
+    /// By email address (case-insensitive).
+    Email(String),
+}
+
+/// Argon2id hashing with a fixed cost, off the async runtime.
+pub(crate) struct PasswordHasher {
+    argon2: Arc<Argon2<'static>>,
+    /// A hash of a random password, verified against when the user is unknown so that login
+    /// takes the same time either way.
+    dummy: OnceCell<String>,
+}
+
+impl PasswordHasher {
+    pub(crate) fn new(cost: HashCost) -> Result<Self> {
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+            .map_err(|e| Error::Internal(format!("argon2 parameters: {e}").into()))?;
+        Ok(Self {
+            argon2: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+            dummy: OnceCell::new(),
+        })
+    }
+
+    /// The PHC string of a new salted hash of `password`.
+    pub(crate) async fn hash(&self, password: &str) -> Result<String> {
+        let argon2 = Arc::clone(&self.argon2);
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|e| Error::Internal(format!("argon2 hashing: {e}").into()))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+    }
+
+    /// Whether `password` matches `hash`; with no hash, checks against the dummy hash (same
+    /// cost) and answers false.
+    pub(crate) async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool> {
+        let (hash, real) = match hash {
+            Some(hash) => (hash, true),
+            None => (self.dummy_hash().await?.to_owned(), false),
+        };
+        let argon2 = Arc::clone(&self.argon2);
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
+            Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
+            Err(error) => {
+                tracing::error!(%error, "stored password hash is not a PHC string");
+                false
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+        Ok(real && matches)
+    }
+
+    async fn dummy_hash(&self) -> Result<&str> {
+        self.dummy
+            .get_or_try_init(|| async {
+                let (random, _) = new_token();
+                self.hash(&random).await
+            })
+            .await
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bit_and_distinct() {
+        let (a, hash_a) = new_token();
+        let (b, hash_b) = new_token();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert_ne!(a, b);
+        assert_ne!(hash_a, hash_b);
+        assert_eq!(TokenHash::of(&a), hash_a);
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_only_their_password() {
+        let hasher = PasswordHasher::new(HashCost::insecure_fast()).unwrap();
+        let hash = hasher.hash("correct horse").await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            hasher
+                .verify("correct horse", Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!hasher.verify("wrong horse", Some(hash)).await.unwrap());
+        assert!(!hasher.verify("correct horse", None).await.unwrap());
+        assert!(!hasher.verify("x", Some("not a hash".into())).await.unwrap());
+    }
+}

@@ -1,0 +1,342 @@
+//! Users, the directory, and password authentication.
+
+use chrono::TimeDelta;
+
+use super::Chat;
+use crate::auth::{Authenticated, LoginName, LoginOutcome, TokenHash, TokenPair, new_token};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::ids::{SessionId, UserId};
+use crate::room::RoomKind;
+use crate::store::{IssuedToken, NewSession, Rotation, TokenKind, UserQuery};
+use crate::user::{DirectoryEntry, NewUser, Profile, User, UserUpdate};
+use crate::validate;
+
+const MAX_PROFILE_FIELD: usize = 200;
+const MAX_STATUS: usize = 200;
+const MAX_DISPLAY_NAME: usize = 64;
+
+fn profile(profile: &Profile) -> Result<Profile> {
+    Ok(Profile {
+        first_name: validate::optional_line(
+            "profile.first_name",
+            profile.first_name.as_deref(),
+            MAX_PROFILE_FIELD,
+        )?,
+        last_name: validate::optional_line(
+            "profile.last_name",
+            profile.last_name.as_deref(),
+            MAX_PROFILE_FIELD,
+        )?,
+        phone: validate::optional_line("profile.phone", profile.phone.as_deref(), 40)?,
+        address: validate::optional_line(
+            "profile.address",
+            profile.address.as_deref(),
+            MAX_PROFILE_FIELD,
+        )?,
+        bio: validate::optional_line("profile.bio", profile.bio.as_deref(), 1000)?,
+    })
+}
+
+fn ttl(duration: std::time::Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+impl Chat {
+    /// Registers a user who logs in with a password. Never an admin.
+    ///
+    /// Errors: `Invalid` (username, email, display_name, profile, password);
+    /// `Conflict(UsernameTaken | EmailTaken)`.
+    pub async fn register(&self, new: NewUser, password: &str) -> Result<User> {
+        validate::password(password, self.config.min_password_chars)?;
+        let user = self.new_user(new, false)?;
+        let hash = self.hasher.hash(password).await?;
+        self.store.insert_user(&user, Some(&hash)).await?;
+        Ok(user)
+    }
+
+    /// Creates a user without a password, for a host application that authenticates its users
+    /// itself and passes their ids to every call.
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        let user = self.new_user(new, false)?;
+        self.store.insert_user(&user, None).await?;
+        Ok(user)
+    }
+
+    /// Creates an admin, with or without a password: for the host's own bootstrap, never for
+    /// requests from outside.
+    pub async fn create_admin(&self, new: NewUser, password: Option<&str>) -> Result<User> {
+        let user = self.new_user(new, true)?;
+        let hash = match password {
+            Some(password) => {
+                validate::password(password, self.config.min_password_chars)?;
+                Some(self.hasher.hash(password).await?)
+            }
+            None => None,
+        };
+        self.store.insert_user(&user, hash.as_deref()).await?;
+        Ok(user)
+    }
+
+    fn new_user(&self, new: NewUser, is_admin: bool) -> Result<User> {
+        let username = validate::username(&new.username)?;
+        let display_name = match new.display_name.as_deref() {
+            Some(name) => validate::line("display_name", name, 1, MAX_DISPLAY_NAME)?,
+            None => username.clone(),
+        };
+        let now = self.now();
+        Ok(User {
+            id: UserId(self.ids.next_id()),
+            email: new.email.as_deref().map(validate::email).transpose()?,
+            display_name,
+            profile: profile(&new.profile)?,
+            presence: Default::default(),
+            status_message: None,
+            is_admin,
+            created_at: now,
+            updated_at: now,
+            username,
+        })
+    }
+
+    /// Logs in with a username or email and a password.
+    ///
+    /// An unknown user and a wrong password give the same [`Error::Unauthenticated`] after the
+    /// same work (an unknown user is checked against a dummy hash).
+    pub async fn login(&self, name: LoginName, password: &str) -> Result<LoginOutcome> {
+        let user = match &name {
+            LoginName::Username(username) => {
+                self.store
+                    .user_by_username(&username.to_ascii_lowercase())
+                    .await?
+            }
+            LoginName::Email(email) => {
+                self.store
+                    .user_by_email(&email.trim().to_lowercase())
+                    .await?
+            }
+        };
+        let hash = match &user {
+            Some(user) => self.store.password_hash(user.id).await?,
+            None => None,
+        };
+        let valid = self.hasher.verify(password, hash).await?;
+        let Some(user) = user.filter(|_| valid) else {
+            return Err(Error::Unauthenticated);
+        };
+        let (tokens, access, refresh) = self.issue_tokens();
+        self.store
+            .insert_session(&NewSession {
+                session_id: SessionId(self.ids.next_id()),
+                user_id: user.id,
+                access,
+                refresh,
+            })
+            .await?;
+        Ok(LoginOutcome { tokens, user })
+    }
+
+    fn issue_tokens(&self) -> (TokenPair, IssuedToken, IssuedToken) {
+        let now = self.now();
+        let (access_token, access_hash) = new_token();
+        let (refresh_token, refresh_hash) = new_token();
+        let pair = TokenPair {
+            access_token,
+            refresh_token,
+            access_expires_at: now + ttl(self.config.access_token_ttl),
+            refresh_expires_at: now + ttl(self.config.refresh_token_ttl),
+        };
+        let access = IssuedToken {
+            hash: access_hash,
+            expires_at: pair.access_expires_at,
+        };
+        let refresh = IssuedToken {
+            hash: refresh_hash,
+            expires_at: pair.refresh_expires_at,
+        };
+        (pair, access, refresh)
+    }
+
+    /// Who an access token authenticates. Unknown, expired and revoked tokens, and refresh
+    /// tokens, are all [`Error::Unauthenticated`].
+    pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated> {
+        let token = self.store.token(&TokenHash::of(access_token)).await?;
+        match token {
+            Some(token) if token.kind == TokenKind::Access && token.expires_at > self.now() => {
+                Ok(Authenticated {
+                    user_id: token.user_id,
+                    session_id: token.session_id,
+                })
+            }
+            _ => Err(Error::Unauthenticated),
+        }
+    }
+
+    /// Exchanges a refresh token for a new pair. The old refresh token and the old access token
+    /// stop working; presenting an already exchanged refresh token again revokes the whole login.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
+        let (pair, access, refresh) = self.issue_tokens();
+        let rotation = self
+            .store
+            .rotate_refresh_token(&TokenHash::of(refresh_token), &access, &refresh, self.now())
+            .await?;
+        match rotation {
+            Rotation::Rotated { .. } => Ok(pair),
+            Rotation::Reused { session_id } => {
+                tracing::warn!(%session_id, "refresh token replayed; login revoked");
+                Err(Error::Unauthenticated)
+            }
+            Rotation::Invalid => Err(Error::Unauthenticated),
+        }
+    }
+
+    /// Revokes the login an access token belongs to, at once.
+    pub async fn logout(&self, access_token: &str) -> Result<()> {
+        let auth = self.authenticate(access_token).await?;
+        self.store.revoke_session(auth.session_id).await?;
+        Ok(())
+    }
+
+    /// Changes the actor's password, given the current one; every login of the actor ends.
+    pub async fn change_password(&self, actor: UserId, current: &str, new: &str) -> Result<()> {
+        self.actor(actor).await?;
+        validate::password(new, self.config.min_password_chars)?;
+        let hash = self.store.password_hash(actor).await?;
+        if !self.hasher.verify(current, hash).await? {
+            return Err(Error::Forbidden("current password is wrong"));
+        }
+        let hash = self.hasher.hash(new).await?;
+        self.store.set_password_hash(actor, Some(&hash)).await?;
+        self.store.revoke_user_sessions(actor).await?;
+        Ok(())
+    }
+
+    /// A user's full record: oneself, or anyone for an admin.
+    pub async fn user(&self, actor: UserId, id: UserId) -> Result<User> {
+        let me = self.actor(actor).await?;
+        if me.id != id && !me.is_admin {
+            return Err(Error::Forbidden("only admins see other users' accounts"));
+        }
+        self.user_exists(id).await
+    }
+
+    /// The public face of any user, to start a conversation.
+    pub async fn directory_entry(&self, actor: UserId, id: UserId) -> Result<DirectoryEntry> {
+        self.actor(actor).await?;
+        Ok(self.user_exists(id).await?.directory_entry())
+    }
+
+    /// The public directory, ordered by username: users whose username or display name contains
+    /// `search`, after the username cursor `after`.
+    pub async fn directory(
+        &self,
+        actor: UserId,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<DirectoryEntry>> {
+        let users = self.find_users(actor, search, after, limit).await?;
+        Ok(users.iter().map(User::directory_entry).collect())
+    }
+
+    /// Every field of every user, ordered by username: admins only.
+    pub async fn list_users(
+        &self,
+        actor: UserId,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<User>> {
+        if !self.actor(actor).await?.is_admin {
+            return Err(Error::Forbidden("only admins list users"));
+        }
+        self.find_users(actor, search, after, limit).await
+    }
+
+    async fn find_users(
+        &self,
+        actor: UserId,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<User>> {
+        self.actor(actor).await?;
+        let query = UserQuery {
+            search: validate::optional_line("q", search, 100)?,
+            after_username: after.map(str::to_ascii_lowercase),
+            limit: validate::limit(
+                limit,
+                self.config.default_page_size,
+                self.config.max_page_size,
+            )?,
+        };
+        Ok(self.store.list_users(&query).await?)
+    }
+
+    /// Changes a user: oneself, or anyone for an admin. Only admins grant or take admin rights,
+    /// and never their own. A change of presence is published to every room of the user.
+    pub async fn update_user(&self, actor: UserId, id: UserId, update: UserUpdate) -> Result<User> {
+        let me = self.actor(actor).await?;
+        if me.id != id && !me.is_admin {
+            return Err(Error::Forbidden("only admins edit other users"));
+        }
+        if update.is_admin.is_some() && (!me.is_admin || me.id == id) {
+            return Err(Error::Forbidden("only another admin changes admin rights"));
+        }
+        let mut user = self.user_exists(id).await?;
+        let before = user.clone();
+        if let Some(name) = &update.display_name {
+            user.display_name = validate::line("display_name", name, 1, MAX_DISPLAY_NAME)?;
+        }
+        if let Some(email) = &update.email {
+            user.email = email.as_deref().map(validate::email).transpose()?;
+        }
+        if let Some(fields) = &update.profile {
+            user.profile = profile(fields)?;
+        }
+        if let Some(presence) = update.presence {
+            user.presence = presence;
+        }
+        if let Some(status) = &update.status_message {
+            user.status_message =
+                validate::optional_line("status_message", status.as_deref(), MAX_STATUS)?;
+        }
+        if let Some(is_admin) = update.is_admin {
+            user.is_admin = is_admin;
+        }
+        if user == before {
+            return Ok(user);
+        }
+        user.updated_at = self.now();
+        self.store.update_user(&user).await?;
+        if user.presence != before.presence || user.status_message != before.status_message {
+            for (room, _) in self.store.rooms_of_user(id).await? {
+                self.publish(Event::Presence {
+                    room_id: room.id,
+                    user_id: id,
+                    presence: user.presence,
+                    status_message: user.status_message.clone(),
+                });
+            }
+        }
+        Ok(user)
+    }
+
+    /// Deletes a user: oneself, or anyone for an admin. The user leaves every group room first
+    /// (handing on ownership as [`Chat::leave_room`] does); their messages stay, and direct
+    /// conversations keep them as the other side's history. Every login ends.
+    pub async fn delete_user(&self, actor: UserId, id: UserId) -> Result<()> {
+        let me = self.actor(actor).await?;
+        if me.id != id && !me.is_admin {
+            return Err(Error::Forbidden("only admins delete other users"));
+        }
+        self.user_exists(id).await?;
+        for (room, _) in self.store.rooms_of_user(id).await? {
+            if room.kind == RoomKind::Group {
+                self.depart(room, id, None).await?;
+            }
+        }
+        self.store.delete_user(id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! Sending, editing, deleting and reading messages.
+
+use super::Chat;
+use crate::error::{Conflict, Entity, Error, Result};
+use crate::events::Event;
+use crate::ids::{MessageId, RoomId, UserId};
+use crate::message::{Changes, HistoryPage, Message, NewMessage, Page, Sent};
+use crate::room::{Role, Room};
+use crate::store::{NewStoredMessage, SeqRange};
+use crate::validate;
+
+impl Chat {
+    /// Sends a message to a room the actor belongs to. Posting to a public room without a
+    /// password joins the actor first.
+    ///
+    /// With a `txn_id` the send is idempotent: sending again with the same id returns the first
+    /// message (`created: false`); the same id with different content is
+    /// `Conflict(TxnIdReused)`.
+    ///
+    /// Errors: `Invalid` (body, txn_id, metadata, reply_to); `Forbidden` (not a member of a room
+    /// that needs joining); `Conflict(RoomFull)` (implicit join).
+    pub async fn send(&self, actor: UserId, room_id: RoomId, new: NewMessage) -> Result<Sent> {
+        validate::body(&new.body, self.config.max_body_chars)?;
+        if let Some(txn_id) = &new.txn_id {
+            validate::txn_id(txn_id, self.config.max_txn_id_bytes)?;
+        }
+        if let Some(metadata) = &new.metadata {
+            validate::metadata(metadata, self.config.max_metadata_bytes)?;
+        }
+        let room = self.room_by_id(room_id).await?;
+        if self.store.member(room_id, actor).await?.is_none() {
+            self.join_to_post(&room, actor).await?;
+        }
+        if let Some(reply_to) = new.reply_to {
+            let in_room = self
+                .store
+                .message(reply_to)
+                .await?
+                .is_some_and(|m| m.room_id == room_id);
+            if !in_room {
+                return Err(Error::invalid("reply_to", "no such message in this room"));
+            }
+        }
+        let sent = self
+            .store
+            .append_message(&NewStoredMessage {
+                id: MessageId(self.ids.next_id()),
+                room_id,
+                sender: actor,
+                body: new.body.clone(),
+                reply_to: new.reply_to,
+                txn_id: new.txn_id.clone(),
+                metadata: new.metadata.clone(),
+                created_at: self.now(),
+            })
+            .await?;
+        if sent.created {
+            self.publish(Event::MessageCreated {
+                message: sent.message.clone(),
+            });
+        } else if !Self::same_send(&sent.message, room_id, &new) {
+            return Err(Error::Conflict(Conflict::TxnIdReused));
+        }
+        Ok(sent)
+    }
+
+    /// Whether a stored message is what this retried send asked for. Once the message was
+    /// edited or deleted its original content is gone, so only the room can be compared.
+    fn same_send(stored: &Message, room_id: RoomId, new: &NewMessage) -> bool {
+        let changed_since = stored.edited_at.is_some() || stored.is_deleted();
+        stored.room_id == room_id
+            && (changed_since
+                || (stored.body == new.body
+                    && stored.reply_to == new.reply_to
+                    && stored.metadata == new.metadata))
+    }
+
+    /// The implicit join of "post to any room without joining first": only public group rooms
+    /// without a password.
+    async fn join_to_post(&self, room: &Room, actor: UserId) -> Result<()> {
+        if !room.is_open() {
+            return Err(Error::Forbidden("not a member of this room"));
+        }
+        self.actor(actor).await?;
+        match self.admit(room.id, actor, Role::Member).await {
+            // A concurrent send of the same user joined first: just as good.
+            Err(Error::Conflict(Conflict::AlreadyMember)) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Sends a direct message to `to`, creating the conversation on first use.
+    pub async fn send_direct(&self, actor: UserId, to: UserId, new: NewMessage) -> Result<Sent> {
+        let room = self.direct_room(actor, to).await?;
+        self.send(actor, room.id, new).await
+    }
+
+    /// One message of a room (tombstones included): for members. This is also how a sender
+    /// checks that a send was stored.
+    pub async fn message(&self, actor: UserId, room_id: RoomId, id: MessageId) -> Result<Message> {
+        self.membership(actor, room_id).await?;
+        self.message_in(room_id, id).await
+    }
+
+    async fn message_in(&self, room_id: RoomId, id: MessageId) -> Result<Message> {
+        self.store
+            .message(id)
+            .await?
+            .filter(|m| m.room_id == room_id)
+            .ok_or(Error::NotFound(Entity::Message))
+    }
+
+    /// Replaces the body of the actor's own message.
+    ///
+    /// Errors: `Forbidden` (someone else's message); `NotFound(Message)` (also once deleted).
+    pub async fn edit_message(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        id: MessageId,
+        body: &str,
+    ) -> Result<Message> {
+        validate::body(body, self.config.max_body_chars)?;
+        self.membership(actor, room_id).await?;
+        let message = self.message_in(room_id, id).await?;
+        if message.sender != actor {
+            return Err(Error::Forbidden("only the sender edits a message"));
+        }
+        if message.is_deleted() {
+            return Err(Error::NotFound(Entity::Message));
+        }
+        let message = self.store.edit_message(id, body, self.now()).await?;
+        self.publish(Event::MessageEdited {
+            message: message.clone(),
+        });
+        Ok(message)
+    }
+
+    /// Deletes a message, leaving a tombstone that keeps its sequence number: its sender, or
+    /// the room's owner or admins.
+    pub async fn delete_message(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        id: MessageId,
+    ) -> Result<Message> {
+        let (_, me) = self.membership(actor, room_id).await?;
+        let message = self.message_in(room_id, id).await?;
+        if message.sender != actor && !me.role.can_manage() {
+            return Err(Error::Forbidden(
+                "only the sender or the room's owner and admins delete a message",
+            ));
+        }
+        if message.is_deleted() {
+            return Err(Error::NotFound(Entity::Message));
+        }
+        let message = self.store.delete_message(id, self.now()).await?;
+        self.publish(Event::MessageDeleted {
+            message: message.clone(),
+        });
+        Ok(message)
+    }
+
+    /// A page of a room's history, oldest first (see [`Page`]): for members.
+    pub async fn history(&self, actor: UserId, room_id: RoomId, page: Page) -> Result<HistoryPage> {
+        self.membership(actor, room_id).await?;
+        self.page(room_id, page).await
+    }
+
+    /// Reads `limit + 1` messages to learn whether more lie beyond the page.
+    pub(super) async fn page(&self, room_id: RoomId, page: Page) -> Result<HistoryPage> {
+        let limit = validate::limit(
+            page.limit,
+            self.config.default_page_size,
+            self.config.max_page_size,
+        )?;
+        let range = SeqRange {
+            before: page.before,
+            after: page.after,
+            limit: limit + 1,
+        };
+        let mut items = self.store.messages(room_id, range).await?;
+        let has_more = items.len() > limit as usize;
+        if has_more {
+            if page.after.is_some() {
+                items.truncate(limit as usize);
+            } else {
+                items.remove(0);
+            }
+        }
+        Ok(HistoryPage { items, has_more })
+    }
+
+    /// The history of the actor's direct conversation with `other` (empty if there is none).
+    pub async fn direct_history(
+        &self,
+        actor: UserId,
+        other: UserId,
+        page: Page,
+    ) -> Result<HistoryPage> {
+        self.actor(actor).await?;
+        match self.store.direct_room(actor, other).await? {
+            Some(room) => self.page(room.id, page).await,
+            None => Ok(HistoryPage {
+                items: Vec::new(),
+                has_more: false,
+            }),
+        }
+    }
+
+    /// Every change of a room after `cursor` — messages created, edited or deleted — each
+    /// message once in its latest state, in change order: what a client that was away must
+    /// apply to be exactly up to date. Start from 0; continue from `next_cursor`.
+    pub async fn changes(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        cursor: u64,
+        limit: Option<u32>,
+    ) -> Result<Changes> {
+        self.membership(actor, room_id).await?;
+        let limit = validate::limit(limit, self.config.max_page_size, self.config.max_page_size)?;
+        let mut items = self.store.changes(room_id, cursor, limit + 1).await?;
+        let has_more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next_cursor = items.last().map_or(cursor, |m| m.change_id);
+        Ok(Changes {
+            items,
+            next_cursor,
+            has_more,
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! [`Chat`], the one entry point: every operation takes the acting user first and checks its
+//! permissions itself, so a front end only authenticates, translates and maps errors.
+
+mod accounts;
+mod messages;
+mod reads;
+mod rooms;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::auth::PasswordHasher;
+use crate::clock::{Clock, SystemClock};
+use crate::config::ChatConfig;
+use crate::error::{Entity, Error, Result};
+use crate::events::{Event, EventBus, InProcessBus, Subscription};
+use crate::ids::{IdSource, UserId, UuidV7};
+use crate::room::{Member, Room, RoomKind, Visibility};
+use crate::store::Store;
+use crate::user::User;
+
+/// The chat engine. Build one per store and share it (it is `Send + Sync`; wrap it in an `Arc`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use chat_core::{Chat, NewMessage, NewRoom, NewUser, store::MemoryStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let chat = Chat::new(Arc::new(MemoryStore::new()))?;
+/// let alice = chat.create_user(NewUser::named("alice")).await?;
+/// let room = chat.create_room(alice.id, NewRoom::named("general")).await?;
+/// let sent = chat.send(alice.id, room.id, NewMessage::text("hello")).await?;
+/// assert_eq!(sent.message.seq, 1);
+/// # Ok::<_, chat_core::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Chat {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    config: ChatConfig,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    hasher: PasswordHasher,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Chat`] with other than the default settings.
+pub struct ChatBuilder {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    config: ChatConfig,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+}
+
+impl ChatBuilder {
+    /// Limits and settings (default: [`ChatConfig::default`]).
+    pub fn config(mut self, config: ChatConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The event bus (default: a new [`InProcessBus`]).
+    pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The source of new ids (default: [`UuidV7`]).
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// The engine. Fails only when the password hashing cost is invalid.
+    pub fn build(self) -> Result<Chat> {
+        Ok(Chat {
+            hasher: PasswordHasher::new(self.config.password_hashing)?,
+            store: self.store,
+            bus: self.bus,
+            config: self.config,
+            clock: self.clock,
+            ids: self.ids,
+        })
+    }
+}
+
+impl Chat {
+    /// An engine over `store` with default settings, an in-process bus and the system clock.
+    pub fn new(store: Arc<dyn Store>) -> Result<Self> {
+        Self::builder(store).build()
+    }
+
+    /// A builder for other settings, bus, clock or ids.
+    pub fn builder(store: Arc<dyn Store>) -> ChatBuilder {
+        ChatBuilder {
+            store,
+            bus: Arc::new(InProcessBus::default()),
+            config: ChatConfig::default(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    /// The store underneath, for what the engine does not cover.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// A live feed of the events of every room `actor` belongs to, now and as it joins more.
+    pub async fn subscribe(&self, actor: UserId) -> Result<Subscription> {
+        // Subscribe before reading the rooms, so no membership change falls in between.
+        let receiver = self.bus.subscribe();
+        let rooms = self
+            .store
+            .rooms_of_user(actor)
+            .await?
+            .into_iter()
+            .map(|(room, _)| room.id)
+            .collect();
+        Ok(Subscription::new(actor, rooms, receiver))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn publish(&self, event: Event) {
+        self.bus.publish(Arc::new(event));
+    }
+
+    /// The acting user; an id that names nobody is not authenticated as anyone.
+    async fn actor(&self, id: UserId) -> Result<User> {
+        self.store.user(id).await?.ok_or(Error::Unauthenticated)
+    }
+
+    async fn user_exists(&self, id: UserId) -> Result<User> {
+        self.store
+            .user(id)
+            .await?
+            .ok_or(Error::NotFound(Entity::User))
+    }
+
+    async fn room_by_id(&self, id: crate::ids::RoomId) -> Result<Room> {
+        self.store
+            .room(id)
+            .await?
+            .ok_or(Error::NotFound(Entity::Room))
+    }
+
+    /// The room and the actor's membership, which reading and posting require.
+    async fn membership(
+        &self,
+        actor: UserId,
+        room_id: crate::ids::RoomId,
+    ) -> Result<(Room, Member)> {
+        let room = self.room_by_id(room_id).await?;
+        match self.store.member(room_id, actor).await? {
+            Some(member) => Ok((room, member)),
+            None => Err(Error::Forbidden("not a member of this room")),
+        }
+    }
+
+    /// Whether the actor may see the room's details: members always, anyone for public rooms.
+    async fn visible_room(&self, actor: UserId, room_id: crate::ids::RoomId) -> Result<Room> {
+        let room = self.room_by_id(room_id).await?;
+        if room.kind == RoomKind::Group && room.visibility == Visibility::Public {
+            return Ok(room);
+        }
+        match self.store.member(room_id, actor).await? {
+            Some(_) => Ok(room),
+            None => Err(Error::Forbidden("not a member of this room")),
+        }
+    }
+}

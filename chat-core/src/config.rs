@@ -1,0 +1,79 @@
+//! Limits and settings of a [`Chat`](crate::Chat).
+
+use std::time::Duration;
+
+/// Limits and settings. [`ChatConfig::default`] is what a production server should use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChatConfig {
+    /// Longest message body, in characters (default 16 000).
+    pub max_body_chars: usize,
+    /// Largest message metadata, as serialized JSON bytes (default 8 KiB).
+    pub max_metadata_bytes: usize,
+    /// Longest client transaction id, in bytes (default 128).
+    pub max_txn_id_bytes: usize,
+    /// History page size when none is asked for (default 50).
+    pub default_page_size: u32,
+    /// Largest history or list page (default 200).
+    pub max_page_size: u32,
+    /// Largest room capacity a room may ask for (default 100 000).
+    pub max_room_capacity: u32,
+    /// Shortest password, in characters (default 8).
+    pub min_password_chars: usize,
+    /// How long an access token is accepted (default 1 hour).
+    pub access_token_ttl: Duration,
+    /// How long a refresh token is accepted (default 30 days).
+    pub refresh_token_ttl: Duration,
+    /// The cost of Argon2id password hashes.
+    pub password_hashing: HashCost,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            max_body_chars: 16_000,
+            max_metadata_bytes: 8 * 1024,
+            max_txn_id_bytes: 128,
+            default_page_size: 50,
+            max_page_size: 200,
+            max_room_capacity: 100_000,
+            min_password_chars: 8,
+            access_token_ttl: Duration::from_secs(60 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            password_hashing: HashCost::default(),
+        }
+    }
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for HashCost {
+    /// The OWASP-recommended minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl HashCost {
+    /// A cheap cost for test suites that register many users. Never use it in production.
+    pub fn insecure_fast() -> Self {
+        Self {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The errors of the chat engine: one domain [`Error`] for callers, one [`StoreError`] for stores.
+
+use std::time::Duration;
+
+/// A boxed error from a storage backend, kept as the source of [`StoreError::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why an operation conflicts with the current state. Shared by [`Error`] and [`StoreError`], so a
+/// store's refusal reaches the caller unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Conflict {
+    /// Another user has this username (compared case-insensitively).
+    UsernameTaken,
+    /// Another user has this email address.
+    EmailTaken,
+    /// Another room has this alias.
+    AliasTaken,
+    /// The room is at its capacity.
+    RoomFull,
+    /// The user is already a member of the room.
+    AlreadyMember,
+    /// The client transaction id was already used by this sender for a different message.
+    TxnIdReused,
+}
+
+impl Conflict {
+    /// A stable snake_case code, as used in HTTP error bodies.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UsernameTaken => "username_taken",
+            Self::EmailTaken => "email_taken",
+            Self::AliasTaken => "alias_taken",
+            Self::RoomFull => "room_full",
+            Self::AlreadyMember => "already_member",
+            Self::TxnIdReused => "txn_id_reused",
+        }
+    }
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UsernameTaken => "username is taken",
+            Self::EmailTaken => "email is taken",
+            Self::AliasTaken => "room alias is taken",
+            Self::RoomFull => "room is full",
+            Self::AlreadyMember => "already a member of the room",
+            Self::TxnIdReused => "transaction id was already used for another message",
+        })
+    }
+}
+
+/// What kind of thing was not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Entity {
+    /// A user.
+    User,
+    /// A room or direct conversation.
+    Room,
+    /// A membership of a user in a room.
+    Member,
+    /// A message.
+    Message,
+    /// A login session or token.
+    Session,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::User => "user",
+            Self::Room => "room",
+            Self::Member => "member",
+            Self::Message => "message",
+            Self::Session => "session",
+        })
+    }
+}
+
+/// The error every storage trait method returns.
+///
+/// Backends map their own failures onto the meaningful variants (a unique-key violation becomes
+/// [`StoreError::Conflict`], a missing row [`StoreError::NotFound`]) and keep everything else as
+/// the source of [`StoreError::Backend`]. The conformance suite asserts on these variants.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record the operation needs does not exist.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// The write would break a uniqueness or capacity rule.
+    #[error("{0}")]
+    Conflict(Conflict),
+    /// The stored data is not something this code can read (another format, a newer schema).
+    #[error("incompatible store: {0}")]
+    Incompatible(String),
+    /// Any other failure of the backend.
+    #[error("storage backend failed")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+/// The error of every [`Chat`](crate::Chat) operation. Each variant is something a caller can act
+/// on; [`Error::code`] gives a stable code for it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The thing does not exist, or the actor may not know that it exists.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// The actor is known but not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The operation conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    /// An input field is invalid.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The name of the offending field.
+        field: &'static str,
+        /// Why it is invalid, in words a user can read.
+        reason: String,
+    },
+    /// Credentials or a token are missing, wrong, expired or revoked.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// Too many attempts; try again after the given time.
+    #[error("rate limited, retry after {retry_after:?}")]
+    RateLimited {
+        /// How long to wait before trying again.
+        retry_after: Duration,
+    },
+    /// The store failed; the source says why. Never shown to end users.
+    #[error("storage failed")]
+    Storage(#[source] StoreError),
+    /// A fault of the engine itself (a misconfiguration or a crashed worker), never of the input.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// A stable snake_case code for the error, as used in HTTP error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::Conflict(conflict) => conflict.code(),
+            Self::Invalid { .. } => "invalid",
+            Self::Unauthenticated => "unauthenticated",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Storage(_) | Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(entity) => Self::NotFound(entity),
+            StoreError::Conflict(conflict) => Self::Conflict(conflict),
+            other => Self::Storage(other),
+        }
+    }
+}
+
+/// The result of every [`Chat`](crate::Chat) operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

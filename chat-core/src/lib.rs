@@ -1,0 +1,60 @@
+//! # chat-core
+//!
+//! An embeddable chat engine: users, group rooms and direct conversations, membership and
+//! roles, messages with history, edits, deletes and catch-up, read markers and unread counts,
+//! and live events — over storage the host chooses.
+//!
+//! - [`Chat`] is the one entry point. Every operation takes the acting user's id first and
+//!   checks permissions itself.
+//! - [`store`] holds the storage traits every backend implements, and [`store::MemoryStore`].
+//! - [`events`] carries live delivery: [`Chat::subscribe`] yields only the events of the rooms
+//!   a user belongs to.
+//! - [`auth`] is the optional built-in password authentication; a host with its own identity
+//!   creates users with [`Chat::create_user`] and never touches it.
+//! - `testing` (feature `testing`) is the conformance suite every store must pass.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chat_core::{Chat, NewMessage, NewRoom, NewUser, store::MemoryStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let chat = Chat::new(Arc::new(MemoryStore::new()))?;
+//! let alice = chat.create_user(NewUser::named("alice")).await?;
+//! let bob = chat.create_user(NewUser::named("bob")).await?;
+//!
+//! let room = chat.create_room(alice.id, NewRoom::named("general")).await?;
+//! chat.join_room(bob.id, room.id, None).await?;
+//! chat.send(alice.id, room.id, NewMessage::text("hi bob")).await?;
+//! assert_eq!(chat.read_state(bob.id, room.id).await?.unread, 1);
+//!
+//! chat.send_direct(bob.id, alice.id, NewMessage::text("hi alice")).await?;
+//! assert_eq!(chat.unread_summary(alice.id).await?.total, 1);
+//! # Ok::<_, chat_core::Error>(())
+//! # }).unwrap();
+//! ```
+
+pub mod auth;
+mod chat;
+pub mod clock;
+mod config;
+mod error;
+pub mod events;
+pub mod ids;
+mod message;
+mod room;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod user;
+mod validate;
+
+pub use crate::chat::{Chat, ChatBuilder};
+pub use crate::config::{ChatConfig, HashCost};
+pub use crate::error::{BoxError, Conflict, Entity, Error, Result, StoreError};
+pub use crate::ids::{MessageId, RoomId, SessionId, UserId};
+pub use crate::message::{
+    Changes, DirectConversation, HistoryPage, Message, NewMessage, Page, ReadState, RoomUnread,
+    Sent, UnreadSummary,
+};
+pub use crate::room::{Member, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility};
+pub use crate::user::{DirectoryEntry, NewUser, Presence, Profile, User, UserUpdate};

@@ -1,0 +1,196 @@
+//! Messages, history pages, changes and read state.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MessageId, RoomId, UserId};
+use crate::room::Room;
+use crate::user::DirectoryEntry;
+
+/// A message in a room or direct conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The message's id.
+    pub id: MessageId,
+    /// The room it was sent to.
+    pub room_id: RoomId,
+    /// Its position in the room: 1, 2, 3… with no gaps.
+    pub seq: u64,
+    /// Who sent it.
+    pub sender: UserId,
+    /// The text; empty once deleted.
+    pub body: String,
+    /// The message this one answers, in the same room.
+    pub reply_to: Option<MessageId>,
+    /// The sender's client transaction id, which makes sending idempotent.
+    pub txn_id: Option<String>,
+    /// Application data attached by the sender; removed on delete.
+    pub metadata: Option<serde_json::Value>,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// When it was last edited.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// When it was deleted; a deleted message is a tombstone that keeps its place.
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// The room's change cursor at this message's latest change (creation, edit or delete).
+    pub change_id: u64,
+}
+
+impl Message {
+    /// Whether the message was deleted (its body and metadata are gone).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+}
+
+/// What a sender provides to send a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewMessage {
+    /// Non-empty text, at most [`ChatConfig::max_body_chars`](crate::ChatConfig) characters.
+    pub body: String,
+    /// A message in the same room that this one answers.
+    pub reply_to: Option<MessageId>,
+    /// A client transaction id: sending again with the same id returns the first message.
+    pub txn_id: Option<String>,
+    /// Application data, at most [`ChatConfig::max_metadata_bytes`](crate::ChatConfig) as JSON.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl NewMessage {
+    /// A plain text message.
+    pub fn text(body: impl Into<String>) -> Self {
+        Self {
+            body: body.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the client transaction id.
+    pub fn with_txn_id(mut self, txn_id: impl Into<String>) -> Self {
+        self.txn_id = Some(txn_id.into());
+        self
+    }
+
+    /// Sets the message this one answers.
+    pub fn replying_to(mut self, message: MessageId) -> Self {
+        self.reply_to = Some(message);
+        self
+    }
+}
+
+/// The outcome of a send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// The stored message.
+    pub message: Message,
+    /// False when the transaction id had been seen and this is the original message.
+    pub created: bool,
+}
+
+/// Which slice of a room's history to read, by sequence number (keyset paging).
+///
+/// With `after`, the oldest `limit` messages after it; otherwise the newest `limit` messages
+/// before `before` (or the newest of all). Both bound the range. Pages are oldest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Page {
+    /// Only messages with a smaller sequence number.
+    pub before: Option<u64>,
+    /// Only messages with a larger sequence number.
+    pub after: Option<u64>,
+    /// At most this many (the configured default when `None`).
+    pub limit: Option<u32>,
+}
+
+impl Page {
+    /// The newest `limit` messages.
+    pub fn newest(limit: u32) -> Self {
+        Self {
+            limit: Some(limit),
+            ..Self::default()
+        }
+    }
+
+    /// The newest `limit` messages before `seq`.
+    pub fn before(seq: u64, limit: u32) -> Self {
+        Self {
+            before: Some(seq),
+            limit: Some(limit),
+            ..Self::default()
+        }
+    }
+
+    /// The oldest `limit` messages after `seq`.
+    pub fn after(seq: u64, limit: u32) -> Self {
+        Self {
+            after: Some(seq),
+            limit: Some(limit),
+            ..Self::default()
+        }
+    }
+}
+
+/// A page of history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The messages, oldest first; deleted ones are tombstones.
+    pub items: Vec<Message>,
+    /// Whether more messages lie beyond the page in the direction read.
+    pub has_more: bool,
+}
+
+/// The changes of a room after a cursor: messages created, edited or deleted, in change order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Each changed message once, in its latest state, ordered by [`Message::change_id`].
+    pub items: Vec<Message>,
+    /// The cursor to ask from next time.
+    pub next_cursor: u64,
+    /// Whether more changes follow.
+    pub has_more: bool,
+}
+
+/// A user's read state in one room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    /// The room.
+    pub room_id: RoomId,
+    /// The sequence number of the last message the user has read.
+    pub last_read_seq: u64,
+    /// The sequence number of the room's newest message.
+    pub last_seq: u64,
+    /// Messages after the marker: `last_seq - last_read_seq`.
+    pub unread: u64,
+}
+
+/// Unread counts across all of a user's rooms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadSummary {
+    /// The sum over all rooms.
+    pub total: u64,
+    /// Rooms with unread messages, each with its count.
+    pub rooms: Vec<RoomUnread>,
+}
+
+/// One room's line in an [`UnreadSummary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomUnread {
+    /// The room.
+    pub room_id: RoomId,
+    /// How many messages after the user's marker.
+    pub unread: u64,
+}
+
+/// One of "my direct conversations".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectConversation {
+    /// The conversation's room.
+    pub room: Room,
+    /// The other person; `None` once that user was deleted.
+    pub other: Option<DirectoryEntry>,
+    /// The newest message, if any.
+    pub last_message: Option<Message>,
+    /// Messages the user has not read.
+    pub unread: u64,
+}

@@ -1,0 +1,768 @@
+//! [`MemoryStore`]: every storage trait over in-memory maps behind one lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    IssuedToken, MemberStore, MessageStore, NewSession, NewStoredMessage, ReadMarkerStore,
+    RoomQuery, RoomStore, Rotation, SeqRange, SessionStore, StoreResult, TokenKind, TokenRecord,
+    UserQuery, UserStore,
+};
+use crate::auth::TokenHash;
+use crate::error::{Conflict, Entity, StoreError};
+use crate::ids::{MessageId, RoomId, SessionId, UserId};
+use crate::message::{Message, Sent};
+use crate::room::{Member, Role, Room, Visibility};
+use crate::user::User;
+
+/// A complete store in memory: fast, safe under concurrency, gone when dropped.
+///
+/// Every operation takes one lock for its whole duration, so every operation is atomic. It is
+/// the reference the conformance suite's model test compares other stores against.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // No operation panics while holding the lock, so a poisoned lock still holds
+        // consistent data.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    users: HashMap<UserId, StoredUser>,
+    usernames: BTreeMap<String, UserId>,
+    emails: HashMap<String, UserId>,
+    tokens: HashMap<TokenHash, TokenRecord>,
+    rooms: BTreeMap<RoomId, RoomData>,
+    aliases: HashMap<String, RoomId>,
+    directs: HashMap<(UserId, UserId), RoomId>,
+    rooms_by_user: HashMap<UserId, BTreeSet<RoomId>>,
+    message_rooms: HashMap<MessageId, (RoomId, u64)>,
+    txn_ids: HashMap<(UserId, String), MessageId>,
+}
+
+#[derive(Debug)]
+struct StoredUser {
+    user: User,
+    password_hash: Option<String>,
+}
+
+#[derive(Debug)]
+struct RoomData {
+    room: Room,
+    members: HashMap<UserId, Member>,
+    /// Messages by sequence number.
+    history: BTreeMap<u64, Message>,
+    /// Sequence numbers by change cursor; a message appears once, under its latest change.
+    changes: BTreeMap<u64, u64>,
+}
+
+fn direct_key(a: UserId, b: UserId) -> (UserId, UserId) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    haystack.to_lowercase().contains(needle_lower)
+}
+
+impl Inner {
+    fn room_mut(&mut self, id: RoomId) -> StoreResult<&mut RoomData> {
+        self.rooms
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound(Entity::Room))
+    }
+
+    fn insert_membership(&mut self, data_id: RoomId, member: Member) {
+        self.rooms_by_user
+            .entry(member.user_id)
+            .or_default()
+            .insert(data_id);
+        if let Some(data) = self.rooms.get_mut(&data_id) {
+            data.members.insert(member.user_id, member);
+        }
+    }
+
+    fn message_mut(&mut self, id: MessageId) -> StoreResult<&mut RoomData> {
+        let (room_id, _) = self
+            .message_rooms
+            .get(&id)
+            .copied()
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        self.rooms
+            .get_mut(&room_id)
+            .ok_or(StoreError::NotFound(Entity::Message))
+    }
+
+    /// Applies `change` to a live message and files it under the room's next change cursor.
+    fn change_message(
+        &mut self,
+        id: MessageId,
+        change: impl FnOnce(&mut Message),
+    ) -> StoreResult<Message> {
+        let seq = self
+            .message_rooms
+            .get(&id)
+            .map(|(_, seq)| *seq)
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        let data = self.message_mut(id)?;
+        let change_id = data.room.last_change + 1;
+        let message = data
+            .history
+            .get_mut(&seq)
+            .filter(|message| message.deleted_at.is_none())
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        let previous_change = message.change_id;
+        change(message);
+        message.change_id = change_id;
+        let message = message.clone();
+        data.changes.remove(&previous_change);
+        data.changes.insert(change_id, seq);
+        data.room.last_change = change_id;
+        Ok(message)
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if inner.usernames.contains_key(&user.username) {
+            return Err(StoreError::Conflict(Conflict::UsernameTaken));
+        }
+        if let Some(email) = &user.email {
+            if inner.emails.contains_key(email) {
+                return Err(StoreError::Conflict(Conflict::EmailTaken));
+            }
+            inner.emails.insert(email.clone(), user.id);
+        }
+        inner.usernames.insert(user.username.clone(), user.id);
+        inner.users.insert(
+            user.id,
+            StoredUser {
+                user: user.clone(),
+                password_hash: password_hash.map(str::to_owned),
+            },
+        );
+        Ok(())
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.lock().users.get(&id).map(|stored| stored.user.clone()))
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let inner = self.lock();
+        Ok(inner
+            .usernames
+            .get(username)
+            .and_then(|id| inner.users.get(id))
+            .map(|stored| stored.user.clone()))
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let inner = self.lock();
+        Ok(inner
+            .emails
+            .get(email)
+            .and_then(|id| inner.users.get(id))
+            .map(|stored| stored.user.clone()))
+    }
+
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()
+            .users
+            .get(&id)
+            .and_then(|stored| stored.password_hash.clone()))
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: Option<&str>) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let stored = inner
+            .users
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound(Entity::User))?;
+        stored.password_hash = hash.map(str::to_owned);
+        Ok(())
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let old = inner
+            .users
+            .get(&user.id)
+            .map(|stored| stored.user.clone())
+            .ok_or(StoreError::NotFound(Entity::User))?;
+        if old.username != user.username && inner.usernames.contains_key(&user.username) {
+            return Err(StoreError::Conflict(Conflict::UsernameTaken));
+        }
+        if old.email != user.email {
+            if let Some(email) = &user.email
+                && inner.emails.contains_key(email)
+            {
+                return Err(StoreError::Conflict(Conflict::EmailTaken));
+            }
+            if let Some(email) = &old.email {
+                inner.emails.remove(email);
+            }
+            if let Some(email) = &user.email {
+                inner.emails.insert(email.clone(), user.id);
+            }
+        }
+        if old.username != user.username {
+            inner.usernames.remove(&old.username);
+            inner.usernames.insert(user.username.clone(), user.id);
+        }
+        if let Some(stored) = inner.users.get_mut(&user.id) {
+            stored.user = user.clone();
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let stored = inner
+            .users
+            .remove(&id)
+            .ok_or(StoreError::NotFound(Entity::User))?;
+        inner.usernames.remove(&stored.user.username);
+        if let Some(email) = &stored.user.email {
+            inner.emails.remove(email);
+        }
+        inner.tokens.retain(|_, token| token.user_id != id);
+        Ok(())
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> StoreResult<Vec<User>> {
+        let inner = self.lock();
+        let start = match &query.after_username {
+            Some(after) => Bound::Excluded(after.clone()),
+            None => Bound::Unbounded,
+        };
+        let search = query.search.as_deref().map(str::to_lowercase);
+        Ok(inner
+            .usernames
+            .range((start, Bound::Unbounded))
+            .filter_map(|(_, id)| inner.users.get(id))
+            .map(|stored| &stored.user)
+            .filter(|user| match &search {
+                Some(needle) => {
+                    user.username.contains(needle.as_str())
+                        || contains_folded(&user.display_name, needle)
+                }
+                None => true,
+            })
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert_session(&self, session: &NewSession) -> StoreResult<()> {
+        let mut inner = self.lock();
+        for (token, kind) in [
+            (&session.access, TokenKind::Access),
+            (&session.refresh, TokenKind::Refresh),
+        ] {
+            inner.tokens.insert(
+                token.hash,
+                TokenRecord {
+                    hash: token.hash,
+                    kind,
+                    session_id: session.session_id,
+                    user_id: session.user_id,
+                    expires_at: token.expires_at,
+                    rotated: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn token(&self, hash: &TokenHash) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.lock().tokens.get(hash).cloned())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        access: &IssuedToken,
+        refresh: &IssuedToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        let mut inner = self.lock();
+        let Some(token) = inner.tokens.get(presented).cloned() else {
+            return Ok(Rotation::Invalid);
+        };
+        if token.kind != TokenKind::Refresh {
+            return Ok(Rotation::Invalid);
+        }
+        let session_id = token.session_id;
+        if token.rotated {
+            inner.tokens.retain(|_, t| t.session_id != session_id);
+            return Ok(Rotation::Reused { session_id });
+        }
+        if token.expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        inner
+            .tokens
+            .retain(|_, t| !(t.session_id == session_id && t.kind == TokenKind::Access));
+        if let Some(t) = inner.tokens.get_mut(presented) {
+            t.rotated = true;
+        }
+        for (new, kind) in [(access, TokenKind::Access), (refresh, TokenKind::Refresh)] {
+            inner.tokens.insert(
+                new.hash,
+                TokenRecord {
+                    hash: new.hash,
+                    kind,
+                    session_id,
+                    user_id: token.user_id,
+                    expires_at: new.expires_at,
+                    rotated: false,
+                },
+            );
+        }
+        Ok(Rotation::Rotated {
+            session_id,
+            user_id: token.user_id,
+        })
+    }
+
+    async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {
+        self.lock().tokens.retain(|_, t| t.session_id != session);
+        Ok(())
+    }
+
+    async fn revoke_user_sessions(&self, user: UserId) -> StoreResult<()> {
+        self.lock().tokens.retain(|_, t| t.user_id != user);
+        Ok(())
+    }
+
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut inner = self.lock();
+        let before = inner.tokens.len();
+        inner.tokens.retain(|_, t| t.expires_at >= now);
+        Ok((before - inner.tokens.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl RoomStore for MemoryStore {
+    async fn create_room(&self, room: &Room, owner: &Member) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if let Some(alias) = &room.alias {
+            if inner.aliases.contains_key(alias) {
+                return Err(StoreError::Conflict(Conflict::AliasTaken));
+            }
+            inner.aliases.insert(alias.clone(), room.id);
+        }
+        let mut room = room.clone();
+        room.member_count = 1;
+        room.last_seq = 0;
+        room.last_change = 0;
+        inner.rooms.insert(
+            room.id,
+            RoomData {
+                room,
+                members: HashMap::new(),
+                history: BTreeMap::new(),
+                changes: BTreeMap::new(),
+            },
+        );
+        let mut owner = owner.clone();
+        owner.last_read_seq = 0;
+        inner.insert_membership(owner.room_id, owner);
+        Ok(())
+    }
+
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        Ok(self.lock().rooms.get(&id).map(|data| data.room.clone()))
+    }
+
+    async fn room_by_alias(&self, alias: &str) -> StoreResult<Option<Room>> {
+        let inner = self.lock();
+        Ok(inner
+            .aliases
+            .get(alias)
+            .and_then(|id| inner.rooms.get(id))
+            .map(|data| data.room.clone()))
+    }
+
+    async fn update_room(&self, room: &Room) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let old_alias = inner
+            .rooms
+            .get(&room.id)
+            .map(|data| data.room.alias.clone())
+            .ok_or(StoreError::NotFound(Entity::Room))?;
+        if old_alias != room.alias {
+            if let Some(alias) = &room.alias {
+                if inner.aliases.contains_key(alias) {
+                    return Err(StoreError::Conflict(Conflict::AliasTaken));
+                }
+                inner.aliases.insert(alias.clone(), room.id);
+            }
+            if let Some(alias) = &old_alias {
+                inner.aliases.remove(alias);
+            }
+        }
+        let stored = &mut inner.room_mut(room.id)?.room;
+        stored.name = room.name.clone();
+        stored.topic = room.topic.clone();
+        stored.alias = room.alias.clone();
+        stored.visibility = room.visibility;
+        stored.capacity = room.capacity;
+        stored.password_hash = room.password_hash.clone();
+        stored.updated_at = room.updated_at;
+        Ok(())
+    }
+
+    async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let data = inner
+            .rooms
+            .remove(&id)
+            .ok_or(StoreError::NotFound(Entity::Room))?;
+        if let Some(alias) = &data.room.alias {
+            inner.aliases.remove(alias);
+        }
+        inner.directs.retain(|_, room| *room != id);
+        for user in data.members.keys() {
+            if let Some(rooms) = inner.rooms_by_user.get_mut(user) {
+                rooms.remove(&id);
+            }
+        }
+        for message in data.history.values() {
+            inner.message_rooms.remove(&message.id);
+            if let Some(txn_id) = &message.txn_id {
+                inner.txn_ids.remove(&(message.sender, txn_id.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>> {
+        let inner = self.lock();
+        let start = match query.after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        let search = query.search.as_deref().map(str::to_lowercase);
+        Ok(inner
+            .rooms
+            .range((start, Bound::Unbounded))
+            .map(|(_, data)| &data.room)
+            .filter(|room| {
+                room.kind == crate::room::RoomKind::Group && room.visibility == Visibility::Public
+            })
+            .filter(|room| match &search {
+                Some(needle) => {
+                    contains_folded(&room.name, needle)
+                        || room
+                            .topic
+                            .as_deref()
+                            .is_some_and(|topic| contains_folded(topic, needle))
+                        || room
+                            .alias
+                            .as_deref()
+                            .is_some_and(|alias| alias.contains(needle.as_str()))
+                }
+                None => true,
+            })
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>> {
+        let inner = self.lock();
+        let Some(rooms) = inner.rooms_by_user.get(&user) else {
+            return Ok(Vec::new());
+        };
+        Ok(rooms
+            .iter()
+            .filter_map(|id| inner.rooms.get(id))
+            .filter_map(|data| {
+                let member = data.members.get(&user)?;
+                Some((data.room.clone(), member.clone()))
+            })
+            .collect())
+    }
+
+    async fn find_or_create_direct(
+        &self,
+        room: &Room,
+        members: [&Member; 2],
+    ) -> StoreResult<(Room, bool)> {
+        let mut inner = self.lock();
+        let key = direct_key(members[0].user_id, members[1].user_id);
+        if let Some(existing) = inner.directs.get(&key).and_then(|id| inner.rooms.get(id)) {
+            return Ok((existing.room.clone(), false));
+        }
+        let mut room = room.clone();
+        room.member_count = 2;
+        room.last_seq = 0;
+        room.last_change = 0;
+        inner.directs.insert(key, room.id);
+        inner.rooms.insert(
+            room.id,
+            RoomData {
+                room: room.clone(),
+                members: HashMap::new(),
+                history: BTreeMap::new(),
+                changes: BTreeMap::new(),
+            },
+        );
+        for member in members {
+            let mut member = member.clone();
+            member.last_read_seq = 0;
+            inner.insert_membership(room.id, member);
+        }
+        Ok((room, true))
+    }
+
+    async fn direct_room(&self, a: UserId, b: UserId) -> StoreResult<Option<Room>> {
+        let inner = self.lock();
+        Ok(inner
+            .directs
+            .get(&direct_key(a, b))
+            .and_then(|id| inner.rooms.get(id))
+            .map(|data| data.room.clone()))
+    }
+}
+
+#[async_trait]
+impl MemberStore for MemoryStore {
+    async fn add_member(&self, member: &Member) -> StoreResult<Member> {
+        let mut inner = self.lock();
+        let data = inner.room_mut(member.room_id)?;
+        if data.members.contains_key(&member.user_id) {
+            return Err(StoreError::Conflict(Conflict::AlreadyMember));
+        }
+        if data
+            .room
+            .capacity
+            .is_some_and(|capacity| data.room.member_count >= capacity)
+        {
+            return Err(StoreError::Conflict(Conflict::RoomFull));
+        }
+        data.room.member_count += 1;
+        let mut member = member.clone();
+        member.last_read_seq = data.room.last_seq;
+        inner.insert_membership(member.room_id, member.clone());
+        Ok(member)
+    }
+
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let data = inner
+            .rooms
+            .get_mut(&room)
+            .ok_or(StoreError::NotFound(Entity::Member))?;
+        data.members
+            .remove(&user)
+            .ok_or(StoreError::NotFound(Entity::Member))?;
+        data.room.member_count -= 1;
+        if let Some(rooms) = inner.rooms_by_user.get_mut(&user) {
+            rooms.remove(&room);
+        }
+        Ok(())
+    }
+
+    async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>> {
+        Ok(self
+            .lock()
+            .rooms
+            .get(&room)
+            .and_then(|data| data.members.get(&user))
+            .cloned())
+    }
+
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
+        let inner = self.lock();
+        let mut members: Vec<Member> = inner
+            .rooms
+            .get(&room)
+            .map(|data| data.members.values().cloned().collect())
+            .unwrap_or_default();
+        members.sort_by_key(|member| (member.joined_at, member.user_id));
+        Ok(members)
+    }
+
+    async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member> {
+        let mut inner = self.lock();
+        let member = inner
+            .rooms
+            .get_mut(&room)
+            .and_then(|data| data.members.get_mut(&user))
+            .ok_or(StoreError::NotFound(Entity::Member))?;
+        member.role = role;
+        Ok(member.clone())
+    }
+
+    async fn transfer_ownership(&self, room: RoomId, to: UserId) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let data = inner.room_mut(room)?;
+        if !data.members.contains_key(&to) {
+            return Err(StoreError::NotFound(Entity::Member));
+        }
+        if let Some(old) = data.room.owner.and_then(|old| data.members.get_mut(&old)) {
+            old.role = Role::Admin;
+        }
+        if let Some(new) = data.members.get_mut(&to) {
+            new.role = Role::Owner;
+        }
+        data.room.owner = Some(to);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
+        let mut inner = self.lock();
+        if let Some(txn_id) = &new.txn_id {
+            let original = inner
+                .txn_ids
+                .get(&(new.sender, txn_id.clone()))
+                .and_then(|id| inner.message_rooms.get(id))
+                .and_then(|(room, seq)| inner.rooms.get(room)?.history.get(seq));
+            if let Some(original) = original {
+                return Ok(Sent {
+                    message: original.clone(),
+                    created: false,
+                });
+            }
+        }
+        let data = inner.room_mut(new.room_id)?;
+        let seq = data.room.last_seq + 1;
+        let change_id = data.room.last_change + 1;
+        let message = Message {
+            id: new.id,
+            room_id: new.room_id,
+            seq,
+            sender: new.sender,
+            body: new.body.clone(),
+            reply_to: new.reply_to,
+            txn_id: new.txn_id.clone(),
+            metadata: new.metadata.clone(),
+            created_at: new.created_at,
+            edited_at: None,
+            deleted_at: None,
+            change_id,
+        };
+        data.room.last_seq = seq;
+        data.room.last_change = change_id;
+        data.history.insert(seq, message.clone());
+        data.changes.insert(change_id, seq);
+        if let Some(member) = data.members.get_mut(&new.sender) {
+            member.last_read_seq = member.last_read_seq.max(seq);
+        }
+        inner.message_rooms.insert(new.id, (new.room_id, seq));
+        if let Some(txn_id) = &new.txn_id {
+            inner.txn_ids.insert((new.sender, txn_id.clone()), new.id);
+        }
+        Ok(Sent {
+            message,
+            created: true,
+        })
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let inner = self.lock();
+        Ok(inner
+            .message_rooms
+            .get(&id)
+            .and_then(|(room, seq)| inner.rooms.get(room)?.history.get(seq))
+            .cloned())
+    }
+
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Message> {
+        self.lock().change_message(id, |message| {
+            message.body = body.to_owned();
+            message.edited_at = Some(at);
+        })
+    }
+
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
+        self.lock().change_message(id, |message| {
+            message.body.clear();
+            message.metadata = None;
+            message.deleted_at = Some(at);
+        })
+    }
+
+    async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
+        let inner = self.lock();
+        let Some(data) = inner.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        let lower = range.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let upper = range.before.map_or(Bound::Unbounded, Bound::Excluded);
+        if matches!((range.after, range.before), (Some(a), Some(b)) if a >= b) {
+            return Ok(Vec::new());
+        }
+        let slice = data.history.range((lower, upper)).map(|(_, m)| m.clone());
+        let limit = range.limit as usize;
+        Ok(if range.after.is_some() {
+            slice.take(limit).collect()
+        } else {
+            let mut newest: Vec<Message> = slice.rev().take(limit).collect();
+            newest.reverse();
+            newest
+        })
+    }
+
+    async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
+        let inner = self.lock();
+        let Some(data) = inner.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        Ok(data
+            .changes
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .filter_map(|(_, seq)| data.history.get(seq))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ReadMarkerStore for MemoryStore {
+    async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64> {
+        let mut inner = self.lock();
+        let member = inner
+            .rooms
+            .get_mut(&room)
+            .and_then(|data| data.members.get_mut(&user))
+            .ok_or(StoreError::NotFound(Entity::Member))?;
+        member.last_read_seq = member.last_read_seq.max(seq);
+        Ok(member.last_read_seq)
+    }
+}

@@ -1,0 +1,394 @@
+//! The storage traits: what a backend must provide, and what it must guarantee.
+//!
+//! Storage is split by concern into [`UserStore`], [`SessionStore`], [`RoomStore`],
+//! [`MemberStore`], [`MessageStore`] and [`ReadMarkerStore`]; a backend implements all six and
+//! gets [`Store`] for free. Stores hold data and make the listed operations atomic; they never
+//! decide permissions — [`Chat`](crate::Chat) does.
+//!
+//! # Contract
+//!
+//! Every implementation must guarantee, for every method:
+//! - the errors named in its docs, as the [`StoreError`] variants named there (the conformance
+//!   suite in [`testing`](crate::testing) checks them); any other failure is
+//!   [`StoreError::Backend`];
+//! - that a method documented as atomic is atomic against every other method, from any number of
+//!   concurrent callers;
+//! - that a value written is read back equal (times are whole microseconds);
+//! - that an acknowledged write survives what the backend promises to survive.
+//!
+//! # Implementing your own store
+//!
+//! The simplest correct store wraps another one; a real one maps each method onto its database.
+//! Run the conformance suite on it with [`store_conformance_tests!`](crate::store_conformance_tests).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chat_core::store::{MemoryStore, Store};
+//!
+//! let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+//! # let _ = store;
+//! ```
+
+mod memory;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use self::memory::MemoryStore;
+use crate::auth::TokenHash;
+use crate::error::StoreError;
+use crate::ids::{MessageId, RoomId, SessionId, UserId};
+use crate::message::{Message, Sent};
+use crate::room::{Member, Role, Room};
+use crate::user::User;
+
+/// The result of every storage method.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Every storage trait at once: what [`Chat`](crate::Chat) is built on, as `Arc<dyn Store>`.
+pub trait Store:
+    UserStore + SessionStore + RoomStore + MemberStore + MessageStore + ReadMarkerStore + 'static
+{
+}
+
+impl<T> Store for T where
+    T: UserStore
+        + SessionStore
+        + RoomStore
+        + MemberStore
+        + MessageStore
+        + ReadMarkerStore
+        + 'static
+{
+}
+
+/// A page of the user directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Only users whose username or display name contains this text (case-insensitive).
+    pub search: Option<String>,
+    /// Only users whose username sorts after this one (the page cursor).
+    pub after_username: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Users and their password hashes.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a new user, with a password hash or none (host-authenticated users).
+    ///
+    /// Errors: [`Conflict::UsernameTaken`](crate::Conflict::UsernameTaken) when the username is
+    /// in use, [`Conflict::EmailTaken`](crate::Conflict::EmailTaken) when the email is. Usernames
+    /// and emails arrive lowercased.
+    async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()>;
+
+    /// The user with this id.
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+
+    /// The user with this (lowercase) username.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+
+    /// The user with this (lowercase) email.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+
+    /// The user's password hash; `None` for a user without a password or no such user.
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>>;
+
+    /// Replaces the user's password hash.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`User`).
+    async fn set_password_hash(&self, id: UserId, hash: Option<&str>) -> StoreResult<()>;
+
+    /// Writes every field of `user` over the stored user with the same id.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`User`); `Conflict(UsernameTaken | EmailTaken)`.
+    async fn update_user(&self, user: &User) -> StoreResult<()>;
+
+    /// Deletes the user, its password hash and all its tokens, atomically. Memberships and
+    /// messages are left to the caller.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`User`).
+    async fn delete_user(&self, id: UserId) -> StoreResult<()>;
+
+    /// Users ordered by username, after the cursor, filtered by the search text.
+    async fn list_users(&self, query: &UserQuery) -> StoreResult<Vec<User>>;
+}
+
+/// A newly issued token, as stored: only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The SHA-256 of the token.
+    pub hash: TokenHash,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new login: its id, its user and its first pair of tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// The login's id, shared by every token that refreshing it produces.
+    pub session_id: SessionId,
+    /// Who logged in.
+    pub user_id: UserId,
+    /// The access token.
+    pub access: IssuedToken,
+    /// The refresh token.
+    pub refresh: IssuedToken,
+}
+
+/// Access or refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// Authenticates requests.
+    Access,
+    /// Obtains a new token pair, once.
+    Refresh,
+}
+
+/// A stored token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's hash.
+    pub hash: TokenHash,
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// The login it belongs to.
+    pub session_id: SessionId,
+    /// The user it authenticates.
+    pub user_id: UserId,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+    /// For a refresh token: it was already exchanged for a new pair.
+    pub rotated: bool,
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was valid: it is now rotated, the login's old access tokens are gone and the
+    /// new pair is stored.
+    Rotated {
+        /// The login.
+        session_id: SessionId,
+        /// Its user.
+        user_id: UserId,
+    },
+    /// The token had already been rotated: someone replayed it, so the whole login is revoked.
+    Reused {
+        /// The revoked login.
+        session_id: SessionId,
+    },
+    /// Unknown, expired, or not a refresh token; nothing changed.
+    Invalid,
+}
+
+/// Login sessions and their tokens, kept only as hashes.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new login with its first token pair.
+    async fn insert_session(&self, session: &NewSession) -> StoreResult<()>;
+
+    /// The token with this hash, whatever its state (expiry is the caller's to check).
+    async fn token(&self, hash: &TokenHash) -> StoreResult<Option<TokenRecord>>;
+
+    /// Exchanges a refresh token for a new pair, atomically.
+    ///
+    /// To ensure correctness: when `presented` is an unexpired (at `now`), unrotated refresh
+    /// token, mark it rotated, delete its login's access tokens, store `access` and `refresh` in
+    /// the same login and return [`Rotation::Rotated`]. When it is a rotated refresh token,
+    /// delete every token of its login and return [`Rotation::Reused`]. Otherwise change
+    /// nothing and return [`Rotation::Invalid`]. Two concurrent calls with the same token: at
+    /// most one gets `Rotated`.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        access: &IssuedToken,
+        refresh: &IssuedToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation>;
+
+    /// Deletes every token of the login. Revoking an unknown login is not an error.
+    async fn revoke_session(&self, session: SessionId) -> StoreResult<()>;
+
+    /// Deletes every token of every login of the user.
+    async fn revoke_user_sessions(&self, user: UserId) -> StoreResult<()>;
+
+    /// Deletes tokens that expired before `now`; returns how many.
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// A page of the public room list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomQuery {
+    /// Only rooms whose name, topic or alias contains this text (case-insensitive).
+    pub search: Option<String>,
+    /// Only rooms with a larger id (the page cursor).
+    pub after: Option<RoomId>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Rooms and direct conversations.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Creates a group room together with its owner's membership, atomically.
+    ///
+    /// The stored room has `member_count` 1 and counters 0 whatever `room` says.
+    /// Errors: [`Conflict::AliasTaken`](crate::Conflict::AliasTaken).
+    async fn create_room(&self, room: &Room, owner: &Member) -> StoreResult<()>;
+
+    /// The room with this id.
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
+
+    /// The group room with this (lowercase) alias.
+    async fn room_by_alias(&self, alias: &str) -> StoreResult<Option<Room>>;
+
+    /// Writes the editable fields of `room` (name, topic, alias, visibility, capacity,
+    /// password hash, `updated_at`); owner, member count and counters are left as stored.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Room`); `Conflict(AliasTaken)`.
+    async fn update_room(&self, room: &Room) -> StoreResult<()>;
+
+    /// Deletes the room with its memberships and messages, atomically.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Room`).
+    async fn delete_room(&self, id: RoomId) -> StoreResult<()>;
+
+    /// Public group rooms ordered by id, after the cursor, filtered by the search text.
+    async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>>;
+
+    /// Every room the user is a member of, with the membership, ordered by room id.
+    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>>;
+
+    /// The direct conversation between two users, creating it (as `room`, with `members`) if
+    /// there is none, atomically: concurrent calls for the same unordered pair all return the
+    /// same room. Returns the room and whether this call created it.
+    async fn find_or_create_direct(
+        &self,
+        room: &Room,
+        members: [&Member; 2],
+    ) -> StoreResult<(Room, bool)>;
+
+    /// The direct conversation between two users, in either order.
+    async fn direct_room(&self, a: UserId, b: UserId) -> StoreResult<Option<Room>>;
+}
+
+/// Membership of users in rooms.
+#[async_trait]
+pub trait MemberStore: Send + Sync {
+    /// Adds a member, atomically checking capacity in the same step.
+    ///
+    /// The stored member's `last_read_seq` is the room's `last_seq` at that moment (a newcomer
+    /// has read nothing old as unread); the room's `member_count` grows by one. Returns the
+    /// stored member.
+    /// Errors: [`StoreError::NotFound`] (`Room`); [`Conflict::AlreadyMember`](crate::Conflict);
+    /// [`Conflict::RoomFull`](crate::Conflict) when `member_count` has reached `capacity`.
+    async fn add_member(&self, member: &Member) -> StoreResult<Member>;
+
+    /// Removes a membership (and with it the read marker); `member_count` shrinks by one.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Member`).
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()>;
+
+    /// The membership of `user` in `room`.
+    async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>>;
+
+    /// The room's members, ordered by `joined_at`, then user id.
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+
+    /// Changes a member's role.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Member`).
+    async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member>;
+
+    /// Makes `to` the owner, atomically: the room's owner becomes `to`, `to`'s role becomes
+    /// owner and the previous owner's role admin.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Room` or `Member` when `to` is not a member).
+    async fn transfer_ownership(&self, room: RoomId, to: UserId) -> StoreResult<()>;
+}
+
+/// A message as handed to [`MessageStore::append_message`]; the store assigns the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStoredMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// The room.
+    pub room_id: RoomId,
+    /// The sender.
+    pub sender: UserId,
+    /// The text.
+    pub body: String,
+    /// The message answered.
+    pub reply_to: Option<MessageId>,
+    /// The client transaction id.
+    pub txn_id: Option<String>,
+    /// Application data.
+    pub metadata: Option<serde_json::Value>,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Sequence range of a history read, already validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqRange {
+    /// Only messages with a smaller sequence number.
+    pub before: Option<u64>,
+    /// Only messages with a larger sequence number.
+    pub after: Option<u64>,
+    /// At most this many (at least 1).
+    pub limit: u32,
+}
+
+/// Messages.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Appends a message to its room, atomically.
+    ///
+    /// To ensure correctness, in one step: if the sender already has a message with this
+    /// `txn_id` (in any room), return it with `created: false` and change nothing. Otherwise
+    /// give the message the room's next sequence number (`last_seq + 1`: gapless, strictly
+    /// increasing) and next change cursor (`last_change + 1`), store it, and move the sender's
+    /// read marker (if the sender is a member) to its sequence number.
+    /// Errors: [`StoreError::NotFound`] (`Room`).
+    async fn append_message(&self, message: &NewStoredMessage) -> StoreResult<Sent>;
+
+    /// The message with this id, tombstones included.
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+
+    /// Replaces the body of a live message and sets `edited_at`, giving it the room's next
+    /// change cursor, atomically.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Message`), also when it is a tombstone.
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Message>;
+
+    /// Turns a message into a tombstone: empty body, no metadata, `deleted_at` set, the room's
+    /// next change cursor; it keeps its sequence number. Atomic.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Message`), also when it is already a tombstone.
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message>;
+
+    /// A page of the room's history, oldest first: with `after`, the oldest `limit` above it;
+    /// otherwise the newest `limit` below `before` (or of all). Must cost the same however long
+    /// the history is.
+    async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>>;
+
+    /// The room's messages whose `change_id` is greater than `after`, ordered by `change_id`,
+    /// at most `limit`.
+    async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>>;
+}
+
+/// Read markers.
+#[async_trait]
+pub trait ReadMarkerStore: Send + Sync {
+    /// Moves the member's read marker to `max(current, seq)`, atomically; returns the marker.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Member`).
+    async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64>;
+}

@@ -1,0 +1,182 @@
+//! Live events: who receives what, and lagging subscribers.
+
+use std::sync::Arc;
+
+use crate::events::{Event, InProcessBus, Subscription};
+use crate::testing::Harness;
+use crate::{NewMessage, Presence, Role, UserUpdate};
+
+/// Every event ready now, without waiting (events are published before operations return).
+fn drain(subscription: &mut Subscription) -> Vec<Arc<Event>> {
+    std::iter::from_fn(|| subscription.try_recv()).collect()
+}
+
+fn kinds(events: &[Arc<Event>]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| match **e {
+            Event::MessageCreated { .. } => "message_created",
+            Event::MessageEdited { .. } => "message_edited",
+            Event::MessageDeleted { .. } => "message_deleted",
+            Event::MemberJoined { .. } => "member_joined",
+            Event::MemberLeft { .. } => "member_left",
+            Event::MemberUpdated { .. } => "member_updated",
+            Event::RoomUpdated { .. } => "room_updated",
+            Event::RoomDeleted { .. } => "room_deleted",
+            Event::ReadMarker { .. } => "read_marker",
+            Event::Typing { .. } => "typing",
+            Event::Presence { .. } => "presence",
+            Event::Resync => "resync",
+        })
+        .collect()
+}
+
+pub async fn subscribers_get_only_their_rooms_events(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let eve = chat.new_user("eve").await;
+    let mut alice_feed = chat.subscribe(alice.id).await.unwrap();
+    let mut eve_feed = chat.subscribe(eve.id).await.unwrap();
+
+    let room = chat.new_room(&bob, "bob's").await;
+    chat.send(bob.id, room.id, NewMessage::text("private chatter"))
+        .await
+        .unwrap();
+    chat.send_direct(bob.id, alice.id, NewMessage::text("psst"))
+        .await
+        .unwrap();
+    chat.typing(bob.id, room.id, true).await.unwrap();
+
+    // Alice hears of the direct conversation from her own joining of it, then its message.
+    let alice_events = drain(&mut alice_feed);
+    assert_eq!(kinds(&alice_events), ["member_joined", "message_created"]);
+    match (&*alice_events[0], &*alice_events[1]) {
+        (Event::MemberJoined { member }, Event::MessageCreated { message }) => {
+            assert_eq!(member.user_id, alice.id);
+            assert_eq!(message.body, "psst");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        drain(&mut eve_feed).is_empty(),
+        "eve is in none of these rooms"
+    );
+}
+
+pub async fn joining_and_leaving_update_the_feed(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "general").await;
+    let mut feed = chat.subscribe(bob.id).await.unwrap();
+    chat.send(alice.id, room.id, NewMessage::text("before"))
+        .await
+        .unwrap();
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    chat.send(alice.id, room.id, NewMessage::text("during"))
+        .await
+        .unwrap();
+    chat.remove_member(alice.id, room.id, bob.id).await.unwrap();
+    chat.send(alice.id, room.id, NewMessage::text("after"))
+        .await
+        .unwrap();
+    let events = drain(&mut feed);
+    assert_eq!(
+        kinds(&events),
+        ["member_joined", "message_created", "member_left"]
+    );
+    match &*events[2] {
+        Event::MemberLeft { removed_by, .. } => assert_eq!(*removed_by, Some(alice.id)),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+pub async fn state_changes_publish_events(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let mut feed = chat.subscribe(alice.id).await.unwrap();
+
+    let sent = chat
+        .send(bob.id, room.id, NewMessage::text("hi"))
+        .await
+        .unwrap()
+        .message;
+    chat.edit_message(bob.id, room.id, sent.id, "hello")
+        .await
+        .unwrap();
+    chat.mark_read(alice.id, room.id, 1).await.unwrap();
+    chat.mark_read(alice.id, room.id, 1).await.unwrap(); // no movement, no event
+    chat.typing(bob.id, room.id, true).await.unwrap();
+    let busy = UserUpdate {
+        presence: Some(Presence::Busy),
+        ..UserUpdate::default()
+    };
+    chat.update_user(bob.id, bob.id, busy).await.unwrap();
+    chat.set_role(alice.id, room.id, bob.id, Role::Admin)
+        .await
+        .unwrap();
+    let topic = crate::RoomUpdate {
+        topic: Some(Some("news".into())),
+        ..Default::default()
+    };
+    chat.update_room(alice.id, room.id, topic).await.unwrap();
+    chat.delete_message(alice.id, room.id, sent.id)
+        .await
+        .unwrap();
+    chat.leave_room(bob.id, room.id).await.unwrap();
+    chat.delete_room(alice.id, room.id).await.unwrap();
+
+    let events = drain(&mut feed);
+    assert_eq!(
+        kinds(&events),
+        [
+            "message_created",
+            "message_edited",
+            "read_marker",
+            "typing",
+            "presence",
+            "member_updated",
+            "room_updated",
+            "message_deleted",
+            "member_left",
+            "room_deleted",
+        ]
+    );
+    assert!(events.iter().all(|e| e.room_id() == Some(room.id)));
+    // After the room is gone, its events no longer reach the feed.
+    let later = chat.new_room(&bob, "elsewhere").await;
+    chat.send(bob.id, later.id, NewMessage::text("x"))
+        .await
+        .unwrap();
+    assert!(drain(&mut feed).is_empty());
+}
+
+pub async fn lagging_subscriber_gets_resync(h: Harness) {
+    let chat = h
+        .chat_with(|builder| builder.bus(Arc::new(InProcessBus::new(4))))
+        .await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "busy").await;
+    let mut slow = chat.subscribe(alice.id).await.unwrap();
+    // Senders never wait for the slow subscriber.
+    for i in 0..20 {
+        chat.send(alice.id, room.id, NewMessage::text(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let first = slow.recv().await.unwrap();
+    assert_eq!(*first, Event::Resync);
+    // What it missed is in the store: catch up from its last cursor.
+    let missed = chat.changes(alice.id, room.id, 0, None).await.unwrap();
+    assert_eq!(missed.items.len(), 20);
+    let rest = drain(&mut slow);
+    assert!(rest.len() <= 4);
+    assert!(
+        rest.iter()
+            .all(|e| matches!(**e, Event::MessageCreated { .. }))
+    );
+}

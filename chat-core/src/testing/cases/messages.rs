@@ -1,0 +1,548 @@
+//! Sending, idempotency, replies, edits, deletes, history pages and catch-up.
+
+use crate::clock::Clock;
+use crate::testing::Harness;
+use crate::{Conflict, Entity, Error, MessageId, NewMessage, Page, Role};
+
+pub async fn messages_get_gapless_sequence_numbers(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    let other = chat.new_room(&alice, "other").await;
+    for i in 1..=5u64 {
+        let sent = chat
+            .send(alice.id, room.id, NewMessage::text(format!("m{i}")))
+            .await
+            .unwrap();
+        assert!(sent.created);
+        assert_eq!(sent.message.seq, i);
+        assert_eq!(sent.message.sender, alice.id);
+        assert_eq!(sent.message.created_at, chat.clock.now());
+    }
+    // Each room counts on its own.
+    let first = chat
+        .send(alice.id, other.id, NewMessage::text("x"))
+        .await
+        .unwrap();
+    assert_eq!(first.message.seq, 1);
+    assert_eq!(chat.room(alice.id, room.id).await.unwrap().last_seq, 5);
+    let fetched = chat.message(alice.id, room.id, first.message.id).await;
+    assert_err!(fetched, Error::NotFound(Entity::Message));
+    let fetched = chat
+        .message(alice.id, other.id, first.message.id)
+        .await
+        .unwrap();
+    assert_eq!(fetched, first.message);
+}
+
+pub async fn message_input_is_validated(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    let max = chat.config().max_body_chars;
+    let invalid = [
+        (NewMessage::text(""), "body"),
+        (NewMessage::text(" \n\t"), "body"),
+        (NewMessage::text("x".repeat(max + 1)), "body"),
+        (NewMessage::text("x").with_txn_id(""), "txn_id"),
+        (NewMessage::text("x").with_txn_id("has space"), "txn_id"),
+        (NewMessage::text("x").with_txn_id("t".repeat(129)), "txn_id"),
+        (
+            NewMessage {
+                metadata: Some(serde_json::json!({ "blob": "b".repeat(9000) })),
+                ..NewMessage::text("x")
+            },
+            "metadata",
+        ),
+        (
+            NewMessage::text("x").replying_to(MessageId(uuid::Uuid::from_u128(7))),
+            "reply_to",
+        ),
+    ];
+    for (new, expected) in invalid {
+        match chat.send(alice.id, room.id, new).await {
+            Err(Error::Invalid { field, .. }) => assert_eq!(field, expected),
+            other => panic!("expected invalid {expected}, got {other:?}"),
+        }
+    }
+    // Exactly the limit is fine, and nothing invalid was stored.
+    let longest = chat
+        .send(alice.id, room.id, NewMessage::text("é".repeat(max)))
+        .await
+        .unwrap();
+    assert_eq!(longest.message.seq, 1);
+    let unknown = crate::RoomId(uuid::Uuid::from_u128(u128::MAX));
+    assert_err!(
+        chat.send(alice.id, unknown, NewMessage::text("x")).await,
+        Error::NotFound(Entity::Room)
+    );
+}
+
+pub async fn non_members_cannot_read_or_post(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let mallory = chat.new_user("mallory").await;
+    let private = crate::NewRoom {
+        visibility: crate::Visibility::Private,
+        ..crate::NewRoom::named("secret")
+    };
+    let room = chat.create_room(alice.id, private).await.unwrap();
+    let sent = chat
+        .send(alice.id, room.id, NewMessage::text("secret"))
+        .await
+        .unwrap();
+    assert_err!(
+        chat.history(mallory.id, room.id, Page::default()).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.message(mallory.id, room.id, sent.message.id).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.changes(mallory.id, room.id, 0, None).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.read_state(mallory.id, room.id).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.mark_read(mallory.id, room.id, 1).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.typing(mallory.id, room.id, true).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.edit_message(mallory.id, room.id, sent.message.id, "mine")
+            .await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.delete_message(mallory.id, room.id, sent.message.id)
+            .await,
+        Error::Forbidden(_)
+    );
+    // Reading a public room's history also needs membership.
+    let public = chat.new_room(&alice, "public").await;
+    assert_err!(
+        chat.history(mallory.id, public.id, Page::default()).await,
+        Error::Forbidden(_)
+    );
+    assert_eq!(
+        chat.message(alice.id, room.id, sent.message.id)
+            .await
+            .unwrap()
+            .body,
+        "secret"
+    );
+}
+
+pub async fn posting_to_an_open_room_joins_implicitly(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "open").await;
+    chat.send(alice.id, room.id, NewMessage::text("welcome"))
+        .await
+        .unwrap();
+    let sent = chat
+        .send(bob.id, room.id, NewMessage::text("drive-by"))
+        .await
+        .unwrap();
+    assert_eq!(sent.message.seq, 2);
+    let member = chat.member(alice.id, room.id, bob.id).await.unwrap();
+    assert_eq!(member.role, Role::Member);
+    assert_eq!(member.last_read_seq, 2, "the sender has read what it sent");
+    assert_eq!(
+        chat.history(bob.id, room.id, Page::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+}
+
+pub async fn txn_id_makes_send_idempotent(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let first = chat
+        .send(
+            alice.id,
+            room.id,
+            NewMessage::text("once").with_txn_id("t-1"),
+        )
+        .await
+        .unwrap();
+    let again = chat
+        .send(
+            alice.id,
+            room.id,
+            NewMessage::text("once").with_txn_id("t-1"),
+        )
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert!(!again.created);
+    assert_eq!(again.message, first.message);
+    // Transaction ids are per sender.
+    let bobs = chat
+        .send(bob.id, room.id, NewMessage::text("once").with_txn_id("t-1"))
+        .await
+        .unwrap();
+    assert!(bobs.created);
+    assert_eq!(bobs.message.seq, 2);
+    let history = chat
+        .history(alice.id, room.id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(history.items.len(), 2);
+    assert_eq!(first.message.txn_id.as_deref(), Some("t-1"));
+}
+
+pub async fn txn_id_reused_with_other_content_conflicts(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    let other = chat.new_room(&alice, "other").await;
+    chat.send(
+        alice.id,
+        room.id,
+        NewMessage::text("first").with_txn_id("t"),
+    )
+    .await
+    .unwrap();
+    assert_err!(
+        chat.send(
+            alice.id,
+            room.id,
+            NewMessage::text("second").with_txn_id("t")
+        )
+        .await,
+        Error::Conflict(Conflict::TxnIdReused)
+    );
+    assert_err!(
+        chat.send(
+            alice.id,
+            other.id,
+            NewMessage::text("first").with_txn_id("t")
+        )
+        .await,
+        Error::Conflict(Conflict::TxnIdReused)
+    );
+    assert_eq!(chat.room(alice.id, room.id).await.unwrap().last_seq, 1);
+    assert_eq!(chat.room(alice.id, other.id).await.unwrap().last_seq, 0);
+}
+
+pub async fn replies_must_be_in_the_same_room(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    let other = chat.new_room(&alice, "other").await;
+    let question = chat
+        .send(alice.id, room.id, NewMessage::text("q?"))
+        .await
+        .unwrap()
+        .message;
+    let elsewhere = chat
+        .send(alice.id, other.id, NewMessage::text("x"))
+        .await
+        .unwrap()
+        .message;
+    let answer = chat
+        .send(
+            alice.id,
+            room.id,
+            NewMessage::text("a!").replying_to(question.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.message.reply_to, Some(question.id));
+    assert_err!(
+        chat.send(
+            alice.id,
+            room.id,
+            NewMessage::text("a").replying_to(elsewhere.id)
+        )
+        .await,
+        Error::Invalid {
+            field: "reply_to",
+            ..
+        }
+    );
+}
+
+pub async fn only_the_sender_edits(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let sent = chat
+        .send(bob.id, room.id, NewMessage::text("helo"))
+        .await
+        .unwrap()
+        .message;
+    assert_err!(
+        chat.edit_message(alice.id, room.id, sent.id, "owner can't")
+            .await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.edit_message(bob.id, room.id, sent.id, " ").await,
+        Error::Invalid { field: "body", .. }
+    );
+    chat.clock.advance(chrono::TimeDelta::seconds(3));
+    let edited = chat
+        .edit_message(bob.id, room.id, sent.id, "hello")
+        .await
+        .unwrap();
+    assert_eq!(edited.body, "hello");
+    assert_eq!(edited.seq, sent.seq);
+    assert_eq!(edited.created_at, sent.created_at);
+    assert_eq!(
+        edited.edited_at,
+        Some(sent.created_at + chrono::TimeDelta::seconds(3))
+    );
+    assert!(edited.change_id > sent.change_id);
+    assert_eq!(
+        chat.message(alice.id, room.id, sent.id).await.unwrap(),
+        edited
+    );
+    let unknown = MessageId(uuid::Uuid::from_u128(u128::MAX));
+    assert_err!(
+        chat.edit_message(bob.id, room.id, unknown, "x").await,
+        Error::NotFound(Entity::Message)
+    );
+}
+
+pub async fn sender_or_managers_delete_leaving_a_tombstone(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    chat.join_room(carol.id, room.id, None).await.unwrap();
+    let with_meta = NewMessage {
+        metadata: Some(serde_json::json!({"k": 1})),
+        ..NewMessage::text("one")
+    };
+    let one = chat.send(bob.id, room.id, with_meta).await.unwrap().message;
+    let two = chat
+        .send(bob.id, room.id, NewMessage::text("two"))
+        .await
+        .unwrap()
+        .message;
+    let three = chat
+        .send(bob.id, room.id, NewMessage::text("three"))
+        .await
+        .unwrap()
+        .message;
+    assert_err!(
+        chat.delete_message(carol.id, room.id, one.id).await,
+        Error::Forbidden(_)
+    );
+    let tomb = chat.delete_message(bob.id, room.id, one.id).await.unwrap();
+    assert!(tomb.is_deleted());
+    assert_eq!((tomb.body.as_str(), tomb.metadata.as_ref()), ("", None));
+    chat.delete_message(alice.id, room.id, two.id)
+        .await
+        .unwrap();
+    assert_err!(
+        chat.delete_message(alice.id, room.id, two.id).await,
+        Error::NotFound(Entity::Message)
+    );
+    assert_err!(
+        chat.edit_message(bob.id, room.id, one.id, "resurrect")
+            .await,
+        Error::NotFound(Entity::Message)
+    );
+    let history = chat
+        .history(carol.id, room.id, Page::default())
+        .await
+        .unwrap();
+    let seqs: Vec<_> = history
+        .items
+        .iter()
+        .map(|m| (m.seq, m.is_deleted()))
+        .collect();
+    assert_eq!(
+        seqs,
+        [(1, true), (2, true), (3, false)],
+        "tombstones keep the sequence gapless"
+    );
+    assert_eq!(history.items[2], three);
+    let next = chat
+        .send(bob.id, room.id, NewMessage::text("four"))
+        .await
+        .unwrap();
+    assert_eq!(next.message.seq, 4);
+}
+
+pub async fn history_pages_before_and_after(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    for i in 1..=10 {
+        chat.send(alice.id, room.id, NewMessage::text(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let seqs = |page: &crate::HistoryPage| page.items.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let newest = chat
+        .history(alice.id, room.id, Page::newest(3))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&newest), newest.has_more), (vec![8, 9, 10], true));
+    let older = chat
+        .history(alice.id, room.id, Page::before(8, 3))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&older), older.has_more), (vec![5, 6, 7], true));
+    let oldest = chat
+        .history(alice.id, room.id, Page::before(3, 3))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&oldest), oldest.has_more), (vec![1, 2], false));
+    let after = chat
+        .history(alice.id, room.id, Page::after(2, 3))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&after), after.has_more), (vec![3, 4, 5], true));
+    let tail = chat
+        .history(alice.id, room.id, Page::after(7, 3))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&tail), tail.has_more), (vec![8, 9, 10], false));
+    let end = chat
+        .history(alice.id, room.id, Page::after(10, 3))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&end), end.has_more), (vec![], false));
+    let between = Page {
+        after: Some(3),
+        before: Some(6),
+        limit: Some(10),
+    };
+    let between = chat.history(alice.id, room.id, between).await.unwrap();
+    assert_eq!((seqs(&between), between.has_more), (vec![4, 5], false));
+    let all = chat
+        .history(alice.id, room.id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!((all.items.len(), all.has_more), (10, false));
+    assert_eq!(all.items[0].body, "m1");
+}
+
+pub async fn history_limit_is_validated(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    for limit in [0, chat.config().max_page_size + 1, u32::MAX] {
+        assert_err!(
+            chat.history(alice.id, room.id, Page::newest(limit)).await,
+            Error::Invalid { field: "limit", .. }
+        );
+    }
+    let empty = chat
+        .history(alice.id, room.id, Page::before(u64::MAX, 5))
+        .await
+        .unwrap();
+    assert!(empty.items.is_empty() && !empty.has_more);
+}
+
+pub async fn changes_include_edits_and_deletes_in_order(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        let sent = chat
+            .send(alice.id, room.id, NewMessage::text(format!("m{i}")))
+            .await
+            .unwrap();
+        ids.push(sent.message.id);
+    }
+    let seen = chat.changes(alice.id, room.id, 0, None).await.unwrap();
+    assert_eq!(seen.items.len(), 3);
+    assert!(!seen.has_more);
+    let cursor = seen.next_cursor;
+
+    // While the client is away: edit m1, delete m2, send m4, edit m1 again.
+    chat.edit_message(alice.id, room.id, ids[0], "m1 edited")
+        .await
+        .unwrap();
+    chat.delete_message(alice.id, room.id, ids[1])
+        .await
+        .unwrap();
+    chat.send(alice.id, room.id, NewMessage::text("m4"))
+        .await
+        .unwrap();
+    chat.edit_message(alice.id, room.id, ids[0], "m1 final")
+        .await
+        .unwrap();
+
+    let missed = chat.changes(alice.id, room.id, cursor, None).await.unwrap();
+    let view: Vec<_> = missed
+        .items
+        .iter()
+        .map(|m| (m.seq, m.body.as_str(), m.is_deleted()))
+        .collect();
+    assert_eq!(
+        view,
+        [(2, "", true), (4, "m4", false), (1, "m1 final", false)]
+    );
+    let cursors: Vec<_> = missed.items.iter().map(|m| m.change_id).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(missed.next_cursor, *cursors.last().unwrap());
+    assert_eq!(
+        chat.room(alice.id, room.id).await.unwrap().last_change,
+        missed.next_cursor
+    );
+
+    let paged = chat
+        .changes(alice.id, room.id, cursor, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(paged.items.len(), 2);
+    assert!(paged.has_more);
+    let rest = chat
+        .changes(alice.id, room.id, paged.next_cursor, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(!rest.has_more);
+    let none = chat
+        .changes(alice.id, room.id, missed.next_cursor, None)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+    assert_eq!(none.next_cursor, missed.next_cursor);
+}
+
+pub async fn metadata_round_trips(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    let metadata = serde_json::json!({
+        "kind": "poll",
+        "options": ["a", "b", {"nested": [1, 2.5, null, true]}],
+        "unicode": "héllo ✓",
+    });
+    let new = NewMessage {
+        metadata: Some(metadata.clone()),
+        ..NewMessage::text("multi\nline ✓ body")
+    };
+    let sent = chat.send(alice.id, room.id, new).await.unwrap().message;
+    let read = chat.message(alice.id, room.id, sent.id).await.unwrap();
+    assert_eq!(read.metadata, Some(metadata));
+    assert_eq!(read.body, "multi\nline ✓ body");
+    assert_eq!(read, sent);
+}

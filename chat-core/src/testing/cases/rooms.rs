@@ -1,0 +1,565 @@
+//! Group rooms: creation, visibility, joining, capacity, roles and ownership.
+
+use crate::testing::Harness;
+use crate::{Conflict, Entity, Error, NewMessage, NewRoom, Role, RoomKind, RoomUpdate, Visibility};
+
+pub async fn rooms_are_created_with_owner_membership(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let new = NewRoom {
+        name: "  Rust  ".into(),
+        topic: Some("all things rust".into()),
+        alias: Some("Rust-Lang".into()),
+        capacity: Some(10),
+        members: vec![bob.id, bob.id, alice.id],
+        ..NewRoom::default()
+    };
+    let room = chat.create_room(alice.id, new).await.unwrap();
+    assert_eq!(room.kind, RoomKind::Group);
+    assert_eq!(room.name, "Rust");
+    assert_eq!(room.alias.as_deref(), Some("rust-lang"));
+    assert_eq!(room.owner, Some(alice.id));
+    assert_eq!(room.member_count, 2);
+    assert_eq!(room.last_seq, 0);
+    assert_eq!(room.visibility, Visibility::Public);
+    assert!(!room.has_password());
+
+    let members = chat.members(alice.id, room.id).await.unwrap();
+    let roles: Vec<_> = members.iter().map(|m| (m.user_id, m.role)).collect();
+    assert_eq!(roles, [(alice.id, Role::Owner), (bob.id, Role::Member)]);
+    assert_eq!(chat.room(bob.id, room.id).await.unwrap(), room);
+}
+
+pub async fn room_input_is_validated(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let cases = [
+        (NewRoom::named("   "), "name"),
+        (NewRoom::named("n".repeat(101)), "name"),
+        (
+            NewRoom {
+                alias: Some("no spaces".into()),
+                ..NewRoom::named("x")
+            },
+            "alias",
+        ),
+        (
+            NewRoom {
+                capacity: Some(0),
+                ..NewRoom::named("x")
+            },
+            "capacity",
+        ),
+        (
+            NewRoom {
+                capacity: Some(u32::MAX),
+                ..NewRoom::named("x")
+            },
+            "capacity",
+        ),
+        (
+            NewRoom {
+                password: Some(String::new()),
+                ..NewRoom::named("x")
+            },
+            "password",
+        ),
+        (
+            NewRoom {
+                topic: Some("t".repeat(501)),
+                ..NewRoom::named("x")
+            },
+            "topic",
+        ),
+    ];
+    for (new, expected) in cases {
+        match chat.create_room(alice.id, new).await {
+            Err(Error::Invalid { field, .. }) => assert_eq!(field, expected),
+            other => panic!("expected invalid {expected}, got {other:?}"),
+        }
+    }
+    let ghost = crate::UserId(uuid::Uuid::from_u128(u128::MAX));
+    let with_ghost = NewRoom {
+        members: vec![ghost],
+        ..NewRoom::named("x")
+    };
+    assert_err!(
+        chat.create_room(alice.id, with_ghost).await,
+        Error::NotFound(Entity::User)
+    );
+    let bob = chat.new_user("bob").await;
+    let too_many = NewRoom {
+        capacity: Some(1),
+        members: vec![bob.id],
+        ..NewRoom::named("x")
+    };
+    assert_err!(
+        chat.create_room(alice.id, too_many).await,
+        Error::Conflict(Conflict::RoomFull)
+    );
+    assert!(chat.rooms_of(alice.id, alice.id).await.unwrap().is_empty());
+}
+
+pub async fn room_aliases_are_unique_and_join_links_work(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let aliased = |name: &str, alias: &str| NewRoom {
+        alias: Some(alias.into()),
+        ..NewRoom::named(name)
+    };
+    let room = chat
+        .create_room(alice.id, aliased("a", "lobby"))
+        .await
+        .unwrap();
+    assert_err!(
+        chat.create_room(bob.id, aliased("b", "LOBBY")).await,
+        Error::Conflict(Conflict::AliasTaken)
+    );
+    let other = chat
+        .create_room(bob.id, aliased("b", "hall"))
+        .await
+        .unwrap();
+    let steal = RoomUpdate {
+        alias: Some(Some("lobby".into())),
+        ..RoomUpdate::default()
+    };
+    assert_err!(
+        chat.update_room(bob.id, other.id, steal).await,
+        Error::Conflict(Conflict::AliasTaken)
+    );
+
+    assert_eq!(
+        chat.room_by_alias(bob.id, "Lobby").await.unwrap().id,
+        room.id
+    );
+    let member = chat.join_by_alias(bob.id, "lobby", None).await.unwrap();
+    assert_eq!(member.room_id, room.id);
+    assert_err!(
+        chat.room_by_alias(bob.id, "nowhere").await,
+        Error::NotFound(Entity::Room)
+    );
+
+    // Renaming the alias frees the old one.
+    let rename = RoomUpdate {
+        alias: Some(Some("foyer".into())),
+        ..RoomUpdate::default()
+    };
+    chat.update_room(alice.id, room.id, rename).await.unwrap();
+    chat.create_room(bob.id, aliased("c", "lobby"))
+        .await
+        .unwrap();
+}
+
+pub async fn public_rooms_are_listed_private_are_not(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let rust = chat.new_room(&alice, "Rust talk").await;
+    let go = chat.new_room(&alice, "Go talk").await;
+    let private = NewRoom {
+        visibility: Visibility::Private,
+        ..NewRoom::named("secret rust")
+    };
+    let secret = chat.create_room(alice.id, private).await.unwrap();
+    chat.direct_room(alice.id, bob.id).await.unwrap();
+
+    let listed = chat.public_rooms(bob.id, None, None, None).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [rust.id, go.id]);
+    let found = chat
+        .public_rooms(bob.id, Some("RUST"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [rust.id]);
+    let next = chat
+        .public_rooms(bob.id, None, Some(rust.id), Some(5))
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|r| r.id).collect::<Vec<_>>(), [go.id]);
+
+    assert_err!(chat.room(bob.id, secret.id).await, Error::Forbidden(_));
+    assert_err!(chat.members(bob.id, secret.id).await, Error::Forbidden(_));
+    assert_eq!(chat.members(bob.id, rust.id).await.unwrap().len(), 1);
+    let unknown = crate::RoomId(uuid::Uuid::from_u128(u128::MAX));
+    assert_err!(
+        chat.room(bob.id, unknown).await,
+        Error::NotFound(Entity::Room)
+    );
+}
+
+pub async fn private_rooms_are_joined_only_by_being_added(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let private = NewRoom {
+        visibility: Visibility::Private,
+        ..NewRoom::named("secret")
+    };
+    let room = chat.create_room(alice.id, private).await.unwrap();
+    assert_err!(
+        chat.join_room(bob.id, room.id, None).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.send(bob.id, room.id, NewMessage::text("let me in"))
+            .await,
+        Error::Forbidden(_)
+    );
+    chat.add_member(alice.id, room.id, bob.id, Role::Member)
+        .await
+        .unwrap();
+    chat.send(bob.id, room.id, NewMessage::text("thanks"))
+        .await
+        .unwrap();
+}
+
+pub async fn room_password_is_checked(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let locked = NewRoom {
+        password: Some("open sesame".into()),
+        ..NewRoom::named("vault")
+    };
+    let room = chat.create_room(alice.id, locked).await.unwrap();
+    assert!(room.has_password());
+    assert!(!room.is_open());
+    assert_err!(
+        chat.join_room(bob.id, room.id, None).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.join_room(bob.id, room.id, Some("open barley")).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.send(bob.id, room.id, NewMessage::text("no implicit join"))
+            .await,
+        Error::Forbidden(_)
+    );
+    chat.join_room(bob.id, room.id, Some("open sesame"))
+        .await
+        .unwrap();
+
+    // Removing the password opens the room.
+    let open = RoomUpdate {
+        password: Some(None),
+        ..RoomUpdate::default()
+    };
+    assert!(
+        !chat
+            .update_room(alice.id, room.id, open)
+            .await
+            .unwrap()
+            .has_password()
+    );
+    let carol = chat.new_user("carol").await;
+    chat.join_room(carol.id, room.id, None).await.unwrap();
+}
+
+pub async fn capacity_is_enforced(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let small = NewRoom {
+        capacity: Some(2),
+        ..NewRoom::named("pair")
+    };
+    let room = chat.create_room(alice.id, small).await.unwrap();
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    assert_err!(
+        chat.join_room(carol.id, room.id, None).await,
+        Error::Conflict(Conflict::RoomFull)
+    );
+    assert_err!(
+        chat.add_member(alice.id, room.id, carol.id, Role::Member)
+            .await,
+        Error::Conflict(Conflict::RoomFull)
+    );
+    assert_err!(
+        chat.send(carol.id, room.id, NewMessage::text("implicit join"))
+            .await,
+        Error::Conflict(Conflict::RoomFull)
+    );
+    assert_err!(
+        chat.join_room(bob.id, room.id, None).await,
+        Error::Conflict(Conflict::AlreadyMember)
+    );
+    let shrink = RoomUpdate {
+        capacity: Some(Some(1)),
+        ..RoomUpdate::default()
+    };
+    assert_err!(
+        chat.update_room(alice.id, room.id, shrink).await,
+        Error::Invalid {
+            field: "capacity",
+            ..
+        }
+    );
+    // A seat freed is a seat taken.
+    chat.leave_room(bob.id, room.id).await.unwrap();
+    chat.join_room(carol.id, room.id, None).await.unwrap();
+    assert_eq!(chat.room(alice.id, room.id).await.unwrap().member_count, 2);
+}
+
+pub async fn only_managers_edit_and_only_the_owner_deletes(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    chat.add_member(alice.id, room.id, carol.id, Role::Admin)
+        .await
+        .unwrap();
+    let topic = |t: &str| RoomUpdate {
+        topic: Some(Some(t.into())),
+        ..RoomUpdate::default()
+    };
+    assert_err!(
+        chat.update_room(bob.id, room.id, topic("mine")).await,
+        Error::Forbidden(_)
+    );
+    let edited = chat
+        .update_room(carol.id, room.id, topic("admins edit"))
+        .await
+        .unwrap();
+    assert_eq!(edited.topic.as_deref(), Some("admins edit"));
+    let private = RoomUpdate {
+        name: Some("renamed".into()),
+        visibility: Some(Visibility::Private),
+        ..RoomUpdate::default()
+    };
+    let edited = chat.update_room(alice.id, room.id, private).await.unwrap();
+    assert_eq!(
+        (edited.name.as_str(), edited.visibility),
+        ("renamed", Visibility::Private)
+    );
+    assert_eq!(chat.room(bob.id, room.id).await.unwrap(), edited);
+
+    assert_err!(
+        chat.delete_room(carol.id, room.id).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(chat.delete_room(bob.id, room.id).await, Error::Forbidden(_));
+    chat.send(bob.id, room.id, NewMessage::text("soon gone"))
+        .await
+        .unwrap();
+    chat.delete_room(alice.id, room.id).await.unwrap();
+    assert_err!(
+        chat.room(alice.id, room.id).await,
+        Error::NotFound(Entity::Room)
+    );
+    assert!(chat.rooms_of(bob.id, bob.id).await.unwrap().is_empty());
+}
+
+pub async fn managers_add_and_remove_members(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let dave = chat.new_user("dave").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.add_member(alice.id, room.id, bob.id, Role::Admin)
+        .await
+        .unwrap();
+    let added = chat
+        .add_member(bob.id, room.id, carol.id, Role::Member)
+        .await
+        .unwrap();
+    assert_eq!(added.role, Role::Member);
+    assert_err!(
+        chat.add_member(bob.id, room.id, dave.id, Role::Admin).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.add_member(carol.id, room.id, dave.id, Role::Member)
+            .await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.add_member(alice.id, room.id, dave.id, Role::Owner)
+            .await,
+        Error::Invalid { field: "role", .. }
+    );
+    assert_err!(
+        chat.add_member(alice.id, room.id, carol.id, Role::Member)
+            .await,
+        Error::Conflict(Conflict::AlreadyMember)
+    );
+    let ghost = crate::UserId(uuid::Uuid::from_u128(u128::MAX));
+    assert_err!(
+        chat.add_member(alice.id, room.id, ghost, Role::Member)
+            .await,
+        Error::NotFound(Entity::User)
+    );
+    assert_err!(
+        chat.remove_member(carol.id, room.id, bob.id).await,
+        Error::Forbidden(_)
+    );
+    chat.remove_member(bob.id, room.id, carol.id).await.unwrap();
+    assert_err!(
+        chat.member(alice.id, room.id, carol.id).await,
+        Error::NotFound(Entity::Member)
+    );
+    assert_err!(
+        chat.remove_member(bob.id, room.id, carol.id).await,
+        Error::NotFound(Entity::Member)
+    );
+    // A removed member reads nothing more.
+    assert_err!(
+        chat.history(carol.id, room.id, Default::default()).await,
+        Error::Forbidden(_)
+    );
+    assert_eq!(chat.room(alice.id, room.id).await.unwrap().member_count, 2);
+}
+
+pub async fn admins_cannot_remove_the_owner_or_other_admins(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.add_member(alice.id, room.id, bob.id, Role::Admin)
+        .await
+        .unwrap();
+    chat.add_member(alice.id, room.id, carol.id, Role::Admin)
+        .await
+        .unwrap();
+    assert_err!(
+        chat.remove_member(bob.id, room.id, alice.id).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.remove_member(bob.id, room.id, carol.id).await,
+        Error::Forbidden(_)
+    );
+    chat.remove_member(alice.id, room.id, carol.id)
+        .await
+        .unwrap();
+    // Removing oneself is leaving.
+    chat.remove_member(bob.id, room.id, bob.id).await.unwrap();
+    assert_eq!(chat.members(alice.id, room.id).await.unwrap().len(), 1);
+}
+
+pub async fn owner_leaving_hands_on_ownership(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    chat.clock.advance(chrono::TimeDelta::seconds(1));
+    chat.add_member(alice.id, room.id, carol.id, Role::Admin)
+        .await
+        .unwrap();
+    // An admin is preferred to an older plain member.
+    chat.leave_room(alice.id, room.id).await.unwrap();
+    let room_now = chat.room(bob.id, room.id).await.unwrap();
+    assert_eq!(room_now.owner, Some(carol.id));
+    assert_eq!(
+        chat.member(bob.id, room.id, carol.id).await.unwrap().role,
+        Role::Owner
+    );
+    assert_err!(
+        chat.member(bob.id, room.id, alice.id).await,
+        Error::NotFound(Entity::Member)
+    );
+    // Then the longest-standing member.
+    chat.leave_room(carol.id, room.id).await.unwrap();
+    assert_eq!(
+        chat.room(bob.id, room.id).await.unwrap().owner,
+        Some(bob.id)
+    );
+    assert_err!(
+        chat.leave_room(alice.id, room.id).await,
+        Error::NotFound(Entity::Member)
+    );
+}
+
+pub async fn last_member_leaving_deletes_the_room(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "solo").await;
+    chat.send(alice.id, room.id, NewMessage::text("echo"))
+        .await
+        .unwrap();
+    chat.leave_room(alice.id, room.id).await.unwrap();
+    assert_err!(
+        chat.room(alice.id, room.id).await,
+        Error::NotFound(Entity::Room)
+    );
+}
+
+pub async fn rooms_of_user_lists_memberships(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let one = chat.new_room(&alice, "one").await;
+    let two = chat.new_room(&bob, "two").await;
+    chat.new_room(&bob, "three").await;
+    chat.join_room(alice.id, two.id, None).await.unwrap();
+    let direct = chat.direct_room(alice.id, bob.id).await.unwrap();
+    let mine = chat.rooms_of(alice.id, alice.id).await.unwrap();
+    let listed: Vec<_> = mine.iter().map(|m| (m.room.id, m.member.role)).collect();
+    assert_eq!(
+        listed,
+        [
+            (one.id, Role::Owner),
+            (two.id, Role::Member),
+            (direct.id, Role::Member)
+        ]
+    );
+    assert_err!(chat.rooms_of(alice.id, bob.id).await, Error::Forbidden(_));
+    let admin = chat
+        .create_admin(crate::NewUser::named("root"), None)
+        .await
+        .unwrap();
+    assert_eq!(chat.rooms_of(admin.id, bob.id).await.unwrap().len(), 3);
+}
+
+pub async fn owner_changes_roles_and_transfers_ownership(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    chat.join_room(carol.id, room.id, None).await.unwrap();
+    let promoted = chat
+        .set_role(alice.id, room.id, bob.id, Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(promoted.role, Role::Admin);
+    assert_err!(
+        chat.set_role(bob.id, room.id, carol.id, Role::Admin).await,
+        Error::Forbidden(_)
+    );
+    assert_err!(
+        chat.set_role(alice.id, room.id, alice.id, Role::Member)
+            .await,
+        Error::Forbidden(_)
+    );
+
+    let owner = chat
+        .set_role(alice.id, room.id, carol.id, Role::Owner)
+        .await
+        .unwrap();
+    assert_eq!(owner.role, Role::Owner);
+    assert_eq!(
+        chat.room(alice.id, room.id).await.unwrap().owner,
+        Some(carol.id)
+    );
+    assert_eq!(
+        chat.member(alice.id, room.id, alice.id).await.unwrap().role,
+        Role::Admin
+    );
+    assert_err!(
+        chat.delete_room(alice.id, room.id).await,
+        Error::Forbidden(_)
+    );
+    chat.delete_room(carol.id, room.id).await.unwrap();
+}

@@ -1,0 +1,549 @@
+//! The storage contract itself, checked on the store without the engine in between.
+
+use chrono::TimeDelta;
+
+use crate::auth::TokenHash;
+use crate::store::{IssuedToken, NewSession, NewStoredMessage, Rotation, SeqRange, TokenKind};
+use crate::testing::{Harness, epoch};
+use crate::{
+    Conflict, Entity, Member, MessageId, Presence, Profile, Role, Room, RoomId, RoomKind,
+    SessionId, StoreError, User, UserId, Visibility,
+};
+
+fn id(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
+}
+
+fn user(n: u128, name: &str) -> User {
+    User {
+        id: UserId(id(n)),
+        username: name.into(),
+        email: Some(format!("{name}@example.com")),
+        display_name: name.to_uppercase(),
+        profile: Profile::default(),
+        presence: Presence::Offline,
+        status_message: None,
+        is_admin: false,
+        created_at: epoch(),
+        updated_at: epoch(),
+    }
+}
+
+fn room(n: u128, capacity: Option<u32>) -> Room {
+    Room {
+        id: RoomId(id(n)),
+        kind: RoomKind::Group,
+        name: format!("room {n}"),
+        topic: None,
+        alias: Some(format!("room-{n}")),
+        visibility: Visibility::Public,
+        capacity,
+        password_hash: None,
+        owner: Some(UserId(id(1))),
+        member_count: 1,
+        last_seq: 0,
+        last_change: 0,
+        created_at: epoch(),
+        updated_at: epoch(),
+    }
+}
+
+fn member(room: &Room, user: u128, role: Role) -> Member {
+    Member {
+        room_id: room.id,
+        user_id: UserId(id(user)),
+        role,
+        joined_at: epoch(),
+        last_read_seq: 0,
+    }
+}
+
+fn message(n: u128, room: &Room, sender: u128, txn_id: Option<&str>) -> NewStoredMessage {
+    NewStoredMessage {
+        id: MessageId(id(n)),
+        room_id: room.id,
+        sender: UserId(id(sender)),
+        body: format!("message {n}"),
+        reply_to: None,
+        txn_id: txn_id.map(str::to_owned),
+        metadata: None,
+        created_at: epoch(),
+    }
+}
+
+/// A store with users 1 and 2 and room 100 owned by user 1.
+async fn seeded(
+    h: &Harness,
+) -> (
+    std::sync::Arc<dyn crate::store::Store>,
+    crate::testing::Guard,
+    Room,
+) {
+    let (store, guard) = h.store().await;
+    store.insert_user(&user(1, "one"), None).await.unwrap();
+    store
+        .insert_user(&user(2, "two"), Some("$hash"))
+        .await
+        .unwrap();
+    let room = room(100, Some(2));
+    store
+        .create_room(&room, &member(&room, 1, Role::Owner))
+        .await
+        .unwrap();
+    (store, guard, room)
+}
+
+pub async fn store_append_assigns_sequence_and_change_cursors(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    let first = store
+        .append_message(&message(1, &room, 1, Some("t")))
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert_eq!((first.message.seq, first.message.change_id), (1, 1));
+    let second = store
+        .append_message(&message(2, &room, 1, None))
+        .await
+        .unwrap();
+    assert_eq!((second.message.seq, second.message.change_id), (2, 2));
+    // The same sender and transaction id: the original, nothing new.
+    let again = store
+        .append_message(&message(3, &room, 1, Some("t")))
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.message, first.message);
+    assert!(store.message(MessageId(id(3))).await.unwrap().is_none());
+    // Edits and deletes take the next change cursors; sequence numbers stay.
+    let edited = store
+        .edit_message(first.message.id, "edited", epoch())
+        .await
+        .unwrap();
+    assert_eq!((edited.seq, edited.change_id), (1, 3));
+    let deleted = store
+        .delete_message(second.message.id, epoch())
+        .await
+        .unwrap();
+    assert_eq!((deleted.seq, deleted.change_id), (2, 4));
+    let stored = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!((stored.last_seq, stored.last_change), (2, 4));
+    // The sender's read marker followed its own messages.
+    let owner = store.member(room.id, UserId(id(1))).await.unwrap().unwrap();
+    assert_eq!(owner.last_read_seq, 2);
+    let changes = store.changes(room.id, 2, 10).await.unwrap();
+    assert_eq!(changes.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    let range = SeqRange {
+        before: None,
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(
+        store.messages(room.id, range).await.unwrap(),
+        [edited, deleted]
+    );
+    assert!(matches!(
+        store
+            .append_message(&message(9, &self::room(999, None), 1, None))
+            .await,
+        Err(StoreError::NotFound(Entity::Room))
+    ));
+}
+
+pub async fn store_add_member_checks_capacity_and_duplicates(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    store
+        .append_message(&message(1, &room, 1, None))
+        .await
+        .unwrap();
+    let added = store
+        .add_member(&member(&room, 2, Role::Member))
+        .await
+        .unwrap();
+    assert_eq!(
+        added.last_read_seq, 1,
+        "a newcomer starts at the newest message"
+    );
+    assert!(matches!(
+        store.add_member(&member(&room, 2, Role::Member)).await,
+        Err(StoreError::Conflict(Conflict::AlreadyMember))
+    ));
+    assert!(matches!(
+        store.add_member(&member(&room, 3, Role::Member)).await,
+        Err(StoreError::Conflict(Conflict::RoomFull))
+    ));
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().member_count, 2);
+    store.remove_member(room.id, UserId(id(2))).await.unwrap();
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().member_count, 1);
+    store
+        .add_member(&member(&room, 3, Role::Member))
+        .await
+        .unwrap();
+    let missing = self::room(999, None);
+    assert!(matches!(
+        store.add_member(&member(&missing, 2, Role::Member)).await,
+        Err(StoreError::NotFound(Entity::Room))
+    ));
+}
+
+pub async fn store_read_marker_is_monotonic(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    store
+        .add_member(&member(&room, 2, Role::Member))
+        .await
+        .unwrap();
+    for n in 1..=5 {
+        store
+            .append_message(&message(n, &room, 1, None))
+            .await
+            .unwrap();
+    }
+    let two = UserId(id(2));
+    assert_eq!(store.advance_read_marker(room.id, two, 3).await.unwrap(), 3);
+    assert_eq!(store.advance_read_marker(room.id, two, 1).await.unwrap(), 3);
+    assert_eq!(store.advance_read_marker(room.id, two, 5).await.unwrap(), 5);
+    assert_eq!(
+        store
+            .member(room.id, two)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_read_seq,
+        5
+    );
+    assert!(matches!(
+        store.advance_read_marker(room.id, UserId(id(3)), 1).await,
+        Err(StoreError::NotFound(Entity::Member))
+    ));
+}
+
+pub async fn store_unique_keys_map_to_conflicts(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    let mut same_name = user(3, "one");
+    same_name.email = None;
+    assert!(matches!(
+        store.insert_user(&same_name, None).await,
+        Err(StoreError::Conflict(Conflict::UsernameTaken))
+    ));
+    let mut same_email = user(3, "three");
+    same_email.email = Some("one@example.com".into());
+    assert!(matches!(
+        store.insert_user(&same_email, None).await,
+        Err(StoreError::Conflict(Conflict::EmailTaken))
+    ));
+    let mut renamed = user(2, "one");
+    renamed.email = None;
+    assert!(matches!(
+        store.update_user(&renamed).await,
+        Err(StoreError::Conflict(Conflict::UsernameTaken))
+    ));
+    let mut same_alias = self::room(101, None);
+    same_alias.alias = room.alias.clone();
+    assert!(matches!(
+        store
+            .create_room(&same_alias, &member(&same_alias, 1, Role::Owner))
+            .await,
+        Err(StoreError::Conflict(Conflict::AliasTaken))
+    ));
+    let other = self::room(102, None);
+    store
+        .create_room(&other, &member(&other, 1, Role::Owner))
+        .await
+        .unwrap();
+    let mut steal = other.clone();
+    steal.alias = room.alias.clone();
+    assert!(matches!(
+        store.update_room(&steal).await,
+        Err(StoreError::Conflict(Conflict::AliasTaken))
+    ));
+    // Failed writes left nothing behind.
+    assert!(store.user(UserId(id(3))).await.unwrap().is_none());
+    assert!(store.room(same_alias.id).await.unwrap().is_none());
+    assert_eq!(
+        store.user(UserId(id(2))).await.unwrap().unwrap().username,
+        "two"
+    );
+}
+
+pub async fn store_missing_records_map_to_not_found(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    let nobody = UserId(id(77));
+    let nowhere = RoomId(id(77));
+    let nothing = MessageId(id(77));
+    assert!(matches!(
+        store.update_user(&user(77, "x")).await,
+        Err(StoreError::NotFound(Entity::User))
+    ));
+    assert!(matches!(
+        store.delete_user(nobody).await,
+        Err(StoreError::NotFound(Entity::User))
+    ));
+    assert!(matches!(
+        store.set_password_hash(nobody, None).await,
+        Err(StoreError::NotFound(Entity::User))
+    ));
+    assert!(matches!(
+        store.update_room(&self::room(77, None)).await,
+        Err(StoreError::NotFound(Entity::Room))
+    ));
+    assert!(matches!(
+        store.delete_room(nowhere).await,
+        Err(StoreError::NotFound(Entity::Room))
+    ));
+    assert!(matches!(
+        store.remove_member(room.id, nobody).await,
+        Err(StoreError::NotFound(Entity::Member))
+    ));
+    assert!(matches!(
+        store.set_role(room.id, nobody, Role::Admin).await,
+        Err(StoreError::NotFound(Entity::Member))
+    ));
+    assert!(matches!(
+        store.transfer_ownership(room.id, nobody).await,
+        Err(StoreError::NotFound(Entity::Member))
+    ));
+    assert!(matches!(
+        store.edit_message(nothing, "x", epoch()).await,
+        Err(StoreError::NotFound(Entity::Message))
+    ));
+    assert!(matches!(
+        store.delete_message(nothing, epoch()).await,
+        Err(StoreError::NotFound(Entity::Message))
+    ));
+    assert!(store.user(nobody).await.unwrap().is_none());
+    assert!(store.room(nowhere).await.unwrap().is_none());
+    assert!(store.message(nothing).await.unwrap().is_none());
+    assert!(store.member(nowhere, nobody).await.unwrap().is_none());
+    assert!(store.members(nowhere).await.unwrap().is_empty());
+    assert!(store.rooms_of_user(nobody).await.unwrap().is_empty());
+    assert!(store.password_hash(nobody).await.unwrap().is_none());
+    assert!(store.password_hash(UserId(id(1))).await.unwrap().is_none());
+    assert_eq!(
+        store.password_hash(UserId(id(2))).await.unwrap().as_deref(),
+        Some("$hash")
+    );
+}
+
+pub async fn store_delete_room_removes_members_and_messages(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    store
+        .add_member(&member(&room, 2, Role::Member))
+        .await
+        .unwrap();
+    store
+        .append_message(&message(1, &room, 2, Some("t")))
+        .await
+        .unwrap();
+    store.delete_room(room.id).await.unwrap();
+    assert!(store.room(room.id).await.unwrap().is_none());
+    assert!(store.room_by_alias("room-100").await.unwrap().is_none());
+    assert!(store.message(MessageId(id(1))).await.unwrap().is_none());
+    assert!(store.members(room.id).await.unwrap().is_empty());
+    assert!(store.rooms_of_user(UserId(id(2))).await.unwrap().is_empty());
+    // The alias and the transaction id are free again.
+    let again = self::room(101, None);
+    let mut again = again;
+    again.alias = Some("room-100".into());
+    store
+        .create_room(&again, &member(&again, 1, Role::Owner))
+        .await
+        .unwrap();
+    let sent = store
+        .append_message(&message(2, &again, 2, Some("t")))
+        .await
+        .unwrap();
+    assert!(sent.created);
+}
+
+pub async fn store_values_round_trip_exactly(h: Harness) {
+    let (store, _guard) = h.store().await;
+    let at = epoch() + TimeDelta::microseconds(123_456_789);
+    let full = User {
+        id: UserId(id(5)),
+        username: "full.user-5".into(),
+        email: Some("full@example.com".into()),
+        display_name: "Fülle ✓".into(),
+        profile: Profile {
+            first_name: Some("F".into()),
+            last_name: Some("U".into()),
+            phone: Some("+44 20".into()),
+            address: Some("1 Road".into()),
+            bio: Some("bio".into()),
+        },
+        presence: Presence::Away,
+        status_message: Some("brb".into()),
+        is_admin: true,
+        created_at: at,
+        updated_at: at + TimeDelta::seconds(1),
+    };
+    store.insert_user(&full, Some("$argon2id$x")).await.unwrap();
+    assert_eq!(store.user(full.id).await.unwrap(), Some(full.clone()));
+    assert_eq!(
+        store
+            .list_users(&crate::store::UserQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        std::slice::from_ref(&full)
+    );
+
+    let mut private = room(6, Some(50));
+    private.visibility = Visibility::Private;
+    private.topic = Some("topic ✓".into());
+    private.password_hash = Some("$argon2id$room".into());
+    private.owner = Some(full.id);
+    private.created_at = at;
+    private.updated_at = at;
+    let owner = Member {
+        joined_at: at,
+        ..member(&private, 5, Role::Owner)
+    };
+    store.create_room(&private, &owner).await.unwrap();
+    assert_eq!(store.room(private.id).await.unwrap(), Some(private.clone()));
+    assert_eq!(
+        store.member(private.id, full.id).await.unwrap(),
+        Some(owner.clone())
+    );
+    assert_eq!(
+        store.rooms_of_user(full.id).await.unwrap(),
+        [(private.clone(), owner)]
+    );
+
+    let new = NewStoredMessage {
+        reply_to: Some(MessageId(id(1))),
+        metadata: Some(serde_json::json!({"a": [1, "b", null], "c": {"d": 1.5}})),
+        created_at: at,
+        ..message(7, &private, 5, Some("txn-7"))
+    };
+    let sent = store.append_message(&new).await.unwrap().message;
+    assert_eq!(sent.metadata, new.metadata);
+    assert_eq!(sent.reply_to, new.reply_to);
+    assert_eq!(store.message(sent.id).await.unwrap(), Some(sent));
+}
+
+pub async fn store_rotation_detects_reuse(h: Harness) {
+    let (store, _guard) = h.store().await;
+    store.insert_user(&user(1, "one"), None).await.unwrap();
+    let token = |s: &str, hours: i64| IssuedToken {
+        hash: TokenHash::of(s),
+        expires_at: epoch() + TimeDelta::hours(hours),
+    };
+    let session = NewSession {
+        session_id: SessionId(id(9)),
+        user_id: UserId(id(1)),
+        access: token("a1", 1),
+        refresh: token("r1", 24),
+    };
+    store.insert_session(&session).await.unwrap();
+    let access = store.token(&TokenHash::of("a1")).await.unwrap().unwrap();
+    assert_eq!(
+        (access.kind, access.session_id, access.rotated),
+        (TokenKind::Access, session.session_id, false)
+    );
+
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &TokenHash::of("a1"),
+                &token("x", 1),
+                &token("y", 2),
+                epoch()
+            )
+            .await
+            .unwrap(),
+        Rotation::Invalid,
+        "an access token is not a refresh token"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &TokenHash::of("r1"),
+                &token("a2", 1),
+                &token("r2", 24),
+                epoch()
+            )
+            .await
+            .unwrap(),
+        Rotation::Rotated {
+            session_id: session.session_id,
+            user_id: UserId(id(1))
+        }
+    );
+    assert!(
+        store.token(&TokenHash::of("a1")).await.unwrap().is_none(),
+        "old access token gone"
+    );
+    assert!(
+        store
+            .token(&TokenHash::of("r1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .rotated
+    );
+    assert_eq!(
+        store
+            .token(&TokenHash::of("r2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .session_id,
+        session.session_id
+    );
+
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &TokenHash::of("r1"),
+                &token("a3", 1),
+                &token("r3", 24),
+                epoch()
+            )
+            .await
+            .unwrap(),
+        Rotation::Reused {
+            session_id: session.session_id
+        }
+    );
+    for gone in ["r1", "a2", "r2", "a3", "r3"] {
+        assert!(
+            store.token(&TokenHash::of(gone)).await.unwrap().is_none(),
+            "{gone}"
+        );
+    }
+    // Expired refresh tokens rotate nothing; purging removes them.
+    let late = NewSession {
+        session_id: SessionId(id(10)),
+        user_id: UserId(id(1)),
+        access: token("a4", 1),
+        refresh: token("r4", 2),
+    };
+    store.insert_session(&late).await.unwrap();
+    let after = epoch() + TimeDelta::hours(3);
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &TokenHash::of("r4"),
+                &token("a5", 4),
+                &token("r5", 5),
+                after
+            )
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert_eq!(store.purge_expired_tokens(after).await.unwrap(), 2);
+    assert!(store.token(&TokenHash::of("r4")).await.unwrap().is_none());
+    // Revoking all of a user's logins, or deleting the user, removes its tokens.
+    let again = NewSession {
+        session_id: SessionId(id(11)),
+        ..late
+    };
+    store.insert_session(&again).await.unwrap();
+    store.revoke_user_sessions(UserId(id(1))).await.unwrap();
+    assert!(store.token(&TokenHash::of("a4")).await.unwrap().is_none());
+    store.insert_session(&again).await.unwrap();
+    store.delete_user(UserId(id(1))).await.unwrap();
+    assert!(store.token(&TokenHash::of("r4")).await.unwrap().is_none());
+}

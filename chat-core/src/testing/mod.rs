@@ -1,0 +1,282 @@
+//! The storage conformance suite: the behaviour every store must have, specified once.
+//!
+//! Each case in [`cases`] is a public async function that gets a [`Harness`], opens fresh
+//! stores through it and asserts on results and error variants. Most cases drive a [`Chat`]
+//! over the store under test, so the domain rules are checked on every backend; the `store_*`
+//! cases check the storage contract directly. [`model`] compares random operation sequences
+//! against [`MemoryStore`].
+//!
+//! A store crate runs the whole suite, one named test per case, with
+//! [`store_conformance_tests!`](crate::store_conformance_tests):
+//!
+//! ```text
+//! // tests/conformance.rs of a store crate
+//! chat_core::store_conformance_tests!(|| async {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let store = MyStore::open(dir.path()).await.unwrap();
+//!     (std::sync::Arc::new(store) as _, Box::new(dir) as chat_core::testing::Guard)
+//! });
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod cases;
+pub mod model;
+
+use std::any::Any;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::clock::ManualClock;
+use crate::config::{ChatConfig, HashCost};
+use crate::events::InProcessBus;
+use crate::ids::SequentialIds;
+use crate::store::{MemoryStore, Store};
+use crate::{Chat, ChatBuilder, NewRoom, NewUser, Room, User};
+
+/// Whatever must live as long as a store (a temporary directory, a server handle…).
+pub type Guard = Box<dyn Any + Send>;
+
+/// Opens a fresh, empty store for each case.
+#[async_trait]
+pub trait StoreOpener: Send + Sync + 'static {
+    /// A new empty store and the guard that keeps it alive.
+    async fn open(&self) -> (Arc<dyn Store>, Guard);
+}
+
+#[async_trait]
+impl<F, Fut> StoreOpener for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (Arc<dyn Store>, Guard)> + Send,
+{
+    async fn open(&self) -> (Arc<dyn Store>, Guard) {
+        self().await
+    }
+}
+
+/// Opens a [`MemoryStore`]: the opener of `chat-core`'s own run of the suite.
+pub async fn memory_store() -> (Arc<dyn Store>, Guard) {
+    (Arc::new(MemoryStore::new()), Box::new(()))
+}
+
+/// What every case gets: a way to open fresh stores of the backend under test.
+#[derive(Clone)]
+pub struct Harness {
+    opener: Arc<dyn StoreOpener>,
+}
+
+/// The time every test clock starts at.
+pub fn epoch() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+/// The configuration of test engines: defaults but for a cheap password hash.
+pub fn test_config() -> ChatConfig {
+    ChatConfig {
+        password_hashing: HashCost::insecure_fast(),
+        ..ChatConfig::default()
+    }
+}
+
+impl Harness {
+    /// A harness over a store opener.
+    pub fn new(opener: impl StoreOpener) -> Self {
+        Self {
+            opener: Arc::new(opener),
+        }
+    }
+
+    /// A fresh store of the backend under test.
+    pub async fn store(&self) -> (Arc<dyn Store>, Guard) {
+        self.opener.open().await
+    }
+
+    /// A [`Chat`] over a fresh store, with a manual clock, sequential ids and cheap hashing.
+    pub async fn chat(&self) -> TestChat {
+        self.chat_with(|builder| builder).await
+    }
+
+    /// Like [`Harness::chat`], with more settings applied to the builder.
+    pub async fn chat_with(&self, configure: impl FnOnce(ChatBuilder) -> ChatBuilder) -> TestChat {
+        let (store, guard) = self.store().await;
+        let clock = Arc::new(ManualClock::new(epoch()));
+        let builder = Chat::builder(Arc::clone(&store))
+            .config(test_config())
+            .clock(clock.clone())
+            .ids(Arc::new(SequentialIds::new()))
+            .bus(Arc::new(InProcessBus::default()));
+        let chat = configure(builder).build().expect("test engine builds");
+        TestChat {
+            chat: Arc::new(chat),
+            clock,
+            store,
+            _guard: guard,
+        }
+    }
+}
+
+/// A test engine with its clock and store; derefs to [`Chat`].
+pub struct TestChat {
+    /// The engine, shareable with spawned tasks.
+    pub chat: Arc<Chat>,
+    /// Its clock, to move time.
+    pub clock: Arc<ManualClock>,
+    /// The store under test.
+    pub store: Arc<dyn Store>,
+    _guard: Guard,
+}
+
+impl Deref for TestChat {
+    type Target = Chat;
+    fn deref(&self) -> &Chat {
+        &self.chat
+    }
+}
+
+impl TestChat {
+    /// A new user without password.
+    pub async fn new_user(&self, name: &str) -> User {
+        self.chat
+            .create_user(NewUser::named(name))
+            .await
+            .expect("create user")
+    }
+
+    /// A new public room owned by `owner`.
+    pub async fn new_room(&self, owner: &User, name: &str) -> Room {
+        self.chat
+            .create_room(owner.id, NewRoom::named(name))
+            .await
+            .expect("create room")
+    }
+}
+
+/// Runs one async case on a two-thread runtime (so that race cases really race).
+pub fn run<Fut>(harness: Harness, case: fn(Harness) -> Fut)
+where
+    Fut: Future<Output = ()>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+        .block_on(case(harness));
+}
+
+/// Expands to one `#[test]` per conformance case (and the model test), each on stores from the
+/// given opener: an expression implementing [`StoreOpener`], typically
+/// `|| async { (Arc::new(store) as Arc<dyn Store>, Box::new(guard) as Guard) }`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($opener:expr) => {
+        $crate::__conformance_cases!($opener;
+            // users
+            users_are_created_and_found_by_name_and_email,
+            usernames_are_unique_case_insensitively,
+            emails_are_unique,
+            invalid_user_input_is_rejected,
+            directory_lists_public_entries_with_search_and_cursor,
+            only_admins_list_and_manage_users,
+            users_update_profile_presence_and_status,
+            deleting_a_user_hands_on_rooms_and_ends_logins,
+            unknown_actor_is_unauthenticated,
+            // auth
+            register_and_login_by_username_or_email,
+            login_does_not_reveal_unknown_users,
+            weak_passwords_are_rejected,
+            access_tokens_expire,
+            logout_revokes_at_once,
+            refresh_rotates_and_reuse_revokes_the_login,
+            password_change_ends_every_login,
+            passwordless_users_cannot_log_in,
+            refresh_tokens_do_not_authenticate,
+            // rooms
+            rooms_are_created_with_owner_membership,
+            room_input_is_validated,
+            room_aliases_are_unique_and_join_links_work,
+            public_rooms_are_listed_private_are_not,
+            private_rooms_are_joined_only_by_being_added,
+            room_password_is_checked,
+            capacity_is_enforced,
+            only_managers_edit_and_only_the_owner_deletes,
+            managers_add_and_remove_members,
+            admins_cannot_remove_the_owner_or_other_admins,
+            owner_leaving_hands_on_ownership,
+            last_member_leaving_deletes_the_room,
+            rooms_of_user_lists_memberships,
+            owner_changes_roles_and_transfers_ownership,
+            // direct conversations
+            direct_conversation_is_created_once_per_pair,
+            direct_conversations_cannot_be_joined_left_or_managed,
+            direct_conversations_list_other_user_last_message_and_unread,
+            messages_to_me_lists_direct_messages_from_others,
+            direct_message_to_self_or_unknown_user_is_rejected,
+            // messages
+            messages_get_gapless_sequence_numbers,
+            message_input_is_validated,
+            non_members_cannot_read_or_post,
+            posting_to_an_open_room_joins_implicitly,
+            txn_id_makes_send_idempotent,
+            txn_id_reused_with_other_content_conflicts,
+            replies_must_be_in_the_same_room,
+            only_the_sender_edits,
+            sender_or_managers_delete_leaving_a_tombstone,
+            history_pages_before_and_after,
+            history_limit_is_validated,
+            changes_include_edits_and_deletes_in_order,
+            metadata_round_trips,
+            // read state
+            unread_counts_messages_from_others_after_the_marker,
+            read_marker_only_moves_forward,
+            mark_read_beyond_the_newest_message_is_invalid,
+            unread_summary_spans_all_rooms,
+            unread_messages_span_all_rooms,
+            // events
+            subscribers_get_only_their_rooms_events,
+            joining_and_leaving_update_the_feed,
+            state_changes_publish_events,
+            lagging_subscriber_gets_resync,
+            // races
+            concurrent_sends_are_gapless_and_ordered,
+            two_joins_for_the_last_seat,
+            concurrent_first_direct_messages_share_one_conversation,
+            concurrent_sends_with_one_txn_id_store_one_message,
+            concurrent_refreshes_rotate_once,
+            // the storage contract itself
+            store_append_assigns_sequence_and_change_cursors,
+            store_add_member_checks_capacity_and_duplicates,
+            store_read_marker_is_monotonic,
+            store_unique_keys_map_to_conflicts,
+            store_missing_records_map_to_not_found,
+            store_delete_room_removes_members_and_messages,
+            store_values_round_trip_exactly,
+            store_rotation_detects_reuse,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($opener:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::run(
+                    $crate::testing::Harness::new($opener),
+                    $crate::testing::cases::$case,
+                );
+            }
+        )*
+
+        #[test]
+        fn model_matches_memory_store() {
+            $crate::testing::model::check($crate::testing::Harness::new($opener));
+        }
+    };
+}
