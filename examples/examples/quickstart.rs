@@ -14,7 +14,9 @@ async fn main() -> Result<(), chat_core::Error> {
     let chat = Chat::new(Arc::new(MemoryStore::new()))?;
 
     // Users register with a password (Argon2id) and log in for tokens...
-    let alice = chat.register(NewUser::named("alice"), "wonderland-42").await?;
+    let alice = chat
+        .register(NewUser::named("alice"), "wonderland-42")
+        .await?;
     let login = chat
         .login(LoginName::Username("alice".into()), "wonderland-42")
         .await?;
@@ -33,7 +35,10 @@ async fn main() -> Result<(), chat_core::Error> {
     // Every operation names the acting user first; the engine checks what they may do.
     for text in ["hello!", "anyone here?"] {
         let sent = chat.send(alice.id, room.id, NewMessage::text(text)).await?;
-        println!("#{} {}: {}", sent.message.seq, alice.username, sent.message.body);
+        println!(
+            "#{} {}: {}",
+            sent.message.seq, alice.username, sent.message.body
+        );
     }
 
     // A direct message creates the two-person conversation on first use.
