@@ -1,6 +1,6 @@
 //! Users, the directory, and password authentication.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Chat;
 use crate::auth::{Authenticated, LoginName, LoginOutcome, TokenHash, TokenPair, new_token};
@@ -38,8 +38,12 @@ fn profile(profile: &Profile) -> Result<Profile> {
     })
 }
 
-fn ttl(duration: std::time::Duration) -> TimeDelta {
-    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+/// `now + ttl`, saturating: a huge configured lifetime means "never expires", not a panic.
+fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Chat {
@@ -143,8 +147,8 @@ impl Chat {
         let pair = TokenPair {
             access_token,
             refresh_token,
-            access_expires_at: now + ttl(self.config.access_token_ttl),
-            refresh_expires_at: now + ttl(self.config.refresh_token_ttl),
+            access_expires_at: expiry(now, self.config.access_token_ttl),
+            refresh_expires_at: expiry(now, self.config.refresh_token_ttl),
         };
         let access = IssuedToken {
             hash: access_hash,

@@ -1,0 +1,125 @@
+//! # chat-store-sqlite
+//!
+//! The SQLite store of [`chat_core`]: one embedded file, WAL mode, every storage trait.
+//!
+//! - **One writer, group commit.** Every write runs on one connection in a `BEGIN IMMEDIATE`
+//!   transaction, so concurrent writers never see "database is locked". Writes that arrive while
+//!   a transaction is being written queue up and are committed together in the next one; each
+//!   is acknowledged only after the transaction holding it committed. Reads use a pool of
+//!   read-only connections and never wait for the writer.
+//! - **Durability.** [`Durability::Full`] (the default) syncs the WAL on every commit: an
+//!   acknowledged write survives a crash of the process and of the machine.
+//!   [`Durability::Normal`] syncs only at checkpoints: an acknowledged write survives a crash of
+//!   the process, but the last transactions may be lost if the machine loses power.
+//! - **Schema.** Numbered migrations in `migrations/`, applied on open. A file that is not a
+//!   chat database, or whose schema is newer than this code, is refused with
+//!   [`StoreError::Incompatible`] before anything is written to it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use chat_core::Chat;
+//! use chat_store_sqlite::SqliteStore;
+//!
+//! let store = SqliteStore::open("sqlite://chat.db").await?;
+//! let chat = Chat::new(Arc::new(store))?;
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod messages;
+mod open;
+mod rooms;
+mod users;
+mod writer;
+
+use std::path::PathBuf;
+
+pub use chat_core::StoreError;
+pub use sqlx;
+use sqlx::SqlitePool;
+
+use crate::writer::Writer;
+
+/// How much an acknowledged write survives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: the WAL is synced on every commit; nothing acknowledged is lost, even
+    /// on power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: synced at checkpoints only; a process crash loses nothing, a power
+    /// loss may lose the most recent commits.
+    Normal,
+}
+
+/// Where and how to open a store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file; created when missing.
+    pub path: PathBuf,
+    /// The durability of acknowledged writes (default [`Durability::Full`]).
+    pub durability: Durability,
+    /// How many read-only connections serve reads (default 4).
+    pub readers: u32,
+}
+
+impl SqliteOptions {
+    /// Options for a file path or a `sqlite://` URL (`sqlite://chat.db`,
+    /// `sqlite:///var/lib/chat.db`), with default settings.
+    pub fn new(location: &str) -> Result<Self, StoreError> {
+        let path = location
+            .strip_prefix("sqlite://")
+            .or_else(|| location.strip_prefix("sqlite:"))
+            .unwrap_or(location);
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path.starts_with(":memory:") {
+            return Err(StoreError::backend(format!(
+                "{location:?} is not a database file path; use chat_core's MemoryStore for memory"
+            )));
+        }
+        Ok(Self {
+            path: PathBuf::from(path),
+            durability: Durability::default(),
+            readers: 4,
+        })
+    }
+
+    /// Sets the durability.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
+/// Every chat-core storage trait over one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    readers: SqlitePool,
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at a path or `sqlite://` URL with default settings.
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        Self::open_with(SqliteOptions::new(location)?).await
+    }
+
+    /// Opens (or creates) the database with the given options.
+    ///
+    /// Errors: [`StoreError::Incompatible`] when the file is not a chat database or its schema
+    /// is newer than this code; the file is then left untouched.
+    pub async fn open_with(options: SqliteOptions) -> Result<Self, StoreError> {
+        let (writer, readers) = open::open(&options).await?;
+        Ok(Self {
+            readers,
+            writer: Writer::spawn(writer),
+        })
+    }
+
+    /// Closes the read connections. Writes already acknowledged are on disk; the writer closes
+    /// once the store is dropped.
+    pub async fn close(self) {
+        self.readers.close().await;
+    }
+}

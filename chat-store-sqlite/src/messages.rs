@@ -1,0 +1,235 @@
+//! Messages: appends with sequence allocation, edits, tombstones, pages and changes.
+
+use async_trait::async_trait;
+use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
+use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use crate::SqliteStore;
+use crate::codec::{self, StoreResult, int, map_err, message_columns, metadata_json, micros};
+
+/// Sets the new change cursor of a message; see [`change_message`].
+macro_rules! set_change {
+    ($set:literal) => {
+        concat!(
+            "UPDATE messages SET ",
+            $set,
+            ", change_id = \
+             (SELECT last_change + 1 FROM rooms WHERE rooms.id = messages.room_id) \
+             WHERE id = ? AND deleted_at IS NULL RETURNING ",
+            message_columns!()
+        )
+    };
+}
+
+const EDIT: &str = set_change!("body = ?, edited_at = ?");
+const DELETE: &str = set_change!("body = '', metadata = NULL, deleted_at = ?");
+
+/// Applies a change to a live message (`sql` is an `UPDATE messages` that sets the change and
+/// the next change cursor, binds the message id last and returns the row) and moves the room's
+/// change cursor along.
+async fn change_message(
+    c: &mut SqliteConnection,
+    id: MessageId,
+    sql: &'static str,
+    bind: impl FnOnce(
+        sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+) -> StoreResult<Message> {
+    let message = bind(sqlx::query(sql))
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(map_err)?
+        .map(|row| codec::message(&row))
+        .transpose()?
+        .ok_or(StoreError::NotFound(Entity::Message))?;
+    sqlx::query("UPDATE rooms SET last_change = ? WHERE id = ?")
+        .bind(int(message.change_id))
+        .bind(message.room_id.0)
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+    Ok(message)
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
+        let new = new.clone();
+        let metadata = metadata_json(&new.metadata)?;
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    if let Some(txn_id) = &new.txn_id {
+                        let sql = concat!(
+                            "SELECT ",
+                            message_columns!(),
+                            " FROM messages WHERE sender = ? AND txn_id = ?"
+                        );
+                        let original = sqlx::query(sql)
+                            .bind(new.sender.0)
+                            .bind(txn_id)
+                            .fetch_optional(&mut *c)
+                            .await
+                            .map_err(map_err)?;
+                        if let Some(row) = original {
+                            return Ok(Sent {
+                                message: codec::message(&row)?,
+                                created: false,
+                            });
+                        }
+                    }
+                    let counters = sqlx::query(
+                        "UPDATE rooms SET last_seq = last_seq + 1, last_change = last_change + 1 \
+                         WHERE id = ? RETURNING last_seq, last_change",
+                    )
+                    .bind(new.room_id.0)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(map_err)?
+                    .ok_or(StoreError::NotFound(Entity::Room))?;
+                    let seq: i64 = counters.try_get("last_seq").map_err(map_err)?;
+                    let change: i64 = counters.try_get("last_change").map_err(map_err)?;
+                    sqlx::query(
+                        "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, \
+                         metadata, created_at, change_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(new.room_id.0)
+                    .bind(seq)
+                    .bind(new.id.0)
+                    .bind(new.sender.0)
+                    .bind(&new.body)
+                    .bind(new.reply_to.map(|id| id.0))
+                    .bind(&new.txn_id)
+                    .bind(metadata)
+                    .bind(micros(new.created_at))
+                    .bind(change)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    sqlx::query(
+                        "UPDATE members SET last_read_seq = max(last_read_seq, ?) \
+                         WHERE room_id = ? AND user_id = ?",
+                    )
+                    .bind(seq)
+                    .bind(new.room_id.0)
+                    .bind(new.sender.0)
+                    .execute(c)
+                    .await
+                    .map_err(map_err)?;
+                    let message = Message {
+                        id: new.id,
+                        room_id: new.room_id,
+                        seq: u64::try_from(seq).unwrap_or_default(),
+                        sender: new.sender,
+                        body: new.body,
+                        reply_to: new.reply_to,
+                        txn_id: new.txn_id,
+                        metadata: new.metadata,
+                        created_at: new.created_at,
+                        edited_at: None,
+                        deleted_at: None,
+                        change_id: u64::try_from(change).unwrap_or_default(),
+                    };
+                    Ok(Sent {
+                        message,
+                        created: true,
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?");
+        sqlx::query(sql)
+            .bind(id.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?
+            .map(|row| codec::message(&row))
+            .transpose()
+    }
+
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Message> {
+        let body = body.to_owned();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    change_message(c, id, EDIT, |query| query.bind(body).bind(micros(at))).await
+                })
+            })
+            .await
+    }
+
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    change_message(c, id, DELETE, |query| query.bind(micros(at))).await
+                })
+            })
+            .await
+    }
+
+    async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
+        let after = range.after.map_or(0, int);
+        let before = range.before.map_or(i64::MAX, int);
+        let sql = if range.after.is_some() {
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages \
+                 WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages \
+                 WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            )
+        };
+        let mut messages = sqlx::query(sql)
+            .bind(room.0)
+            .bind(after)
+            .bind(before)
+            .bind(i64::from(range.limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if range.after.is_none() {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
+        let sql = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages \
+             WHERE room_id = ? AND change_id > ? ORDER BY change_id LIMIT ?"
+        );
+        sqlx::query(sql)
+            .bind(room.0)
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect()
+    }
+}

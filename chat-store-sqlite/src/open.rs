@@ -1,0 +1,126 @@
+//! Opening a database: refuse what is not ours before writing anything, then migrate.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use chat_core::StoreError;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
+
+use crate::{Durability, SqliteOptions};
+
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+fn incompatible(path: &Path, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Incompatible(format!("{}: {why}", path.display()))
+}
+
+fn newest_known_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The writer connection (migrated) and the reader pool.
+pub(crate) async fn open(
+    options: &SqliteOptions,
+) -> Result<(SqliteConnection, SqlitePool), StoreError> {
+    let path = options.path.as_path();
+    if path.exists() {
+        check_existing(path).await?;
+    }
+    let base = SqliteConnectOptions::new()
+        .filename(path)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+        .synchronous(match options.durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        });
+    let mut writer = base
+        .clone()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .map_err(StoreError::backend)?;
+    // `run_direct` rather than `run`: the latter's future is not `Send` for every lifetime
+    // (sqlx's "Acquire is not general enough"), which a `dyn Store` opener needs.
+    MIGRATOR
+        .run_direct(None, &mut writer, false)
+        .await
+        .map_err(|error| match error {
+            MigrateError::VersionMissing(version) => incompatible(
+                path,
+                format!("schema version {version} is newer than this code knows"),
+            ),
+            other => StoreError::backend(other),
+        })?;
+    let readers = SqlitePoolOptions::new()
+        .max_connections(options.readers.max(1))
+        .min_connections(0)
+        .connect_with(base.read_only(true))
+        .await
+        .map_err(StoreError::backend)?;
+    Ok((writer, readers))
+}
+
+/// Refuses a file that is not a SQLite database, a SQLite database of something else, or a chat
+/// database newer than this code, reading it only.
+async fn check_existing(path: &Path) -> Result<(), StoreError> {
+    let mut header = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(16).read_to_end(&mut header))
+        .map_err(StoreError::backend)?;
+    if header.is_empty() {
+        return Ok(());
+    }
+    if header.as_slice() != SQLITE_HEADER {
+        return Err(incompatible(path, "not a SQLite database"));
+    }
+    let mut connection = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(|e| incompatible(path, format!("cannot be read: {e}")))?;
+    let result = check_schema(path, &mut connection).await;
+    let _ = connection.close().await;
+    result
+}
+
+async fn check_schema(path: &Path, connection: &mut SqliteConnection) -> Result<(), StoreError> {
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(|e| incompatible(path, format!("cannot be read: {e}")))?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    if !tables.iter().any(|t| t == "chat_meta") {
+        return Err(incompatible(path, "not a chat database"));
+    }
+    let application: Option<String> =
+        sqlx::query_scalar("SELECT value FROM chat_meta WHERE key = 'application'")
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(StoreError::backend)?;
+    if application.as_deref() != Some("chat-engine") {
+        return Err(incompatible(path, "not a chat database"));
+    }
+    let newest: i64 = sqlx::query("SELECT coalesce(max(version), 0) AS v FROM _sqlx_migrations")
+        .fetch_one(&mut *connection)
+        .await
+        .and_then(|row| row.try_get("v"))
+        .map_err(StoreError::backend)?;
+    if newest > newest_known_version() {
+        return Err(incompatible(
+            path,
+            format!("schema version {newest} is newer than this code knows"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! The crash test: see `main`.
+fn main() {}
