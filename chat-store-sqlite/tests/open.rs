@@ -1,0 +1,123 @@
+//! Opening files: what is ours is reopened with its data, what is not is refused untouched.
+
+use chat_core::store::UserStore;
+use chat_core::{StoreError, User, UserId};
+use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
+use sqlx::{ConnectOptions, Connection};
+
+fn user(name: &str) -> User {
+    let at = chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("time");
+    User {
+        id: UserId(uuid::Uuid::now_v7()),
+        username: name.into(),
+        email: None,
+        display_name: name.into(),
+        profile: Default::default(),
+        presence: Default::default(),
+        status_message: None,
+        is_admin: false,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn assert_incompatible(result: Result<SqliteStore, StoreError>, why: &str) {
+    match result {
+        Err(StoreError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
+        Err(other) => panic!("expected Incompatible({why}), got {other:?}"),
+        Ok(_) => panic!("expected Incompatible({why}), the store opened"),
+    }
+}
+
+#[tokio::test]
+async fn data_survives_closing_and_reopening_by_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let url = format!("sqlite://{}", path.display());
+    let alice = user("alice");
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.insert_user(&alice, Some("$hash")).await.unwrap();
+    store.close().await;
+    assert!(path.exists(), "the file is created on open");
+
+    let options = SqliteOptions::new(&url)
+        .unwrap()
+        .durability(Durability::Normal);
+    let store = SqliteStore::open_with(options).await.unwrap();
+    assert_eq!(store.user(alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        store.password_hash(alice.id).await.unwrap().as_deref(),
+        Some("$hash")
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    let content = b"these are my notes, not a database\n".repeat(100);
+    std::fs::write(&path, &content).unwrap();
+    assert_incompatible(
+        SqliteStore::open(&path.to_string_lossy()).await,
+        "not a SQLite database",
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), content);
+}
+
+#[tokio::test]
+async fn another_applications_database_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+    let before = std::fs::read(&path).unwrap();
+    assert_incompatible(
+        SqliteStore::open(&path.to_string_lossy()).await,
+        "not a chat database",
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path.to_string_lossy()).await.unwrap();
+    store.close().await;
+    let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Delete)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+    let before = std::fs::read(&path).unwrap();
+    assert_incompatible(SqliteStore::open(&path.to_string_lossy()).await, "newer");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[tokio::test]
+async fn memory_urls_are_refused() {
+    for location in ["sqlite::memory:", "sqlite://", ""] {
+        assert!(matches!(
+            SqliteStore::open(location).await,
+            Err(StoreError::Backend(_))
+        ));
+    }
+}
