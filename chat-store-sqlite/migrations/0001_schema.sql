@@ -90,3 +90,13 @@ CREATE TABLE messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX messages_by_txn ON messages (sender, txn_id) WHERE txn_id IS NOT NULL;
 CREATE INDEX messages_by_change ON messages (room_id, change_id);
+
+-- Appending is one INSERT ... SELECT that takes the room's next sequence number and change
+-- cursor; this trigger, in the same statement, moves the room's counters and the sender's read
+-- marker. One statement per append keeps the hot path to one round trip.
+CREATE TRIGGER messages_appended AFTER INSERT ON messages
+BEGIN
+    UPDATE rooms SET last_seq = NEW.seq, last_change = NEW.change_id WHERE id = NEW.room_id;
+    UPDATE members SET last_read_seq = max(last_read_seq, NEW.seq)
+        WHERE room_id = NEW.room_id AND user_id = NEW.sender;
+END;

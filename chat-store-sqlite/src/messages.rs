@@ -54,50 +54,44 @@ async fn change_message(
     Ok(message)
 }
 
+/// Whether an insert failed because the sender already used the transaction id.
+fn is_txn_id_taken(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.is_unique_violation() && db.message().contains("messages.sender, messages.txn_id"))
+}
+
+/// The message a sender already sent with this transaction id.
+async fn original(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreResult<Message> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE sender = ? AND txn_id = ?"
+    ))
+    .bind(new.sender.0)
+    .bind(&new.txn_id)
+    .fetch_one(c)
+    .await
+    .map_err(map_err)?;
+    codec::message(&row)
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
         let new = new.clone();
         let metadata = metadata_json(&new.metadata)?;
         self.writer
-            .write(move |c| {
+            .write_one_statement(move |c| {
                 Box::pin(async move {
-                    if let Some(txn_id) = &new.txn_id {
-                        let sql = concat!(
-                            "SELECT ",
-                            message_columns!(),
-                            " FROM messages WHERE sender = ? AND txn_id = ?"
-                        );
-                        let original = sqlx::query(sql)
-                            .bind(new.sender.0)
-                            .bind(txn_id)
-                            .fetch_optional(&mut *c)
-                            .await
-                            .map_err(map_err)?;
-                        if let Some(row) = original {
-                            return Ok(Sent {
-                                message: codec::message(&row)?,
-                                created: false,
-                            });
-                        }
-                    }
-                    let counters = sqlx::query(
-                        "UPDATE rooms SET last_seq = last_seq + 1, last_change = last_change + 1 \
-                         WHERE id = ? RETURNING last_seq, last_change",
-                    )
-                    .bind(new.room_id.0)
-                    .fetch_optional(&mut *c)
-                    .await
-                    .map_err(map_err)?
-                    .ok_or(StoreError::NotFound(Entity::Room))?;
-                    let seq: i64 = counters.try_get("last_seq").map_err(map_err)?;
-                    let change: i64 = counters.try_get("last_change").map_err(map_err)?;
-                    sqlx::query(
+                    // One statement: the next sequence number and change cursor come from the
+                    // room row, and the `messages_appended` trigger moves the counters and the
+                    // sender's read marker.
+                    let inserted = sqlx::query(
                         "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, \
-                         metadata, created_at, change_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         metadata, created_at, change_id) \
+                         SELECT id, last_seq + 1, ?, ?, ?, ?, ?, ?, ?, last_change + 1 \
+                         FROM rooms WHERE id = ? RETURNING seq, change_id",
                     )
-                    .bind(new.room_id.0)
-                    .bind(seq)
                     .bind(new.id.0)
                     .bind(new.sender.0)
                     .bind(&new.body)
@@ -105,20 +99,22 @@ impl MessageStore for SqliteStore {
                     .bind(&new.txn_id)
                     .bind(metadata)
                     .bind(micros(new.created_at))
-                    .bind(change)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    sqlx::query(
-                        "UPDATE members SET last_read_seq = max(last_read_seq, ?) \
-                         WHERE room_id = ? AND user_id = ?",
-                    )
-                    .bind(seq)
                     .bind(new.room_id.0)
-                    .bind(new.sender.0)
-                    .execute(c)
-                    .await
-                    .map_err(map_err)?;
+                    .fetch_optional(&mut *c)
+                    .await;
+                    let counters = match inserted {
+                        Ok(Some(row)) => row,
+                        Ok(None) => return Err(StoreError::NotFound(Entity::Room)),
+                        Err(error) if is_txn_id_taken(&error) => {
+                            return original(c, &new).await.map(|message| Sent {
+                                message,
+                                created: false,
+                            });
+                        }
+                        Err(error) => return Err(map_err(error)),
+                    };
+                    let seq: i64 = counters.try_get("seq").map_err(map_err)?;
+                    let change: i64 = counters.try_get("change_id").map_err(map_err)?;
                     let message = Message {
                         id: new.id,
                         room_id: new.room_id,

@@ -1,9 +1,10 @@
 //! The one writer: every write runs on one connection, and writes that arrive while a
 //! transaction is being written are committed together in the next one (group commit).
 //!
-//! Each write runs inside its own savepoint, so a write that fails (a conflict, say) is undone
-//! alone while the others of its batch commit. A write is acknowledged only once the transaction
-//! holding it has committed.
+//! A write that fails (a conflict, say) is undone alone while the others of its batch commit:
+//! each write of several statements runs inside its own savepoint, and a write of one statement
+//! is undone by SQLite itself. A write is acknowledged only once the transaction holding it has
+//! committed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,10 +21,18 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Tells a write's caller how its transaction ended.
 type Acknowledge = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
-/// A write: runs on the writer's connection, reports whether it succeeded, and returns how to
+/// Runs a write on the writer's connection, reports whether it succeeded, and returns how to
 /// acknowledge it once the transaction's fate is known.
-type Job =
+type Work =
     Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Acknowledge)> + Send>;
+
+/// A queued write.
+struct Job {
+    /// The write changes the database in at most one statement, which SQLite undoes by itself
+    /// when it fails: no savepoint needed.
+    single_statement: bool,
+    work: Work,
+}
 
 /// Most writes in one transaction: bounds the latency a batch adds to its first write.
 const MAX_BATCH: usize = 512;
@@ -63,6 +72,7 @@ impl Writer {
     }
 
     /// Runs `work` in the next transaction and returns its result once that has committed.
+    /// If `work` fails, whatever it wrote is undone and the rest of the transaction stands.
     pub(crate) async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -70,8 +80,30 @@ impl Writer {
             + Send
             + 'static,
     {
+        self.submit(false, work).await
+    }
+
+    /// Like [`Writer::write`], for work whose changes are one statement (reads around it
+    /// allowed): it skips the savepoint, which matters on the send path.
+    pub(crate) async fn write_one_statement<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        self.submit(true, work).await
+    }
+
+    async fn submit<T, F>(&self, single_statement: bool, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
         let (reply, replied) = oneshot::channel();
-        let job: Job = Box::new(move |connection| {
+        let work: Work = Box::new(move |connection| {
             Box::pin(async move {
                 let result = work(connection).await;
                 let succeeded = result.is_ok();
@@ -82,6 +114,10 @@ impl Writer {
                 (succeeded, acknowledge)
             })
         });
+        let job = Job {
+            single_statement,
+            work,
+        };
         self.jobs.send(job).await.map_err(|_| writer_gone())?;
         replied.await.map_err(|_| writer_gone())?
     }
@@ -94,32 +130,40 @@ async fn execute(connection: &mut SqliteConnection, sql: &'static str) -> Result
 async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        run_batch(&mut connection, batch.drain(..)).await;
+        run_batch(&mut connection, &mut batch).await;
     }
 }
 
 /// Runs one transaction. A job that is never run drops its reply channel, and its caller gets
 /// an error: that happens only when the transaction itself cannot go on.
-async fn run_batch(connection: &mut SqliteConnection, batch: impl Iterator<Item = Job>) {
+async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
     if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
         tracing::error!(%error, "cannot begin a write transaction");
+        batch.clear();
         return;
     }
-    let mut acknowledgements = Vec::new();
+    // A lone write that fails is undone by rolling the whole transaction back.
+    let alone = batch.len() == 1;
+    let mut undo_all = false;
+    let mut acknowledgements = Vec::with_capacity(batch.len());
     let mut broken = None;
-    for job in batch {
-        if let Err(error) = execute(connection, "SAVEPOINT write").await {
+    for job in batch.drain(..) {
+        let savepoint = !alone && !job.single_statement;
+        if savepoint && let Err(error) = execute(connection, "SAVEPOINT write").await {
             broken = Some(error);
             break;
         }
-        let (succeeded, acknowledge) = job(connection).await;
+        let (succeeded, acknowledge) = (job.work)(connection).await;
         acknowledgements.push(acknowledge);
-        let closed = if succeeded {
-            execute(connection, "RELEASE write").await
-        } else {
-            match execute(connection, "ROLLBACK TO write").await {
+        let closed = match (savepoint, succeeded) {
+            (true, true) => execute(connection, "RELEASE write").await,
+            (true, false) => match execute(connection, "ROLLBACK TO write").await {
                 Ok(()) => execute(connection, "RELEASE write").await,
                 Err(error) => Err(error),
+            },
+            (false, succeeded) => {
+                undo_all = alone && !succeeded;
+                Ok(())
             }
         };
         if let Err(error) = closed {
@@ -129,7 +173,10 @@ async fn run_batch(connection: &mut SqliteConnection, batch: impl Iterator<Item 
     }
     let failure = match broken {
         Some(error) => Some(error),
-        None => execute(connection, "COMMIT").await.err(),
+        None => {
+            let end = if undo_all { "ROLLBACK" } else { "COMMIT" };
+            execute(connection, end).await.err()
+        }
     };
     let outcome = match failure {
         None => Ok(()),
