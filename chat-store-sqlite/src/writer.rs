@@ -137,6 +137,17 @@ async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<J
 /// Runs one transaction. A job that is never run drops its reply channel, and its caller gets
 /// an error: that happens only when the transaction itself cannot go on.
 async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
+    if let [job] = batch.as_slice()
+        && job.single_statement
+    {
+        // One statement alone is its own transaction in autocommit mode: committed (or, on
+        // failure, undone) by SQLite before it returns. No BEGIN and COMMIT round trips.
+        for job in batch.drain(..) {
+            let (_, acknowledge) = (job.work)(connection).await;
+            acknowledge(Ok(()));
+        }
+        return;
+    }
     if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
         tracing::error!(%error, "cannot begin a write transaction");
         batch.clear();
