@@ -1,0 +1,252 @@
+//! `chat-server`: the reference chat server on an embedded SQLite file (or sled, or memory).
+//!
+//! ```text
+//! cargo run --release -p chat-http --bin chat-server                 # sqlite://chat.db, :8080
+//! cargo run --release -p chat-http --bin chat-server -- --demo       # with sample users
+//! cargo run --release -p chat-http --bin chat-server -- create-admin --username root
+//! ```
+//!
+//! Every flag also reads a `CHAT_*` environment variable (see `--help`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::store::{MemoryStore, Store};
+use chat_core::{Chat, Conflict, Error, NewMessage, NewRoom, NewUser, Role, Visibility};
+use chat_http::{ChatHttp, Limits};
+use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-server",
+    version,
+    about = "A chat server: REST, WebSocket, OpenAPI."
+)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Where data lives: `sqlite://FILE` (or a file path), `sled://DIR`, or `memory`.
+    #[arg(long, env = "CHAT_DATABASE", default_value = "sqlite://chat.db")]
+    database: String,
+    /// SQLite durability: `full` (nothing acknowledged is ever lost) or `normal` (survives
+    /// process crashes; a power loss may lose the last commits).
+    #[arg(long, env = "CHAT_DURABILITY", value_enum, default_value = "full")]
+    durability: DurabilityArg,
+    /// Seed sample users and rooms and print their passwords.
+    #[arg(long, env = "CHAT_DEMO")]
+    demo: bool,
+    /// Largest request body in bytes.
+    #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    max_body_bytes: usize,
+    /// Login and register attempts per minute per IP (0: no limit).
+    #[arg(long, env = "CHAT_AUTH_PER_MINUTE", default_value_t = 20)]
+    auth_per_minute: u32,
+    /// Messages per second per user (0: no limit).
+    #[arg(long, env = "CHAT_SENDS_PER_SECOND", default_value_t = 20)]
+    sends_per_second: u32,
+    /// Burst of messages per user above the steady rate.
+    #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 50)]
+    send_burst: u32,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "CHAT_LOG", default_value = "info,tower_http=warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an admin user in the database, then exit.
+    CreateAdmin {
+        /// The admin's username.
+        #[arg(long, env = "CHAT_ADMIN_USERNAME")]
+        username: String,
+        /// The admin's password.
+        #[arg(long, env = "CHAT_ADMIN_PASSWORD")]
+        password: String,
+        /// The admin's email.
+        #[arg(long, env = "CHAT_ADMIN_EMAIL")]
+        email: Option<String>,
+    },
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .init();
+    if let Err(error) = run(cli).await {
+        tracing::error!(
+            error = &*error as &dyn std::error::Error,
+            "chat-server failed"
+        );
+        eprintln!("chat-server: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let store = open_store(&cli.database, cli.durability).await?;
+    let chat = Arc::new(Chat::new(store)?);
+    if let Some(Command::CreateAdmin {
+        username,
+        password,
+        email,
+    }) = &cli.command
+    {
+        let new = NewUser {
+            email: email.clone(),
+            ..NewUser::named(username)
+        };
+        let admin = chat.create_admin(new, Some(password)).await?;
+        println!("created admin {} ({})", admin.username, admin.id);
+        return Ok(());
+    }
+    if cli.demo {
+        seed_demo(&chat).await?;
+    }
+    let mut limits = Limits::default();
+    limits.max_body_bytes = cli.max_body_bytes;
+    limits.auth_per_minute_per_ip = cli.auth_per_minute;
+    limits.sends_per_second_per_user = cli.sends_per_second;
+    limits.send_burst = cli.send_burst;
+    let app = ChatHttp::new(chat).limits(limits).router();
+    let listener = tokio::net::TcpListener::bind(cli.bind).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = %cli.database, "listening");
+    println!("chat-server listening on http://{address} (API docs: http://{address}/api/v1/docs)");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn open_store(database: &str, durability: DurabilityArg) -> Result<Arc<dyn Store>, Failure> {
+    if database == "memory" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if database.starts_with("sled://") {
+        return Err(
+            "sled stores are not built into this server yet; use sqlite:// or memory".into(),
+        );
+    }
+    let options = SqliteOptions::new(database)?.durability(match durability {
+        DurabilityArg::Full => Durability::Full,
+        DurabilityArg::Normal => Durability::Normal,
+    });
+    Ok(Arc::new(SqliteStore::open_with(options).await?))
+}
+
+/// Waits for Ctrl-C or SIGTERM; requests in flight finish, then the server stops.
+async fn shutdown() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+    // Give open WebSockets a moment; they close with the process.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Sample users, rooms and messages; skipped when they exist already.
+async fn seed_demo(chat: &Chat) -> Result<(), Failure> {
+    let people = [
+        ("alice", "Alice Liddell", "alice-wonderland"),
+        ("bob", "Bob Builder", "bob-can-fix-it"),
+        ("carol", "Carol Danvers", "carol-marvel-1"),
+    ];
+    let mut users = Vec::new();
+    for (username, display_name, password) in people {
+        let new = NewUser {
+            display_name: Some(display_name.into()),
+            ..NewUser::named(username)
+        };
+        match chat.register(new, password).await {
+            Ok(user) => users.push(user),
+            Err(Error::Conflict(Conflict::UsernameTaken)) => {
+                println!("demo data already present (log in as alice / alice-wonderland)");
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let [alice, bob, carol] = [&users[0], &users[1], &users[2]];
+    let general = NewRoom {
+        topic: Some("Anything goes".into()),
+        alias: Some("general".into()),
+        ..NewRoom::named("General")
+    };
+    let general = chat.create_room(alice.id, general).await?;
+    chat.join_room(bob.id, general.id, None).await?;
+    chat.join_room(carol.id, general.id, None).await?;
+    let staff = NewRoom {
+        visibility: Visibility::Private,
+        members: vec![bob.id],
+        ..NewRoom::named("Staff")
+    };
+    let staff = chat.create_room(alice.id, staff).await?;
+    chat.set_role(alice.id, staff.id, bob.id, Role::Admin)
+        .await?;
+    let lounge = NewRoom {
+        capacity: Some(10),
+        password: Some("lounge-pass".into()),
+        ..NewRoom::named("Lounge")
+    };
+    chat.create_room(carol.id, lounge).await?;
+    chat.send(
+        alice.id,
+        general.id,
+        NewMessage::text("Welcome to the demo!"),
+    )
+    .await?;
+    chat.send(bob.id, general.id, NewMessage::text("Hi all 👋"))
+        .await?;
+    chat.send(bob.id, staff.id, NewMessage::text("Staff meeting at 10."))
+        .await?;
+    chat.send_direct(
+        carol.id,
+        alice.id,
+        NewMessage::text("Hey Alice, got a minute?"),
+    )
+    .await?;
+    println!("demo users (username / password):");
+    for (username, _, password) in people {
+        println!("  {username} / {password}");
+    }
+    println!(
+        "rooms: General (public, alias 'general'), Staff (private), Lounge (password 'lounge-pass')"
+    );
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Messages in rooms and direct conversations, and the "what's new for me" views.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chat_core::{HistoryPage, Page, Sent, UserId};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::dto::{
+    ChangesOut, ChangesQuery, ConversationOut, EditIn, HistoryOut, HistoryQuery, LimitQuery,
+    ListPage, MessageIn, MessageOut, RoomUnreadOut, UnreadSummaryOut, UserOut, room_id, user_id,
+};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+
+type Out<T> = ApiResult<axum::Json<T>>;
+
+/// 201 for a new message, 200 for a retried transaction id.
+fn sent(state: &AppState, sent: Sent, viewer: UserId) -> (StatusCode, axum::Json<MessageOut>) {
+    let status = if sent.created {
+        state.metrics.messages.inc();
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        axum::Json(MessageOut::for_viewer(sent.message, viewer)),
+    )
+}
+
+fn history(page: HistoryPage, viewer: UserId) -> axum::Json<HistoryOut> {
+    axum::Json(HistoryOut {
+        items: page
+            .items
+            .into_iter()
+            .map(|m| MessageOut::for_viewer(m, viewer))
+            .collect(),
+        has_more: page.has_more,
+    })
+}
+
+fn page(query: HistoryQuery) -> Page {
+    Page {
+        before: query.before,
+        after: query.after,
+        limit: query.limit,
+    }
+}
+
+/// Post a message (joining a public password-less room implicitly). The same `txn_id` again
+/// answers 200 with the first message.
+#[utoipa::path(post, path = "/rooms/{id}/messages", tag = "messages", params(("id" = Uuid, Path)),
+    request_body = MessageIn,
+    responses((status = 201, body = MessageOut), (status = 200, body = MessageOut),
+        (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(body): Json<MessageIn>,
+) -> ApiResult<(StatusCode, axum::Json<MessageOut>)> {
+    state.rate.send(actor.user_id)?;
+    let message = state
+        .chat
+        .send(actor.user_id, room_id(id), body.into())
+        .await?;
+    Ok(sent(&state, message, actor.user_id))
+}
+
+/// A page of history, oldest first.
+#[utoipa::path(get, path = "/rooms/{id}/messages", tag = "messages",
+    params(("id" = Uuid, Path), HistoryQuery),
+    responses((status = 200, body = HistoryOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<axum::Json<HistoryOut>> {
+    let found = state
+        .chat
+        .history(actor.user_id, room_id(id), page(query))
+        .await?;
+    Ok(history(found, actor.user_id))
+}
+
+/// Everything that changed after a cursor — new, edited and deleted messages — for catching
+/// up after a disconnect.
+#[utoipa::path(get, path = "/rooms/{id}/changes", tag = "messages",
+    params(("id" = Uuid, Path), ChangesQuery),
+    responses((status = 200, body = ChangesOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn changes(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(query): Query<ChangesQuery>,
+) -> Out<ChangesOut> {
+    let changes = state
+        .chat
+        .changes(actor.user_id, room_id(id), query.since, query.limit)
+        .await?;
+    Ok(axum::Json(ChangesOut {
+        items: changes
+            .items
+            .into_iter()
+            .map(|m| MessageOut::for_viewer(m, actor.user_id))
+            .collect(),
+        next_cursor: changes.next_cursor,
+        has_more: changes.has_more,
+    }))
+}
+
+/// One message: also how a sender checks that a send was stored.
+#[utoipa::path(get, path = "/rooms/{id}/messages/{message_id}", tag = "messages",
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
+    responses((status = 200, body = MessageOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, message)): Path<(Uuid, Uuid)>,
+) -> Out<MessageOut> {
+    let found = state
+        .chat
+        .message(actor.user_id, room_id(id), chat_core::MessageId(message))
+        .await?;
+    Ok(axum::Json(MessageOut::for_viewer(found, actor.user_id)))
+}
+
+/// Edit my message.
+#[utoipa::path(patch, path = "/rooms/{id}/messages/{message_id}", tag = "messages",
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path)), request_body = EditIn,
+    responses((status = 200, body = MessageOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, message)): Path<(Uuid, Uuid)>,
+    Json(body): Json<EditIn>,
+) -> Out<MessageOut> {
+    let edited = state
+        .chat
+        .edit_message(
+            actor.user_id,
+            room_id(id),
+            chat_core::MessageId(message),
+            &body.body,
+        )
+        .await?;
+    Ok(axum::Json(MessageOut::for_viewer(edited, actor.user_id)))
+}
+
+/// Delete a message (its sender, or the room's owner and admins); a tombstone keeps its place.
+#[utoipa::path(delete, path = "/rooms/{id}/messages/{message_id}", tag = "messages",
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
+    responses((status = 204), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, message)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    state
+        .chat
+        .delete_message(actor.user_id, room_id(id), chat_core::MessageId(message))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// My direct conversations, most recent first.
+#[utoipa::path(get, path = "/direct", tag = "direct",
+    responses((status = 200, body = ListPage<ConversationOut>), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn conversations(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> Out<ListPage<ConversationOut>> {
+    let conversations = state.chat.direct_conversations(actor.user_id).await?;
+    let items = conversations
+        .into_iter()
+        .map(|c| ConversationOut {
+            room: c.room.into(),
+            other: c.other.map(|other| {
+                let online = state.sockets.is_online(other.id);
+                UserOut::public(other, online)
+            }),
+            last_message: c
+                .last_message
+                .map(|m| MessageOut::for_viewer(m, actor.user_id)),
+            unread: c.unread,
+        })
+        .collect();
+    Ok(axum::Json(ListPage {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Send a direct message (the conversation is created on first use).
+#[utoipa::path(post, path = "/direct/{user_id}/messages", tag = "direct",
+    params(("user_id" = Uuid, Path)), request_body = MessageIn,
+    responses((status = 201, body = MessageOut), (status = 200, body = MessageOut),
+        (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn send_direct(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(to): Path<Uuid>,
+    Json(body): Json<MessageIn>,
+) -> ApiResult<(StatusCode, axum::Json<MessageOut>)> {
+    state.rate.send(actor.user_id)?;
+    let message = state
+        .chat
+        .send_direct(actor.user_id, user_id(to), body.into())
+        .await?;
+    Ok(sent(&state, message, actor.user_id))
+}
+
+/// The history of my conversation with one user.
+#[utoipa::path(get, path = "/direct/{user_id}/messages", tag = "direct",
+    params(("user_id" = Uuid, Path), HistoryQuery),
+    responses((status = 200, body = HistoryOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn direct_history(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(other): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<axum::Json<HistoryOut>> {
+    let found = state
+        .chat
+        .direct_history(actor.user_id, user_id(other), page(query))
+        .await?;
+    Ok(history(found, actor.user_id))
+}
+
+/// Unread counts across my rooms.
+#[utoipa::path(get, path = "/unread", tag = "read state",
+    responses((status = 200, body = UnreadSummaryOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn unread_summary(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> Out<UnreadSummaryOut> {
+    let summary = state.chat.unread_summary(actor.user_id).await?;
+    Ok(axum::Json(UnreadSummaryOut {
+        total: summary.total,
+        rooms: summary
+            .rooms
+            .into_iter()
+            .map(|r| RoomUnreadOut {
+                room_id: r.room_id.0,
+                unread: r.unread,
+            })
+            .collect(),
+    }))
+}
+
+fn messages(items: Vec<chat_core::Message>, viewer: UserId) -> axum::Json<ListPage<MessageOut>> {
+    axum::Json(ListPage {
+        items: items
+            .into_iter()
+            .map(|m| MessageOut::for_viewer(m, viewer))
+            .collect(),
+        next_cursor: None,
+    })
+}
+
+/// My unread messages across rooms, oldest first.
+#[utoipa::path(get, path = "/messages/unread", tag = "read state", params(LimitQuery),
+    responses((status = 200, body = ListPage<MessageOut>), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn unread_messages(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(query): Query<LimitQuery>,
+) -> Out<ListPage<MessageOut>> {
+    let found = state
+        .chat
+        .unread_messages(actor.user_id, query.limit)
+        .await?;
+    Ok(messages(found, actor.user_id))
+}
+
+/// Direct messages others sent me, newest first.
+#[utoipa::path(get, path = "/messages/received", tag = "direct", params(LimitQuery),
+    responses((status = 200, body = ListPage<MessageOut>), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn received(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(query): Query<LimitQuery>,
+) -> Out<ListPage<MessageOut>> {
+    let found = state
+        .chat
+        .messages_to_me(actor.user_id, query.limit)
+        .await?;
+    Ok(messages(found, actor.user_id))
+}
