@@ -1,0 +1,369 @@
+//! Over real sockets: the `chat-server` binary started as the README says, and live delivery
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+//! over WebSocket.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::App;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// `chat-server` on a free port and a fresh SQLite file; killed (SIGTERM) when dropped.
+struct Server {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("chat.db").display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--bind", "127.0.0.1:0", "--database", &database])
+            .env("CHAT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server prints its address")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("chat-server listening on ") {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        Self {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+
+    /// SIGTERM, then the exit status of a graceful shutdown.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn signup(&self, name: &str) -> (String, String) {
+        let body = json!({ "username": name, "password": format!("{name}-password") });
+        let (status, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/register",
+                None,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, login) = self
+            .call(reqwest::Method::POST, "/auth/login", None, Some(body))
+            .await;
+        assert_eq!(status, 200);
+        (
+            login["access_token"].as_str().unwrap().to_owned(),
+            login["user"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn the_binary_serves_a_whole_conversation() {
+    use reqwest::Method;
+    let server = Server::start();
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let health = client
+        .http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let (alice, alice_id) = client.signup("alice").await;
+    let (bob, _) = client.signup("bob").await;
+    let (status, room) = client
+        .call(
+            Method::POST,
+            "/rooms",
+            Some(&alice),
+            Some(json!({ "name": "general" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let room = room["id"].as_str().unwrap().to_owned();
+    let (status, _) = client
+        .call(
+            Method::POST,
+            &format!("/rooms/{room}/join"),
+            Some(&bob),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, posted) = client
+        .call(
+            Method::POST,
+            &format!("/rooms/{room}/messages"),
+            Some(&alice),
+            Some(json!({ "body": "hello bob" })),
+        )
+        .await;
+    assert_eq!((status, posted["seq"].as_u64()), (201, Some(1)));
+    let (_, history) = client
+        .call(
+            Method::GET,
+            &format!("/rooms/{room}/messages"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(history["items"][0]["body"], "hello bob");
+    let (status, _) = client
+        .call(
+            Method::POST,
+            &format!("/direct/{alice_id}/messages"),
+            Some(&bob),
+            Some(json!({ "body": "hi alice" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, unread) = client
+        .call(Method::GET, "/unread", Some(&alice), None)
+        .await;
+    assert_eq!(unread["total"], 1);
+    let direct_room = unread["rooms"][0]["room_id"].as_str().unwrap().to_owned();
+    let (_, marked) = client
+        .call(
+            Method::POST,
+            &format!("/rooms/{direct_room}/read"),
+            Some(&alice),
+            Some(json!({ "seq": 1 })),
+        )
+        .await;
+    assert_eq!(marked["unread"], 0);
+    let (_, unread) = client
+        .call(Method::GET, "/unread", Some(&alice), None)
+        .await;
+    assert_eq!(unread["total"], 0);
+    let metrics = client
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("chat_messages_sent_total 2")
+    );
+
+    let status = server.stop();
+    assert!(status.success(), "graceful shutdown on SIGTERM: {status:?}");
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(base: &str, token: Option<&str>, ticket: Option<&str>) -> Socket {
+    let url = match ticket {
+        Some(ticket) => format!("ws://{base}/api/v1/events?ticket={ticket}"),
+        None => format!("ws://{base}/api/v1/events"),
+    };
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// The next JSON frame, or `None` after `wait` without one.
+async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(wait, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                return Some(json!({ "type": "closed" }));
+            }
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Frames until one of type `kind` arrives (failing after 5 s).
+async fn expect_frame(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let frame = next_frame(socket, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no {kind} frame within 5 s"));
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn websockets_deliver_to_members_only() {
+    let app = App::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = listener.local_addr().unwrap().to_string();
+    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+
+    let (alice, _) = app.signup("alice").await;
+    let (bob, _) = app.signup("bob").await;
+    let (carol, _) = app.signup("carol").await;
+    let room = app.room(&alice, json!({ "name": "general" })).await;
+    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
+        .await;
+
+    let mut bob_socket = connect(&base, Some(&bob), None).await;
+    let ticket = app.post("/auth/ws-ticket", &carol, json!({})).await;
+    let ticket = ticket.body["ticket"].as_str().unwrap().to_owned();
+    let mut carol_socket = connect(&base, None, Some(&ticket)).await;
+    let mut alice_socket = connect(&base, Some(&alice), None).await;
+    let used =
+        tokio_tungstenite::connect_async(format!("ws://{base}/api/v1/events?ticket={ticket}"))
+            .await;
+    assert!(used.is_err(), "a ticket opens one socket only");
+
+    // Sent over REST, it reaches the other member.
+    let sent = app
+        .post(
+            &format!("/rooms/{room}/messages"),
+            &alice,
+            json!({ "body": "over REST" }),
+        )
+        .await;
+    assert_eq!(sent.status.as_u16(), 201);
+    let event = expect_frame(&mut bob_socket, "message.created").await;
+    assert_eq!(event["message"]["body"], "over REST");
+
+    // Sent over the socket: acknowledged to the sender, delivered to the other member.
+    let send = json!({ "type": "send", "room_id": room, "body": "over WS", "txn_id": "w1" });
+    bob_socket
+        .send(Message::text(send.to_string()))
+        .await
+        .unwrap();
+    let ack = expect_frame(&mut bob_socket, "ack").await;
+    assert_eq!(
+        (ack["txn_id"].as_str(), ack["message"]["seq"].as_u64()),
+        (Some("w1"), Some(2))
+    );
+    // Alice hears of her own REST message first, then of Bob's.
+    let own = expect_frame(&mut alice_socket, "message.created").await;
+    assert_eq!(own["message"]["body"], "over REST");
+    let event = expect_frame(&mut alice_socket, "message.created").await;
+    assert_eq!(event["message"]["body"], "over WS");
+    let stored = app
+        .get(
+            &format!(
+                "/rooms/{room}/messages/{}",
+                ack["message"]["id"].as_str().unwrap()
+            ),
+            &alice,
+        )
+        .await;
+    assert_eq!(
+        stored.body["body"], "over WS",
+        "an ack means the message is stored"
+    );
+
+    // Errors are frames; the socket stays open.
+    let bad = json!({ "type": "send", "room_id": room, "body": "", "txn_id": "w2" });
+    bob_socket
+        .send(Message::text(bad.to_string()))
+        .await
+        .unwrap();
+    let error = expect_frame(&mut bob_socket, "error").await;
+    assert_eq!(
+        (error["txn_id"].as_str(), error["error"]["code"].as_str()),
+        (Some("w2"), Some("invalid"))
+    );
+    bob_socket.send(Message::text("not json")).await.unwrap();
+    assert_eq!(
+        expect_frame(&mut bob_socket, "error").await["error"]["code"],
+        "malformed"
+    );
+    bob_socket
+        .send(Message::text(r#"{"type":"ping"}"#))
+        .await
+        .unwrap();
+    expect_frame(&mut bob_socket, "pong").await;
+
+    // Carol, not a member, heard nothing of the room.
+    while let Some(frame) = next_frame(&mut carol_socket, Duration::from_millis(300)).await {
+        assert!(frame["message"].is_null(), "a non-member received {frame}");
+    }
+
+    // Removed from the room, Bob stops receiving its messages at once.
+    let bob_id = app.get("/users/me", &bob).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete(&format!("/rooms/{room}/members/{bob_id}"), &alice)
+        .await;
+    expect_frame(&mut bob_socket, "member.left").await;
+    app.post(
+        &format!("/rooms/{room}/messages"),
+        &alice,
+        json!({ "body": "after bob" }),
+    )
+    .await;
+    while let Some(frame) = next_frame(&mut bob_socket, Duration::from_millis(300)).await {
+        assert_ne!(frame["message"]["body"], "after bob");
+    }
+
+    // Logging out closes the socket.
+    app.call(axum::http::Method::POST, "/auth/logout", Some(&alice), None)
+        .await;
+    assert_eq!(
+        expect_frame(&mut alice_socket, "closed").await["type"],
+        "closed"
+    );
+}
