@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod cases;
+pub mod crash;
 pub mod model;
 
 use std::any::Any;

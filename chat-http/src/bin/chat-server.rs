@@ -142,15 +142,23 @@ async fn open_store(database: &str, durability: DurabilityArg) -> Result<Arc<dyn
         return Ok(Arc::new(MemoryStore::new()));
     }
     if database.starts_with("sled://") {
-        return Err(
-            "sled stores are not built into this server yet; use sqlite:// or memory".into(),
-        );
+        return open_sled(database).await;
     }
     let options = SqliteOptions::new(database)?.durability(match durability {
         DurabilityArg::Full => Durability::Full,
         DurabilityArg::Normal => Durability::Normal,
     });
     Ok(Arc::new(SqliteStore::open_with(options).await?))
+}
+
+#[cfg(feature = "sled")]
+async fn open_sled(database: &str) -> Result<Arc<dyn Store>, Failure> {
+    Ok(Arc::new(chat_store_sled::SledStore::open(database).await?))
+}
+
+#[cfg(not(feature = "sled"))]
+async fn open_sled(_: &str) -> Result<Arc<dyn Store>, Failure> {
+    Err("this chat-server was built without the `sled` feature".into())
 }
 
 /// Waits for Ctrl-C or SIGTERM; requests in flight finish, then the server stops.

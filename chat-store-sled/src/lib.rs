@@ -1,0 +1,251 @@
+//! # chat-store-sled
+//!
+//! The sled store of [`chat_core`]: pure Rust, no C library, no SQL; the same behaviour as every
+//! other store (it passes the whole conformance suite).
+//!
+//! - **Atomicity**: every write that touches several trees is one sled transaction. Writes are
+//!   also serialized by one lock (they are in-memory work, microseconds), so transactions never
+//!   conflict and a closure runs once; it has no side effect outside the transaction anyway.
+//! - **Durability**: [`Durability::Flushed`] (default) acknowledges a write only after a flush
+//!   that covers it; writers waiting at the same time share one flush (group flush).
+//!   [`Durability::Background`] leaves flushing to sled's background thread: fast, but a crash
+//!   loses the last writes.
+//! - **Format**: a `CHAT_FORMAT` file in the directory names the layout version. A directory
+//!   with other content, or a newer version, is refused with [`StoreError::Incompatible`]
+//!   before sled opens it, so nothing in it changes.
+//!
+//! ## Key layout
+//!
+//! One tree per kind of record. Ids are their 16 UUID bytes, counters 8 big-endian bytes, so
+//! that byte order is the order scans need. Values are JSON.
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `users` | user | `User` |
+//! | `usernames` / `emails` | lowercase name / email | user |
+//! | `passwords` | user | Argon2id PHC string |
+//! | `tokens` | SHA-256 of the token | token record |
+//! | `tokens_by_session` / `tokens_by_user` | session or user ‖ hash | — |
+//! | `rooms` | room | `(Room, password hash)` |
+//! | `aliases` | alias | room |
+//! | `direct_pairs` | smaller user ‖ larger user | room |
+//! | `members` | room ‖ user | `Member` (with the read marker) |
+//! | `members_by_user` | user ‖ room | — |
+//! | `messages` | room ‖ seq | `Message` |
+//! | `message_ids` | message | room ‖ seq |
+//! | `txn_ids` | sender ‖ txn id | message |
+//! | `changes` | room ‖ change cursor | seq |
+//!
+//! History pages are range scans of `messages` under one room's prefix; a user's rooms a
+//! prefix scan of `members_by_user`; token lookup one `get`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = chat_store_sled::SledStore::open("sled://chat-data").await?;
+//! let chat = chat_core::Chat::new(std::sync::Arc::new(store))?;
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod messages;
+mod rooms;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+pub use chat_core::StoreError;
+pub use sled;
+
+use crate::codec::{StoreResult, backend};
+
+/// The layout this code reads and writes.
+const FORMAT: u32 = 1;
+const FORMAT_FILE: &str = "CHAT_FORMAT";
+const FORMAT_PREFIX: &str = "chat-engine sled format ";
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// After a flush that covers it (shared with concurrent writers): nothing acknowledged is
+    /// lost in a crash.
+    #[default]
+    Flushed,
+    /// At once; sled flushes in the background (every 500 ms by default): a crash may lose
+    /// the most recent acknowledged writes.
+    Background,
+}
+
+/// Every chat-core storage trait over one sled database.
+#[derive(Debug)]
+pub struct SledStore {
+    db: sled::Db,
+    trees: Trees,
+    durability: Durability,
+    /// Serializes writes, so transactions never conflict.
+    write_lock: Mutex<()>,
+    /// Writes applied so far, and writes covered by a completed flush.
+    written: AtomicU64,
+    flushed: AtomicU64,
+    /// Held by the writer that is flushing for everyone.
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Trees {
+    users: sled::Tree,
+    usernames: sled::Tree,
+    emails: sled::Tree,
+    passwords: sled::Tree,
+    tokens: sled::Tree,
+    tokens_by_session: sled::Tree,
+    tokens_by_user: sled::Tree,
+    rooms: sled::Tree,
+    aliases: sled::Tree,
+    direct_pairs: sled::Tree,
+    members: sled::Tree,
+    members_by_user: sled::Tree,
+    messages: sled::Tree,
+    message_ids: sled::Tree,
+    txn_ids: sled::Tree,
+    changes: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: &sled::Db) -> StoreResult<Self> {
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(Self {
+            users: tree("users")?,
+            usernames: tree("usernames")?,
+            emails: tree("emails")?,
+            passwords: tree("passwords")?,
+            tokens: tree("tokens")?,
+            tokens_by_session: tree("tokens_by_session")?,
+            tokens_by_user: tree("tokens_by_user")?,
+            rooms: tree("rooms")?,
+            aliases: tree("aliases")?,
+            direct_pairs: tree("direct_pairs")?,
+            members: tree("members")?,
+            members_by_user: tree("members_by_user")?,
+            messages: tree("messages")?,
+            message_ids: tree("message_ids")?,
+            txn_ids: tree("txn_ids")?,
+            changes: tree("changes")?,
+        })
+    }
+}
+
+fn incompatible(dir: &Path, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Incompatible(format!("{}: {why}", dir.display()))
+}
+
+/// Refuses a directory that is not ours (or is newer), reading only; stamps a new one.
+fn check_directory(dir: &Path) -> StoreResult<()> {
+    let marker = dir.join(FORMAT_FILE);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let version = text
+                .trim()
+                .strip_prefix(FORMAT_PREFIX)
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| incompatible(dir, "not a chat database"))?;
+            if version > FORMAT {
+                return Err(incompatible(
+                    dir,
+                    format!("format {version} is newer than this code knows ({FORMAT})"),
+                ));
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let occupied = match std::fs::read_dir(dir) {
+                Ok(mut entries) => entries.next().is_some(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+                Err(error) => return Err(backend(error)),
+            };
+            if occupied {
+                return Err(incompatible(dir, "not a chat database"));
+            }
+            std::fs::create_dir_all(dir).map_err(backend)?;
+            std::fs::write(&marker, format!("{FORMAT_PREFIX}{FORMAT}\n")).map_err(backend)
+        }
+        Err(error) => Err(backend(error)),
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in a directory or at a `sled://` URL, flushing before
+    /// every acknowledgement.
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        Self::open_with(location, Durability::default()).await
+    }
+
+    /// Opens (or creates) the database with the given durability.
+    ///
+    /// Errors: [`StoreError::Incompatible`] for a directory of other content or of a newer
+    /// format; it is then left untouched.
+    pub async fn open_with(location: &str, durability: Durability) -> Result<Self, StoreError> {
+        let dir = PathBuf::from(location.strip_prefix("sled://").unwrap_or(location));
+        if dir.as_os_str().is_empty() {
+            return Err(backend(format!("{location:?} names no directory")));
+        }
+        let db = tokio::task::spawn_blocking(move || {
+            check_directory(&dir)?;
+            sled::Config::new().path(&dir).open().map_err(backend)
+        })
+        .await
+        .map_err(backend)??;
+        Ok(Self {
+            trees: Trees::open(&db)?,
+            db,
+            durability,
+            write_lock: Mutex::new(()),
+            written: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Flushes everything to disk (writes are already flushed with [`Durability::Flushed`]).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.map(drop).map_err(backend)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // Nothing panics while holding it; a poisoned lock guards nothing broken.
+        self.write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs a write under the write lock, then returns its result once it is durable.
+    async fn write<T>(&self, work: impl FnOnce(&Trees) -> StoreResult<T>) -> StoreResult<T> {
+        let (result, epoch) = {
+            let _guard = self.lock();
+            let result = work(&self.trees);
+            (result, self.written.fetch_add(1, Ordering::AcqRel) + 1)
+        };
+        let value = result?;
+        if self.durability == Durability::Flushed {
+            self.flush_through(epoch).await?;
+        }
+        Ok(value)
+    }
+
+    /// Returns once a flush that started after write `epoch` has completed. One waiting writer
+    /// flushes for all of them.
+    async fn flush_through(&self, epoch: u64) -> StoreResult<()> {
+        if self.flushed.load(Ordering::Acquire) >= epoch {
+            return Ok(());
+        }
+        let _flushing = self.flush_lock.lock().await;
+        if self.flushed.load(Ordering::Acquire) >= epoch {
+            return Ok(());
+        }
+        let target = self.written.load(Ordering::Acquire);
+        self.db.flush_async().await.map_err(backend)?;
+        self.flushed.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+}

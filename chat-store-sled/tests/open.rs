@@ -1,0 +1,123 @@
+//! Opening directories: ours reopens with its data; others are refused untouched.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chat_core::store::UserStore;
+use chat_core::{StoreError, User, UserId};
+use chat_store_sled::{Durability, SledStore};
+
+fn user(name: &str) -> User {
+    let at = chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("time");
+    User {
+        id: UserId(uuid::Uuid::now_v7()),
+        username: name.into(),
+        email: None,
+        display_name: name.into(),
+        profile: Default::default(),
+        presence: Default::default(),
+        status_message: None,
+        is_admin: false,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            for (name, bytes) in snapshot(&path) {
+                files.insert(format!("{}/{name}", path.display()), bytes);
+            }
+        } else {
+            files.insert(
+                path.display().to_string(),
+                std::fs::read(&path).expect("read"),
+            );
+        }
+    }
+    files
+}
+
+fn assert_incompatible(result: Result<SledStore, StoreError>, why: &str) {
+    match result {
+        Err(StoreError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
+        Err(other) => panic!("expected Incompatible({why}), got {other:?}"),
+        Ok(_) => panic!("expected Incompatible({why}), the store opened"),
+    }
+}
+
+#[tokio::test]
+async fn data_survives_closing_and_reopening_by_url() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sled://{}", dir.path().join("db").display());
+    let alice = user("alice");
+    {
+        let store = SledStore::open(&url).await.expect("open");
+        store
+            .insert_user(&alice, Some("$hash"))
+            .await
+            .expect("insert");
+    }
+    let store = SledStore::open_with(&url, Durability::Background)
+        .await
+        .expect("reopen");
+    assert_eq!(
+        store.user(alice.id).await.expect("read"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store
+            .password_hash(alice.id)
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("$hash")
+    );
+}
+
+#[tokio::test]
+async fn a_directory_of_other_files_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
+    let before = snapshot(dir.path());
+    assert_incompatible(
+        SledStore::open(&dir.path().to_string_lossy()).await,
+        "not a chat database",
+    );
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[tokio::test]
+async fn another_sled_database_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let other = sled::open(dir.path()).expect("another app's sled");
+        other.insert("key", "value").expect("insert");
+        other.flush().expect("flush");
+    }
+    let before = snapshot(dir.path());
+    assert_incompatible(
+        SledStore::open(&dir.path().to_string_lossy()).await,
+        "not a chat database",
+    );
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[tokio::test]
+async fn a_newer_format_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("db");
+    drop(
+        SledStore::open(&path.to_string_lossy())
+            .await
+            .expect("open"),
+    );
+    std::fs::write(path.join("CHAT_FORMAT"), "chat-engine sled format 99\n").expect("write");
+    let before = snapshot(&path);
+    assert_incompatible(SledStore::open(&path.to_string_lossy()).await, "newer");
+    assert_eq!(snapshot(&path), before);
+}
