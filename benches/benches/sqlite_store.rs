@@ -12,82 +12,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::store::{MessageStore, NewStoredMessage, Store};
-use chat_core::{Chat, MessageId, NewRoom, NewUser, Page, Room, UserId};
+use benches::{Fixture, runtime};
+use chat_core::store::NewStoredMessage;
+use chat_core::{Page, UserId};
 use chat_store_sqlite::SqliteStore;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection};
 use tempfile::TempDir;
-use tokio::runtime::Runtime;
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// A store in a temp dir with an engine, a room and `senders` members.
-struct Fixture {
-    dir: TempDir,
-    store: Arc<SqliteStore>,
-    chat: Chat,
-    room: Room,
-    senders: Vec<UserId>,
-}
-
-async fn fixture(senders: usize) -> Fixture {
+/// A SQLite store in a temp dir, with the shared fixture over it.
+async fn fixture(senders: usize) -> (TempDir, Fixture) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("chat.db");
-    let store = Arc::new(
-        SqliteStore::open(&path.to_string_lossy())
-            .await
-            .expect("open"),
-    );
-    let chat = Chat::new(Arc::clone(&store) as Arc<dyn Store>).expect("engine");
-    let owner = chat
-        .create_user(NewUser::named("owner"))
+    let store = SqliteStore::open(&path.to_string_lossy())
         .await
-        .expect("user");
-    let room = chat
-        .create_room(owner.id, NewRoom::named("bench"))
-        .await
-        .expect("room");
-    let mut ids = vec![owner.id];
-    for i in 1..senders {
-        let user = chat
-            .create_user(NewUser::named(format!("sender{i}")))
-            .await
-            .expect("user");
-        chat.join_room(user.id, room.id, None).await.expect("join");
-        ids.push(user.id);
-    }
-    Fixture {
-        dir,
-        store,
-        chat,
-        room,
-        senders: ids,
-    }
-}
-
-fn new_message(room: &Room, sender: UserId, n: u64) -> NewStoredMessage {
-    NewStoredMessage {
-        id: MessageId(uuid::Uuid::now_v7()),
-        room_id: room.id,
-        sender,
-        body: format!("message number {n} of the benchmark"),
-        reply_to: None,
-        txn_id: None,
-        metadata: None,
-        created_at: chrono_now(),
-    }
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chat_core::clock::Clock::now(&chat_core::clock::SystemClock)
+        .expect("open");
+    let fixture = Fixture::new(Arc::new(store), senders).await;
+    (dir, fixture)
 }
 
 /// A raw connection to a table shaped like the store's messages table, same pragmas.
@@ -148,7 +90,7 @@ async fn raw_inserts(
             .expect("begin");
         for _ in 0..per_tx.min(rows - done) {
             *next += 1;
-            let message = new_message(&fixture.room, fixture.senders[0], *next);
+            let message = fixture.message(fixture.senders[0], *next);
             raw_insert(connection, &message, *next).await;
             done += 1;
         }
@@ -159,32 +101,10 @@ async fn raw_inserts(
     }
 }
 
-/// `rows` appends from `senders` concurrent tasks, each sending its share back to back.
-async fn store_sends(fixture: &Fixture, rows: u64, senders: usize) -> Duration {
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, sender) in fixture.senders.iter().take(senders).enumerate() {
-        let share = rows / senders as u64 + u64::from((i as u64) < rows % senders as u64);
-        let (store, room, sender) = (Arc::clone(&fixture.store), fixture.room.clone(), *sender);
-        tasks.spawn(async move {
-            for n in 0..share {
-                store
-                    .append_message(&new_message(&room, sender, n))
-                    .await
-                    .expect("append");
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("sender task");
-    }
-    start.elapsed()
-}
-
 fn send(c: &mut Criterion) {
     let rt = runtime();
-    let fixture = rt.block_on(fixture(64));
-    let mut raw = rt.block_on(raw_table(&fixture.dir));
+    let (dir, fixture) = rt.block_on(fixture(64));
+    let mut raw = rt.block_on(raw_table(&dir));
     let mut next = 0;
     let mut group = c.benchmark_group("send");
     group
@@ -209,7 +129,7 @@ fn send(c: &mut Criterion) {
     for senders in [1, 64] {
         group.bench_function(
             BenchmarkId::new("store", format!("{senders}_senders")),
-            |b| b.iter_custom(|rows| rt.block_on(store_sends(&fixture, rows, senders))),
+            |b| b.iter_custom(|rows| rt.block_on(fixture.sends(rows, senders))),
         );
     }
     group.finish();
@@ -217,9 +137,9 @@ fn send(c: &mut Criterion) {
 
 /// Fills the room to `messages` messages in one statement (the store's own append path would
 /// take minutes for a million), then gives a reader a marker halfway.
-async fn seeded(messages: u64) -> (Fixture, UserId) {
-    let fixture = fixture(2).await;
-    let path = fixture.dir.path().join("chat.db");
+async fn seeded(messages: u64) -> (TempDir, Fixture, UserId) {
+    let (dir, fixture) = fixture(2).await;
+    let path = dir.path().join("chat.db");
     let mut raw = SqliteConnectOptions::new()
         .filename(&path)
         .busy_timeout(Duration::from_secs(30))
@@ -250,7 +170,7 @@ async fn seeded(messages: u64) -> (Fixture, UserId) {
         .mark_read(reader, fixture.room.id, messages / 2)
         .await
         .expect("marker");
-    (fixture, reader)
+    (dir, fixture, reader)
 }
 
 fn read(c: &mut Criterion) {
@@ -261,7 +181,7 @@ fn read(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     for size in [1_000u64, 1_000_000] {
-        let (fixture, reader) = rt.block_on(seeded(size));
+        let (_dir, fixture, reader) = rt.block_on(seeded(size));
         let room = fixture.room.id;
         group.bench_function(BenchmarkId::new("history_newest_50", size), |b| {
             b.iter(|| {

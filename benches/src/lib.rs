@@ -1,1 +1,104 @@
-//! Benchmarks live in `benches/`; run them with `cargo bench -p benches`.
+//! Shared pieces of the store benchmarks in `benches/`: a fixture (store, engine, room,
+//! senders) and the concurrent send loop. Run them with `cargo bench -p benches`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup: failing loudly is right
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_core::clock::{Clock, SystemClock};
+use chat_core::store::{NewStoredMessage, Store};
+use chat_core::{Chat, MessageId, NewRoom, NewUser, Room, UserId};
+use tokio::runtime::Runtime;
+
+/// A two-thread runtime, like the machines these figures are quoted for.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A store with an engine over it, one room, and `senders` members of it (the first owns it).
+pub struct Fixture {
+    /// The store under test.
+    pub store: Arc<dyn Store>,
+    /// An engine over it.
+    pub chat: Chat,
+    /// The room everyone sends to.
+    pub room: Room,
+    /// Its members.
+    pub senders: Vec<UserId>,
+}
+
+impl Fixture {
+    /// Creates the users and the room in `store`.
+    pub async fn new(store: Arc<dyn Store>, senders: usize) -> Self {
+        let chat = Chat::new(Arc::clone(&store)).expect("engine");
+        let owner = chat
+            .create_user(NewUser::named("owner"))
+            .await
+            .expect("user");
+        let room = chat
+            .create_room(owner.id, NewRoom::named("bench"))
+            .await
+            .expect("room");
+        let mut ids = vec![owner.id];
+        for i in 1..senders {
+            let user = chat
+                .create_user(NewUser::named(format!("sender{i}")))
+                .await
+                .expect("user");
+            chat.join_room(user.id, room.id, None).await.expect("join");
+            ids.push(user.id);
+        }
+        Self {
+            store,
+            chat,
+            room,
+            senders: ids,
+        }
+    }
+
+    /// The `n`-th message of a sender, as the store receives it.
+    pub fn message(&self, sender: UserId, n: u64) -> NewStoredMessage {
+        new_message(&self.room, sender, n)
+    }
+
+    /// `rows` appends from `senders` concurrent tasks, each sending its share back to back;
+    /// the time they took.
+    pub async fn sends(&self, rows: u64, senders: usize) -> Duration {
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, sender) in self.senders.iter().take(senders).enumerate() {
+            let share = rows / senders as u64 + u64::from((i as u64) < rows % senders as u64);
+            let (store, room, sender) = (Arc::clone(&self.store), self.room.clone(), *sender);
+            tasks.spawn(async move {
+                for n in 0..share {
+                    store
+                        .append_message(&new_message(&room, sender, n))
+                        .await
+                        .expect("append");
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("sender task");
+        }
+        start.elapsed()
+    }
+}
+
+/// A message as the store receives it.
+pub fn new_message(room: &Room, sender: UserId, n: u64) -> NewStoredMessage {
+    NewStoredMessage {
+        id: MessageId(uuid::Uuid::now_v7()),
+        room_id: room.id,
+        sender,
+        body: format!("message number {n} of the benchmark"),
+        reply_to: None,
+        txn_id: None,
+        metadata: None,
+        created_at: SystemClock.now(),
+    }
+}
