@@ -4,21 +4,15 @@ use chat_core::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::IVec;
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-};
+use sled::transaction::TransactionError;
 use uuid::Uuid;
 
+use crate::tx::{Kind, Trees, Tx};
+
 pub(crate) type StoreResult<T> = Result<T, StoreError>;
-pub(crate) type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
 
 pub(crate) fn backend(error: impl Into<chat_core::BoxError>) -> StoreError {
     StoreError::Backend(error.into())
-}
-
-/// Ends a transaction with a store error.
-pub(crate) fn abort<T>(error: StoreError) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(error))
 }
 
 /// A transaction's outcome as a store result.
@@ -27,17 +21,6 @@ pub(crate) fn settled<T>(result: Result<T, TransactionError<StoreError>>) -> Sto
         TransactionError::Abort(error) => error,
         TransactionError::Storage(error) => backend(error),
     })
-}
-
-/// Lifts an error inside a transaction closure into an abort.
-pub(crate) trait OrAbort<T> {
-    fn or_abort(self) -> TxResult<T>;
-}
-
-impl<T> OrAbort<T> for StoreResult<T> {
-    fn or_abort(self) -> TxResult<T> {
-        self.map_err(ConflictableTransactionError::Abort)
-    }
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
@@ -84,4 +67,32 @@ pub(crate) fn counter(bytes: &[u8]) -> StoreResult<u64> {
 /// The id after the first 16 bytes of a `pair` key.
 pub(crate) fn second(key: &[u8]) -> StoreResult<Uuid> {
     uuid(key.get(16..32).ok_or_else(|| backend("short key"))?)
+}
+
+/// A record inside a write.
+pub(crate) fn tx_read<T: DeserializeOwned>(
+    tx: &Tx<'_>,
+    kind: Kind,
+    key: impl AsRef<[u8]>,
+) -> StoreResult<Option<T>> {
+    decode_opt(tx.get(kind, key)?)
+}
+
+/// Writes a record inside a write.
+pub(crate) fn tx_write<T: Serialize>(
+    tx: &Tx<'_>,
+    kind: Kind,
+    key: impl AsRef<[u8]>,
+    value: &T,
+) -> StoreResult<()> {
+    tx.insert(kind, key, encode(value)?)
+}
+
+/// A committed record.
+pub(crate) fn read<T: DeserializeOwned>(
+    trees: &Trees,
+    kind: Kind,
+    key: impl AsRef<[u8]>,
+) -> StoreResult<Option<T>> {
+    decode_opt(trees.get(kind, key)?)
 }

@@ -49,16 +49,16 @@
 mod codec;
 mod messages;
 mod rooms;
+mod tx;
 mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 pub use chat_core::StoreError;
 pub use sled;
 
 use crate::codec::{StoreResult, backend};
+use crate::tx::{Trees, Tx, Writer};
 
 /// The layout this code reads and writes.
 const FORMAT: u32 = 1;
@@ -68,12 +68,12 @@ const FORMAT_PREFIX: &str = "chat-engine sled format ";
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// After a flush that covers it (shared with concurrent writers): nothing acknowledged is
-    /// lost in a crash.
+    /// After a flush that covers it (one flush per batch of concurrent writes): nothing
+    /// acknowledged is lost in a crash.
     #[default]
     Flushed,
-    /// At once; sled flushes in the background (every 500 ms by default): a crash may lose
-    /// the most recent acknowledged writes.
+    /// Once applied; sled flushes in the background (every 500 ms by default): a crash may
+    /// lose the most recent acknowledged writes.
     Background,
 }
 
@@ -82,58 +82,7 @@ pub enum Durability {
 pub struct SledStore {
     db: sled::Db,
     trees: Trees,
-    durability: Durability,
-    /// Serializes writes, so transactions never conflict.
-    write_lock: Mutex<()>,
-    /// Writes applied so far, and writes covered by a completed flush.
-    written: AtomicU64,
-    flushed: AtomicU64,
-    /// Held by the writer that is flushing for everyone.
-    flush_lock: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug)]
-struct Trees {
-    users: sled::Tree,
-    usernames: sled::Tree,
-    emails: sled::Tree,
-    passwords: sled::Tree,
-    tokens: sled::Tree,
-    tokens_by_session: sled::Tree,
-    tokens_by_user: sled::Tree,
-    rooms: sled::Tree,
-    aliases: sled::Tree,
-    direct_pairs: sled::Tree,
-    members: sled::Tree,
-    members_by_user: sled::Tree,
-    messages: sled::Tree,
-    message_ids: sled::Tree,
-    txn_ids: sled::Tree,
-    changes: sled::Tree,
-}
-
-impl Trees {
-    fn open(db: &sled::Db) -> StoreResult<Self> {
-        let tree = |name: &str| db.open_tree(name).map_err(backend);
-        Ok(Self {
-            users: tree("users")?,
-            usernames: tree("usernames")?,
-            emails: tree("emails")?,
-            passwords: tree("passwords")?,
-            tokens: tree("tokens")?,
-            tokens_by_session: tree("tokens_by_session")?,
-            tokens_by_user: tree("tokens_by_user")?,
-            rooms: tree("rooms")?,
-            aliases: tree("aliases")?,
-            direct_pairs: tree("direct_pairs")?,
-            members: tree("members")?,
-            members_by_user: tree("members_by_user")?,
-            messages: tree("messages")?,
-            message_ids: tree("message_ids")?,
-            txn_ids: tree("txn_ids")?,
-            changes: tree("changes")?,
-        })
-    }
+    writer: Writer,
 }
 
 fn incompatible(dir: &Path, why: impl std::fmt::Display) -> StoreError {
@@ -196,15 +145,9 @@ impl SledStore {
         })
         .await
         .map_err(backend)??;
-        Ok(Self {
-            trees: Trees::open(&db)?,
-            db,
-            durability,
-            write_lock: Mutex::new(()),
-            written: AtomicU64::new(0),
-            flushed: AtomicU64::new(0),
-            flush_lock: tokio::sync::Mutex::new(()),
-        })
+        let trees = Trees::open(&db)?;
+        let writer = Writer::spawn(db.clone(), trees.clone(), durability)?;
+        Ok(Self { db, trees, writer })
     }
 
     /// Flushes everything to disk (writes are already flushed with [`Durability::Flushed`]).
@@ -212,40 +155,23 @@ impl SledStore {
         self.db.flush_async().await.map(drop).map_err(backend)
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        // Nothing panics while holding it; a poisoned lock guards nothing broken.
-        self.write_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A write that reads and changes single records (see `tx::Writer::write`).
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Tx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.write(work).await
     }
 
-    /// Runs a write under the write lock, then returns its result once it is durable.
-    async fn write<T>(&self, work: impl FnOnce(&Trees) -> StoreResult<T>) -> StoreResult<T> {
-        let (result, epoch) = {
-            let _guard = self.lock();
-            let result = work(&self.trees);
-            (result, self.written.fetch_add(1, Ordering::AcqRel) + 1)
-        };
-        let value = result?;
-        if self.durability == Durability::Flushed {
-            self.flush_through(epoch).await?;
-        }
-        Ok(value)
-    }
-
-    /// Returns once a flush that started after write `epoch` has completed. One waiting writer
-    /// flushes for all of them.
-    async fn flush_through(&self, epoch: u64) -> StoreResult<()> {
-        if self.flushed.load(Ordering::Acquire) >= epoch {
-            return Ok(());
-        }
-        let _flushing = self.flush_lock.lock().await;
-        if self.flushed.load(Ordering::Acquire) >= epoch {
-            return Ok(());
-        }
-        let target = self.written.load(Ordering::Acquire);
-        self.db.flush_async().await.map_err(backend)?;
-        self.flushed.fetch_max(target, Ordering::AcqRel);
-        Ok(())
+    /// A write that first scans committed data (see `tx::Writer::write_scanning`).
+    async fn write_scanning<P, T, S, A>(&self, scan: S, apply: A) -> StoreResult<T>
+    where
+        P: Send + 'static,
+        T: Send + 'static,
+        S: FnOnce(&Trees) -> StoreResult<P> + Send + 'static,
+        A: Fn(&Tx<'_>, &P) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.write_scanning(scan, apply).await
     }
 }

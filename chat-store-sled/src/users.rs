@@ -8,15 +8,13 @@ use chat_core::store::{
 use chat_core::{Conflict, Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
-use crate::codec::{
-    OrAbort, StoreResult, abort, backend, decode, decode_opt, encode, pair, settled,
-};
-use crate::{SledStore, Trees};
+use crate::SledStore;
+use crate::codec::{StoreResult, backend, decode, pair, read, tx_read, tx_write};
+use crate::tx::{Kind, Trees, Tx};
 
 /// A token as stored under its hash.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredToken {
     refresh: bool,
     session_id: SessionId,
@@ -40,6 +38,24 @@ impl StoredToken {
             rotated: self.rotated,
         }
     }
+
+    fn issued(
+        token: &IssuedToken,
+        refresh: bool,
+        session_id: SessionId,
+        user_id: UserId,
+    ) -> (TokenHash, Self) {
+        (
+            token.hash,
+            Self {
+                refresh,
+                session_id,
+                user_id,
+                expires_at: token.expires_at,
+                rotated: false,
+            },
+        )
+    }
 }
 
 fn token_hash(bytes: &[u8]) -> StoreResult<TokenHash> {
@@ -49,209 +65,175 @@ fn token_hash(bytes: &[u8]) -> StoreResult<TokenHash> {
     Ok(TokenHash::from_bytes(bytes))
 }
 
-impl Trees {
-    fn user_by(&self, index: &sled::Tree, key: &str) -> StoreResult<Option<User>> {
-        match index.get(key).map_err(backend)? {
-            Some(id) => decode_opt(self.users.get(id).map_err(backend)?),
+/// Committed tokens whose index key (`owner ‖ hash`) starts with `owner` in `index`.
+fn tokens_under(
+    trees: &Trees,
+    index: Kind,
+    owner: uuid::Uuid,
+) -> StoreResult<Vec<(TokenHash, StoredToken)>> {
+    let mut found = Vec::new();
+    for key in trees.tree(index).scan_prefix(owner.as_bytes()).keys() {
+        let key = key.map_err(backend)?;
+        let hash = token_hash(key.get(16..).unwrap_or_default())?;
+        if let Some(token) = read::<StoredToken>(trees, Kind::Tokens, hash.as_bytes())? {
+            found.push((hash, token));
+        }
+    }
+    Ok(found)
+}
+
+fn put_tokens(tx: &Tx<'_>, tokens: &[(TokenHash, StoredToken)]) -> StoreResult<()> {
+    for (hash, token) in tokens {
+        let hash = hash.as_bytes();
+        tx_write(tx, Kind::Tokens, hash, token)?;
+        tx.insert(Kind::TokensBySession, pair(token.session_id.0, hash), &[])?;
+        tx.insert(Kind::TokensByUser, pair(token.user_id.0, hash), &[])?;
+    }
+    Ok(())
+}
+
+fn remove_tokens(tx: &Tx<'_>, tokens: &[(TokenHash, StoredToken)]) -> StoreResult<()> {
+    for (hash, token) in tokens {
+        let hash = hash.as_bytes();
+        tx.remove(Kind::Tokens, hash)?;
+        tx.remove(Kind::TokensBySession, pair(token.session_id.0, hash))?;
+        tx.remove(Kind::TokensByUser, pair(token.user_id.0, hash))?;
+    }
+    Ok(())
+}
+
+impl SledStore {
+    fn user_by(&self, index: Kind, key: &str) -> StoreResult<Option<User>> {
+        match self.trees.get(index, key)? {
+            Some(id) => read(&self.trees, Kind::Users, id),
             None => Ok(None),
         }
-    }
-
-    fn stored_token(&self, hash: &[u8]) -> StoreResult<Option<StoredToken>> {
-        decode_opt(self.tokens.get(hash).map_err(backend)?)
-    }
-
-    /// The tokens whose index key starts with `prefix` in `index`.
-    fn tokens_under(
-        &self,
-        index: &sled::Tree,
-        prefix: &[u8],
-    ) -> StoreResult<Vec<(TokenHash, StoredToken)>> {
-        let mut found = Vec::new();
-        for entry in index.scan_prefix(prefix).keys() {
-            let key = entry.map_err(backend)?;
-            let hash = token_hash(key.get(16..).unwrap_or_default())?;
-            if let Some(token) = self.stored_token(hash.as_bytes())? {
-                found.push((hash, token));
-            }
-        }
-        Ok(found)
-    }
-
-    /// Stores tokens with their two index entries, atomically.
-    fn insert_tokens(&self, tokens: &[(TokenHash, StoredToken)]) -> StoreResult<()> {
-        let encoded = tokens
-            .iter()
-            .map(|(hash, token)| Ok((hash, token, encode(token)?)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        settled(
-            (&self.tokens, &self.tokens_by_session, &self.tokens_by_user).transaction(
-                |(tokens, by_session, by_user)| {
-                    for (hash, token, value) in &encoded {
-                        let hash = hash.as_bytes();
-                        tokens.insert(&hash[..], value.as_slice())?;
-                        by_session.insert(pair(token.session_id.0, hash), &[][..])?;
-                        by_user.insert(pair(token.user_id.0, hash), &[][..])?;
-                    }
-                    Ok(())
-                },
-            ),
-        )
-    }
-
-    /// Deletes tokens with their index entries, atomically.
-    fn remove_tokens(&self, tokens: &[(TokenHash, StoredToken)]) -> StoreResult<()> {
-        settled(
-            (&self.tokens, &self.tokens_by_session, &self.tokens_by_user).transaction(
-                |(all, by_session, by_user)| {
-                    for (hash, token) in tokens {
-                        let hash = hash.as_bytes();
-                        all.remove(&hash[..])?;
-                        by_session.remove(pair(token.session_id.0, hash))?;
-                        by_user.remove(pair(token.user_id.0, hash))?;
-                    }
-                    Ok(())
-                },
-            ),
-        )
     }
 }
 
 #[async_trait]
 impl UserStore for SledStore {
     async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()> {
-        let value = encode(user)?;
-        self.write(|t| {
-            settled(
-                (&t.users, &t.usernames, &t.emails, &t.passwords).transaction(
-                    |(users, usernames, emails, passwords)| {
-                        let id = user.id.0.as_bytes();
-                        if usernames.get(&user.username)?.is_some() {
-                            return abort(StoreError::Conflict(Conflict::UsernameTaken));
-                        }
-                        if let Some(email) = &user.email {
-                            if emails.get(email)?.is_some() {
-                                return abort(StoreError::Conflict(Conflict::EmailTaken));
-                            }
-                            emails.insert(email.as_str(), &id[..])?;
-                        }
-                        usernames.insert(user.username.as_str(), &id[..])?;
-                        users.insert(&id[..], value.as_slice())?;
-                        if let Some(hash) = password_hash {
-                            passwords.insert(&id[..], hash)?;
-                        }
-                        Ok(())
-                    },
-                ),
-            )
+        let user = user.clone();
+        let hash = password_hash.map(str::to_owned);
+        self.write(move |tx| {
+            let id = user.id.0.as_bytes();
+            if tx.get(Kind::Usernames, &user.username)?.is_some() {
+                return Err(StoreError::Conflict(Conflict::UsernameTaken));
+            }
+            if let Some(email) = &user.email
+                && tx.get(Kind::Emails, email)?.is_some()
+            {
+                return Err(StoreError::Conflict(Conflict::EmailTaken));
+            }
+            if let Some(email) = &user.email {
+                tx.insert(Kind::Emails, email, id)?;
+            }
+            tx.insert(Kind::Usernames, &user.username, id)?;
+            tx_write(tx, Kind::Users, id, &user)?;
+            if let Some(hash) = &hash {
+                tx.insert(Kind::Passwords, id, hash.as_bytes())?;
+            }
+            Ok(())
         })
         .await
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
-        decode_opt(self.trees.users.get(id.0.as_bytes()).map_err(backend)?)
+        read(&self.trees, Kind::Users, id.0.as_bytes())
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        self.trees.user_by(&self.trees.usernames, username)
+        self.user_by(Kind::Usernames, username)
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        self.trees.user_by(&self.trees.emails, email)
+        self.user_by(Kind::Emails, email)
     }
 
     async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
-        let hash = self.trees.passwords.get(id.0.as_bytes()).map_err(backend)?;
+        let hash = self.trees.get(Kind::Passwords, id.0.as_bytes())?;
         hash.map(|h| String::from_utf8(h.to_vec()).map_err(backend))
             .transpose()
     }
 
     async fn set_password_hash(&self, id: UserId, hash: Option<&str>) -> StoreResult<()> {
-        self.write(|t| {
-            settled((&t.users, &t.passwords).transaction(|(users, passwords)| {
-                let key = id.0.as_bytes();
-                if users.get(key)?.is_none() {
-                    return abort(StoreError::NotFound(Entity::User));
-                }
-                match hash {
-                    Some(hash) => passwords.insert(&key[..], hash)?,
-                    None => passwords.remove(&key[..])?,
-                };
-                Ok(())
-            }))
+        let hash = hash.map(str::to_owned);
+        self.write(move |tx| {
+            let key = id.0.as_bytes();
+            if tx.get(Kind::Users, key)?.is_none() {
+                return Err(StoreError::NotFound(Entity::User));
+            }
+            match &hash {
+                Some(hash) => tx.insert(Kind::Passwords, key, hash.as_bytes())?,
+                None => drop(tx.remove(Kind::Passwords, key)?),
+            }
+            Ok(())
         })
         .await
     }
 
     async fn update_user(&self, user: &User) -> StoreResult<()> {
-        let value = encode(user)?;
-        self.write(|t| {
-            settled((&t.users, &t.usernames, &t.emails).transaction(
-                |(users, usernames, emails)| {
-                    let id = user.id.0.as_bytes();
-                    let Some(old) = users.get(id)? else {
-                        return abort(StoreError::NotFound(Entity::User));
-                    };
-                    let old: User = decode(&old).or_abort()?;
-                    if old.username != user.username {
-                        if usernames.get(&user.username)?.is_some() {
-                            return abort(StoreError::Conflict(Conflict::UsernameTaken));
-                        }
-                        usernames.remove(old.username.as_str())?;
-                        usernames.insert(user.username.as_str(), &id[..])?;
-                    }
-                    if old.email != user.email {
-                        if let Some(email) = &user.email {
-                            if emails.get(email)?.is_some() {
-                                return abort(StoreError::Conflict(Conflict::EmailTaken));
-                            }
-                            emails.insert(email.as_str(), &id[..])?;
-                        }
-                        if let Some(email) = &old.email {
-                            emails.remove(email.as_str())?;
-                        }
-                    }
-                    users.insert(&id[..], value.as_slice())?;
-                    Ok(())
-                },
-            ))
+        let user = user.clone();
+        self.write(move |tx| {
+            let id = user.id.0.as_bytes();
+            let old: User =
+                tx_read(tx, Kind::Users, id)?.ok_or(StoreError::NotFound(Entity::User))?;
+            let new_name = old.username != user.username;
+            let new_email = old.email != user.email;
+            if new_name && tx.get(Kind::Usernames, &user.username)?.is_some() {
+                return Err(StoreError::Conflict(Conflict::UsernameTaken));
+            }
+            if new_email
+                && let Some(email) = &user.email
+                && tx.get(Kind::Emails, email)?.is_some()
+            {
+                return Err(StoreError::Conflict(Conflict::EmailTaken));
+            }
+            if new_name {
+                tx.remove(Kind::Usernames, &old.username)?;
+                tx.insert(Kind::Usernames, &user.username, id)?;
+            }
+            if new_email {
+                if let Some(email) = &old.email {
+                    tx.remove(Kind::Emails, email)?;
+                }
+                if let Some(email) = &user.email {
+                    tx.insert(Kind::Emails, email, id)?;
+                }
+            }
+            tx_write(tx, Kind::Users, id, &user)
         })
         .await
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<()> {
-        self.write(|t| {
-            settled(
-                (&t.users, &t.usernames, &t.emails, &t.passwords).transaction(
-                    |(users, usernames, emails, passwords)| {
-                        let key = id.0.as_bytes();
-                        let Some(old) = users.remove(&key[..])? else {
-                            return abort(StoreError::NotFound(Entity::User));
-                        };
-                        let old: User = decode(&old).or_abort()?;
-                        usernames.remove(old.username.as_str())?;
-                        if let Some(email) = &old.email {
-                            emails.remove(email.as_str())?;
-                        }
-                        passwords.remove(&key[..])?;
-                        Ok(())
-                    },
-                ),
-            )?;
-            let tokens = t.tokens_under(&t.tokens_by_user, id.0.as_bytes())?;
-            t.remove_tokens(&tokens)
-        })
+        self.write_scanning(
+            move |trees| tokens_under(trees, Kind::TokensByUser, id.0),
+            move |tx, tokens| {
+                let key = id.0.as_bytes();
+                let old: User =
+                    tx_read(tx, Kind::Users, key)?.ok_or(StoreError::NotFound(Entity::User))?;
+                tx.remove(Kind::Users, key)?;
+                tx.remove(Kind::Usernames, &old.username)?;
+                if let Some(email) = &old.email {
+                    tx.remove(Kind::Emails, email)?;
+                }
+                tx.remove(Kind::Passwords, key)?;
+                remove_tokens(tx, tokens)
+            },
+        )
         .await
     }
 
     async fn list_users(&self, query: &UserQuery) -> StoreResult<Vec<User>> {
-        let t = &self.trees;
+        let usernames = self.trees.tree(Kind::Usernames);
         let range = match &query.after_username {
-            Some(after) => t.usernames.range::<&[u8], _>((
+            Some(after) => usernames.range::<&[u8], _>((
                 std::ops::Bound::Excluded(after.as_bytes()),
                 std::ops::Bound::Unbounded,
             )),
-            None => t.usernames.iter(),
+            None => usernames.iter(),
         };
         let search = query.search.as_deref().map(str::to_lowercase);
         let mut users = Vec::new();
@@ -260,7 +242,7 @@ impl UserStore for SledStore {
                 break;
             }
             let (_, id) = entry.map_err(backend)?;
-            let Some(user) = decode_opt::<User>(t.users.get(id).map_err(backend)?)? else {
+            let Some(user) = read::<User>(&self.trees, Kind::Users, id)? else {
                 continue;
             };
             let matches = search.as_deref().is_none_or(|needle| {
@@ -274,37 +256,19 @@ impl UserStore for SledStore {
     }
 }
 
-fn stored(
-    token: &IssuedToken,
-    refresh: bool,
-    session_id: SessionId,
-    user_id: UserId,
-) -> (TokenHash, StoredToken) {
-    (
-        token.hash,
-        StoredToken {
-            refresh,
-            session_id,
-            user_id,
-            expires_at: token.expires_at,
-            rotated: false,
-        },
-    )
-}
-
 #[async_trait]
 impl SessionStore for SledStore {
     async fn insert_session(&self, session: &NewSession) -> StoreResult<()> {
         let (id, user) = (session.session_id, session.user_id);
         let tokens = [
-            stored(&session.access, false, id, user),
-            stored(&session.refresh, true, id, user),
+            StoredToken::issued(&session.access, false, id, user),
+            StoredToken::issued(&session.refresh, true, id, user),
         ];
-        self.write(|t| t.insert_tokens(&tokens)).await
+        self.write(move |tx| put_tokens(tx, &tokens)).await
     }
 
     async fn token(&self, hash: &TokenHash) -> StoreResult<Option<TokenRecord>> {
-        let token = self.trees.stored_token(hash.as_bytes())?;
+        let token: Option<StoredToken> = read(&self.trees, Kind::Tokens, hash.as_bytes())?;
         Ok(token.map(|token| token.record(*hash)))
     }
 
@@ -315,74 +279,89 @@ impl SessionStore for SledStore {
         refresh: &IssuedToken,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation> {
-        // Under the write lock, reading then writing is atomic against every other write.
-        self.write(|t| {
-            let Some(token) = t.stored_token(presented.as_bytes())? else {
-                return Ok(Rotation::Invalid);
-            };
-            let session = token.session_id;
-            if !token.refresh {
-                return Ok(Rotation::Invalid);
-            }
-            let login = t.tokens_under(&t.tokens_by_session, session.0.as_bytes())?;
-            if token.rotated {
-                t.remove_tokens(&login)?;
-                return Ok(Rotation::Reused {
+        let (presented, access, refresh) = (*presented, access.clone(), refresh.clone());
+        self.write_scanning(
+            move |trees| {
+                let token = read::<StoredToken>(trees, Kind::Tokens, presented.as_bytes())?;
+                let login = match &token {
+                    Some(token) => tokens_under(trees, Kind::TokensBySession, token.session_id.0)?,
+                    None => Vec::new(),
+                };
+                Ok((token, login))
+            },
+            move |tx, (token, login)| {
+                let Some(token) = token.clone().filter(|token| token.refresh) else {
+                    return Ok(Rotation::Invalid);
+                };
+                let session = token.session_id;
+                if token.rotated {
+                    remove_tokens(tx, login)?;
+                    return Ok(Rotation::Reused {
+                        session_id: session,
+                    });
+                }
+                if token.expires_at <= now {
+                    return Ok(Rotation::Invalid);
+                }
+                let old_access: Vec<_> =
+                    login.iter().filter(|(_, t)| !t.refresh).cloned().collect();
+                remove_tokens(tx, &old_access)?;
+                let user = token.user_id;
+                let rotated = StoredToken {
+                    rotated: true,
+                    ..token
+                };
+                put_tokens(
+                    tx,
+                    &[
+                        (presented, rotated),
+                        StoredToken::issued(&access, false, session, user),
+                        StoredToken::issued(&refresh, true, session, user),
+                    ],
+                )?;
+                Ok(Rotation::Rotated {
                     session_id: session,
-                });
-            }
-            if token.expires_at <= now {
-                return Ok(Rotation::Invalid);
-            }
-            let old_access: Vec<_> = login.into_iter().filter(|(_, tk)| !tk.refresh).collect();
-            t.remove_tokens(&old_access)?;
-            let user = token.user_id;
-            let rotated = StoredToken {
-                rotated: true,
-                ..token
-            };
-            t.insert_tokens(&[
-                (*presented, rotated),
-                stored(access, false, session, user),
-                stored(refresh, true, session, user),
-            ])?;
-            Ok(Rotation::Rotated {
-                session_id: session,
-                user_id: user,
-            })
-        })
+                    user_id: user,
+                })
+            },
+        )
         .await
     }
 
     async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {
-        self.write(|t| {
-            let tokens = t.tokens_under(&t.tokens_by_session, session.0.as_bytes())?;
-            t.remove_tokens(&tokens)
-        })
+        self.write_scanning(
+            move |trees| tokens_under(trees, Kind::TokensBySession, session.0),
+            |tx, tokens| remove_tokens(tx, tokens),
+        )
         .await
     }
 
     async fn revoke_user_sessions(&self, user: UserId) -> StoreResult<()> {
-        self.write(|t| {
-            let tokens = t.tokens_under(&t.tokens_by_user, user.0.as_bytes())?;
-            t.remove_tokens(&tokens)
-        })
+        self.write_scanning(
+            move |trees| tokens_under(trees, Kind::TokensByUser, user.0),
+            |tx, tokens| remove_tokens(tx, tokens),
+        )
         .await
     }
 
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.write(|t| {
-            let mut expired = Vec::new();
-            for entry in t.tokens.iter() {
-                let (hash, value) = entry.map_err(backend)?;
-                let token: StoredToken = decode(&value)?;
-                if token.expires_at < now {
-                    expired.push((token_hash(&hash)?, token));
+        self.write_scanning(
+            move |trees| {
+                let mut expired = Vec::new();
+                for entry in trees.tree(Kind::Tokens).iter() {
+                    let (hash, value) = entry.map_err(backend)?;
+                    let token: StoredToken = decode(&value)?;
+                    if token.expires_at < now {
+                        expired.push((token_hash(&hash)?, token));
+                    }
                 }
-            }
-            t.remove_tokens(&expired)?;
-            Ok(expired.len() as u64)
-        })
+                Ok(expired)
+            },
+            |tx, expired| {
+                remove_tokens(tx, expired)?;
+                Ok(expired.len() as u64)
+            },
+        )
         .await
     }
 }
