@@ -1,0 +1,212 @@
+//! custom-store: implement the storage traits for a new backend, and prove it correct with the
+//! conformance suite. This one wraps another store and counts every call (a tracing or caching
+//! layer has the same shape); a real backend maps each method onto its database instead.
+//!
+//! Run it with `cargo run -p examples --example custom_store`; run the conformance suite on it
+//! with `cargo test -p examples --example custom_store`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use chat_core::auth::TokenHash;
+use chat_core::store::*;
+use chat_core::*;
+use chrono::{DateTime, Utc};
+
+/// A store that counts the calls it forwards to `inner`.
+#[derive(Default)]
+pub struct CountingStore {
+    inner: MemoryStore,
+    calls: AtomicU64,
+}
+
+impl CountingStore {
+    fn count(&self) -> &MemoryStore {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        &self.inner
+    }
+}
+
+// Each trait's contract (what is atomic, which error each failure gives) is in its docs; a
+// wrapper keeps it by forwarding, a backend by honouring it, and the suite checks either.
+#[async_trait]
+impl UserStore for CountingStore {
+    async fn insert_user(&self, user: &User, hash: Option<&str>) -> StoreResult<()> {
+        self.count().insert_user(user, hash).await
+    }
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.count().user(id).await
+    }
+    async fn user_by_username(&self, name: &str) -> StoreResult<Option<User>> {
+        self.count().user_by_username(name).await
+    }
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.count().user_by_email(email).await
+    }
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
+        self.count().password_hash(id).await
+    }
+    async fn set_password_hash(&self, id: UserId, hash: Option<&str>) -> StoreResult<()> {
+        self.count().set_password_hash(id, hash).await
+    }
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        self.count().update_user(user).await
+    }
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        self.count().delete_user(id).await
+    }
+    async fn list_users(&self, query: &UserQuery) -> StoreResult<Vec<User>> {
+        self.count().list_users(query).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    async fn insert_session(&self, session: &NewSession) -> StoreResult<()> {
+        self.count().insert_session(session).await
+    }
+    async fn token(&self, hash: &TokenHash) -> StoreResult<Option<TokenRecord>> {
+        self.count().token(hash).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        access: &IssuedToken,
+        refresh: &IssuedToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        self.count()
+            .rotate_refresh_token(presented, access, refresh, now)
+            .await
+    }
+    async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {
+        self.count().revoke_session(session).await
+    }
+    async fn revoke_user_sessions(&self, user: UserId) -> StoreResult<()> {
+        self.count().revoke_user_sessions(user).await
+    }
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.count().purge_expired_tokens(now).await
+    }
+}
+
+#[async_trait]
+impl RoomStore for CountingStore {
+    async fn create_room(&self, room: &Room, owner: &Member) -> StoreResult<()> {
+        self.count().create_room(room, owner).await
+    }
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        self.count().room(id).await
+    }
+    async fn room_by_alias(&self, alias: &str) -> StoreResult<Option<Room>> {
+        self.count().room_by_alias(alias).await
+    }
+    async fn update_room(&self, room: &Room) -> StoreResult<()> {
+        self.count().update_room(room).await
+    }
+    async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
+        self.count().delete_room(id).await
+    }
+    async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>> {
+        self.count().list_public_rooms(query).await
+    }
+    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>> {
+        self.count().rooms_of_user(user).await
+    }
+    async fn find_or_create_direct(
+        &self,
+        room: &Room,
+        members: [&Member; 2],
+    ) -> StoreResult<(Room, bool)> {
+        self.count().find_or_create_direct(room, members).await
+    }
+    async fn direct_room(&self, a: UserId, b: UserId) -> StoreResult<Option<Room>> {
+        self.count().direct_room(a, b).await
+    }
+}
+
+#[async_trait]
+impl MemberStore for CountingStore {
+    async fn add_member(&self, member: &Member) -> StoreResult<Member> {
+        self.count().add_member(member).await
+    }
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+        self.count().remove_member(room, user).await
+    }
+    async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>> {
+        self.count().member(room, user).await
+    }
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
+        self.count().members(room).await
+    }
+    async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member> {
+        self.count().set_role(room, user, role).await
+    }
+    async fn transfer_ownership(&self, room: RoomId, to: UserId) -> StoreResult<()> {
+        self.count().transfer_ownership(room, to).await
+    }
+}
+
+#[async_trait]
+impl MessageStore for CountingStore {
+    async fn append_message(&self, message: &NewStoredMessage) -> StoreResult<Sent> {
+        self.count().append_message(message).await
+    }
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.count().message(id).await
+    }
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Message> {
+        self.count().edit_message(id, body, at).await
+    }
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
+        self.count().delete_message(id, at).await
+    }
+    async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
+        self.count().messages(room, range).await
+    }
+    async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
+        self.count().changes(room, after, limit).await
+    }
+}
+
+#[async_trait]
+impl ReadMarkerStore for CountingStore {
+    async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64> {
+        self.count().advance_read_marker(room, user, seq).await
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let store = Arc::new(CountingStore::default());
+    let chat = Chat::new(store.clone())?;
+    let alice = chat.create_user(NewUser::named("alice")).await?;
+    let room = chat
+        .create_room(alice.id, NewRoom::named("general"))
+        .await?;
+    chat.send(alice.id, room.id, NewMessage::text("hello"))
+        .await?;
+    println!(
+        "3 operations took {} store calls",
+        store.calls.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+// The whole conformance suite, one named test per case, each on a fresh store.
+#[cfg(test)]
+mod conformance {
+    use super::*;
+
+    async fn fresh() -> (Arc<dyn Store>, chat_core::testing::Guard) {
+        (Arc::new(CountingStore::default()), Box::new(()))
+    }
+
+    chat_core::store_conformance_tests!(fresh);
+}
