@@ -1,10 +1,12 @@
 //! Request size limits and rate limits.
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_core::UserId;
 use governor::clock::{Clock, DefaultClock};
@@ -20,14 +22,22 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest WebSocket message or frame, in bytes (default 64 KiB).
     pub max_ws_message_bytes: usize,
-    /// Login and register attempts per minute from one IP address (default 20).
-    pub auth_per_minute_per_ip: u32,
+    /// Login and register attempts from one IP address per `auth_window` (default 20).
+    pub auth_attempts_per_ip: u32,
+    /// The window of `auth_attempts_per_ip` (default 1 minute): the allowance refills evenly
+    /// over it.
+    pub auth_window: Duration,
     /// Messages per second one user may send, REST and WebSocket together (default 20)…
     pub sends_per_second_per_user: u32,
     /// …with bursts of up to this many (default 50).
     pub send_burst: u32,
     /// How long a WebSocket ticket stays valid (default 30 s).
     pub ws_ticket_lifetime: Duration,
+    /// Failed logins allowed for one account (username or email) within
+    /// `failed_login_window` before further attempts get 429 (default 5; 0: no limit).
+    pub failed_logins_per_account: u32,
+    /// The window of `failed_logins_per_account` (default 5 minutes).
+    pub failed_login_window: Duration,
 }
 
 impl Default for Limits {
@@ -35,10 +45,13 @@ impl Default for Limits {
         Self {
             max_body_bytes: 64 * 1024,
             max_ws_message_bytes: 64 * 1024,
-            auth_per_minute_per_ip: 20,
+            auth_attempts_per_ip: 20,
+            auth_window: Duration::from_secs(60),
             sends_per_second_per_user: 20,
             send_burst: 50,
             ws_ticket_lifetime: Duration::from_secs(30),
+            failed_logins_per_account: 5,
+            failed_login_window: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -80,7 +93,10 @@ const FORGET_EVERY: u64 = 4096;
 
 impl RateLimits {
     pub(crate) fn new(limits: &Limits) -> Self {
-        let auth = NonZeroU32::new(limits.auth_per_minute_per_ip).map(Quota::per_minute);
+        let auth = NonZeroU32::new(limits.auth_attempts_per_ip).and_then(|attempts| {
+            let period = limits.auth_window / attempts.get();
+            Quota::with_period(period).map(|quota| quota.allow_burst(attempts))
+        });
         let send = NonZeroU32::new(limits.sends_per_second_per_user).map(|rate| {
             Quota::per_second(rate).allow_burst(NonZeroU32::new(limits.send_burst).unwrap_or(rate))
         });
@@ -108,5 +124,66 @@ impl RateLimits {
             self.auth.forget_idle();
             self.send.forget_idle();
         }
+    }
+}
+
+/// Failed logins per account in fixed windows: after `allowed` failures, attempts for that
+/// account are refused until the window that started with the first failure has passed. Only
+/// failures count, and a success clears the account, so its owner is locked out no longer than
+/// an attacker is.
+pub(crate) struct FailedLogins {
+    allowed: u32,
+    window: Duration,
+    accounts: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl FailedLogins {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Self {
+            allowed: limits.failed_logins_per_account,
+            window: limits.failed_login_window,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses an attempt on a locked account.
+    pub(crate) fn check(&self, account: &str) -> Result<(), ApiError> {
+        if self.allowed == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut accounts = self.lock();
+        if let Some((failures, since)) = accounts.get(account).copied() {
+            let elapsed = now.duration_since(since);
+            if elapsed >= self.window {
+                accounts.remove(account);
+            } else if failures >= self.allowed {
+                return Err(ApiError::rate_limited(self.window - elapsed));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of an attempt.
+    pub(crate) fn record(&self, account: &str, succeeded: bool) {
+        if self.allowed == 0 {
+            return;
+        }
+        let mut accounts = self.lock();
+        if succeeded {
+            accounts.remove(account);
+            return;
+        }
+        let now = Instant::now();
+        // Forget accounts whose windows ended, so the map holds only recent failures.
+        if accounts.len() > 10_000 {
+            accounts.retain(|_, (_, since)| now.duration_since(*since) < self.window);
+        }
+        let entry = accounts.entry(account.to_owned()).or_insert((0, now));
+        entry.0 += 1;
     }
 }

@@ -737,7 +737,7 @@ async fn direct_messages() {
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
     let mut limits = open_limits();
-    limits.auth_per_minute_per_ip = 3;
+    limits.auth_attempts_per_ip = 3;
     limits.sends_per_second_per_user = 1;
     limits.send_burst = 2;
     let app = App::with_limits(limits);

@@ -41,9 +41,15 @@ struct Cli {
     /// Largest request body in bytes.
     #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     max_body_bytes: usize,
-    /// Login and register attempts per minute per IP (0: no limit).
+    /// Login and register attempts per IP per minute (0: no limit).
     #[arg(long, env = "CHAT_AUTH_PER_MINUTE", default_value_t = 20)]
     auth_per_minute: u32,
+    /// Failed logins per account before it is locked for `--lockout-secs` (0: no limit).
+    #[arg(long, env = "CHAT_FAILED_LOGINS", default_value_t = 5)]
+    failed_logins: u32,
+    /// How long an account stays locked after too many failed logins, in seconds.
+    #[arg(long, env = "CHAT_LOCKOUT_SECS", default_value_t = 300)]
+    lockout_secs: u64,
     /// Messages per second per user (0: no limit).
     #[arg(long, env = "CHAT_SENDS_PER_SECOND", default_value_t = 20)]
     sends_per_second: u32,
@@ -119,7 +125,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     let mut limits = Limits::default();
     limits.max_body_bytes = cli.max_body_bytes;
-    limits.auth_per_minute_per_ip = cli.auth_per_minute;
+    limits.auth_attempts_per_ip = cli.auth_per_minute;
+    limits.failed_logins_per_account = cli.failed_logins;
+    limits.failed_login_window = Duration::from_secs(cli.lockout_secs);
     limits.sends_per_second_per_user = cli.sends_per_second;
     limits.send_burst = cli.send_burst;
     let app = ChatHttp::new(chat).limits(limits).router();

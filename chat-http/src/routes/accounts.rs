@@ -74,7 +74,13 @@ pub(crate) async fn login(
             ));
         }
     };
-    let login = state.chat.login(name, &body.password).await?;
+    let account = match &name {
+        LoginName::Username(name) | LoginName::Email(name) => name.trim().to_lowercase(),
+    };
+    state.failed_logins.check(&account)?;
+    let login = state.chat.login(name, &body.password).await;
+    state.failed_logins.record(&account, login.is_ok());
+    let login = login?;
     let now = chrono::Utc::now();
     let user = state.user_out(login.user);
     Ok(axum::Json(tokens(login.tokens, now, Some(user))))

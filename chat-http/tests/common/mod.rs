@@ -34,7 +34,8 @@ impl Reply {
 /// Limits for tests: no rate limits unless a test sets them.
 pub fn open_limits() -> Limits {
     let mut limits = Limits::default();
-    limits.auth_per_minute_per_ip = 0;
+    limits.auth_attempts_per_ip = 0;
+    limits.failed_logins_per_account = 0;
     limits.sends_per_second_per_user = 0;
     limits
 }
