@@ -1,5 +1,7 @@
 //! Sending, editing, deleting and reading messages.
 
+use std::sync::Arc;
+
 use super::Chat;
 use crate::error::{Conflict, Entity, Error, Result};
 use crate::events::Event;
@@ -41,24 +43,35 @@ impl Chat {
                 return Err(Error::invalid("reply_to", "no such message in this room"));
             }
         }
-        let sent = self
-            .store
-            .append_message(&NewStoredMessage {
-                id: MessageId(self.ids.next_id()),
-                room_id,
-                sender: actor,
-                body: new.body.clone(),
-                reply_to: new.reply_to,
-                txn_id: new.txn_id.clone(),
-                metadata: new.metadata.clone(),
-                created_at: self.now(),
-            })
-            .await?;
-        if sent.created {
-            self.publish(Event::MessageCreated {
-                message: sent.message.clone(),
-            });
-        } else if !Self::same_send(&sent.message, room_id, &new) {
+        let stored = NewStoredMessage {
+            id: MessageId(self.ids.next_id()),
+            room_id,
+            sender: actor,
+            body: new.body.clone(),
+            reply_to: new.reply_to,
+            txn_id: new.txn_id.clone(),
+            metadata: new.metadata.clone(),
+            created_at: self.now(),
+        };
+        // Appending and publishing run as their own task: once a number is taken, its event
+        // must reach the bus even if this caller goes away, or the room's stream would wait
+        // for it (see `Sequencer`).
+        self.sequencer.expect(room_id, room.last_seq);
+        let (store, bus, sequencer) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.sequencer),
+        );
+        let sent = tokio::spawn(async move {
+            let sent = store.append_message(&stored).await?;
+            if sent.created {
+                sequencer.publish(&bus, sent.message.clone());
+            }
+            Ok::<_, Error>(sent)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))??;
+        if !sent.created && !Self::same_send(&sent.message, room_id, &new) {
             return Err(Error::Conflict(Conflict::TxnIdReused));
         }
         Ok(sent)

@@ -5,6 +5,7 @@ mod accounts;
 mod messages;
 mod reads;
 mod rooms;
+mod sequencer;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ use crate::user::User;
 pub struct Chat {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
+    sequencer: Arc<sequencer::Sequencer>,
     config: ChatConfig,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
@@ -90,6 +92,7 @@ impl ChatBuilder {
     pub fn build(self) -> Result<Chat> {
         Ok(Chat {
             hasher: PasswordHasher::new(self.config.password_hashing)?,
+            sequencer: Arc::default(),
             store: self.store,
             bus: self.bus,
             config: self.config,

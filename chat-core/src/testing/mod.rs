@@ -248,6 +248,7 @@ macro_rules! store_conformance_tests {
             concurrent_first_direct_messages_share_one_conversation,
             concurrent_sends_with_one_txn_id_store_one_message,
             concurrent_refreshes_rotate_once,
+            concurrent_sends_are_published_in_sequence_order,
             // the storage contract itself
             store_append_assigns_sequence_and_change_cursors,
             store_add_member_checks_capacity_and_duplicates,

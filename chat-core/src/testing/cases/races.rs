@@ -209,3 +209,36 @@ pub async fn concurrent_refreshes_rotate_once(h: Harness) {
         );
     }
 }
+
+pub async fn concurrent_sends_are_published_in_sequence_order(h: Harness) {
+    let chat = h.chat().await;
+    let owner = chat.new_user("owner").await;
+    let room = chat.new_room(&owner, "busy").await;
+    let mut feed = chat.subscribe(owner.id).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let user = chat.new_user(&format!("sender{i}")).await;
+        chat.join_room(user.id, room.id, None).await.unwrap();
+        let chat = Arc::clone(&chat.chat);
+        tasks.push(tokio::spawn(async move {
+            for j in 0..50 {
+                let new = NewMessage::text(format!("{i}:{j}"));
+                chat.send(user.id, room.id, new).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let published: Vec<u64> = std::iter::from_fn(|| feed.try_recv())
+        .filter_map(|event| match &*event {
+            crate::events::Event::MessageCreated { message } => Some(message.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        published,
+        (1..=400).collect::<Vec<u64>>(),
+        "subscribers see sequence order"
+    );
+}
