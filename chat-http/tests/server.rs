@@ -4,111 +4,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::App;
+use common::{App, Client, Server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-/// `chat-server` on a free port and a fresh SQLite file; killed (SIGTERM) when dropped.
-struct Server {
-    child: std::process::Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database = format!("sqlite://{}", dir.path().join("chat.db").display());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--bind", "127.0.0.1:0", "--database", &database])
-            .env("CHAT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the server prints its address")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("chat-server listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        Self {
-            child,
-            base,
-            _dir: dir,
-        }
-    }
-
-    /// SIGTERM, then the exit status of a graceful shutdown.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn signup(&self, name: &str) -> (String, String) {
-        let body = json!({ "username": name, "password": format!("{name}-password") });
-        let (status, _) = self
-            .call(
-                reqwest::Method::POST,
-                "/auth/register",
-                None,
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(status, 201);
-        let (status, login) = self
-            .call(reqwest::Method::POST, "/auth/login", None, Some(body))
-            .await;
-        assert_eq!(status, 200);
-        (
-            login["access_token"].as_str().unwrap().to_owned(),
-            login["user"]["id"].as_str().unwrap().to_owned(),
-        )
-    }
-}
-
 #[tokio::test]
 async fn the_binary_serves_a_whole_conversation() {
     use reqwest::Method;
-    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("chat.db").display());
+    let server = Server::start(&database);
     let client = Client {
         http: reqwest::Client::new(),
         base: server.base.clone(),

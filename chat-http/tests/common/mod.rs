@@ -1,6 +1,8 @@
 //! A test client for the router: requests through `oneshot`, no socket.
 #![allow(dead_code, clippy::unwrap_used)] // shared by several test binaries; unwraps fail the test
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use axum::Router;
@@ -150,5 +152,92 @@ impl App {
         let created = self.post("/rooms", token, body).await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
         created.body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The `chat-server` binary on a free port.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts it on `database` (with rate limits off, so tests may hammer it).
+    pub fn start(database: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--bind", "127.0.0.1:0", "--database", database])
+            .args(["--auth-per-minute", "0", "--sends-per-second", "0"])
+            .env("CHAT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server prints its address")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("chat-server listening on ") {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        Self { child, base }
+    }
+
+    /// SIGTERM, then the exit status of a graceful shutdown.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+/// A JSON client of a running server.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Client {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn signup(&self, name: &str) -> (String, String) {
+        let body = json!({ "username": name, "password": format!("{name}-password") });
+        let (status, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/register",
+                None,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, login) = self
+            .call(reqwest::Method::POST, "/auth/login", None, Some(body))
+            .await;
+        assert_eq!(status, 200);
+        (
+            login["access_token"].as_str().unwrap().to_owned(),
+            login["user"]["id"].as_str().unwrap().to_owned(),
+        )
     }
 }
