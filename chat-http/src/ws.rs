@@ -79,7 +79,12 @@ pub(crate) async fn events(
     };
     let upgrade = upgrade.map_err(|e| ApiError::malformed(e.body_text()))?;
     let max = state.limits.max_ws_message_bytes;
+    // Small buffers: an idle socket should cost little (tungstenite's defaults reserve 128 KiB
+    // for reading alone); a reader that stops reading is cut off once 1 MiB waits for it.
     Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| serve(socket, state, actor)))
