@@ -32,6 +32,13 @@ struct Cli {
     /// The chat-server binary (default: next to this one, built if missing).
     #[arg(long)]
     server: Option<String>,
+    /// Scenarios to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "send,history,fanout,connections,auth"
+    )]
+    scenarios: Vec<String>,
 }
 
 /// The sizes of one run.
@@ -102,11 +109,21 @@ struct Report {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    let plan = if cli.smoke {
+    let mut plan = if cli.smoke {
         Plan::smoke()
     } else {
         Plan::full()
     };
+    let wanted = |name: &str| cli.scenarios.iter().any(|s| s == name);
+    if !wanted("send") {
+        plan.send_connections.clear();
+    }
+    if !wanted("history") {
+        plan.history_rooms.clear();
+    }
+    if !wanted("fanout") {
+        plan.fanout_subscribers.clear();
+    }
     // Idle sockets need a file descriptor each, here and in the server (which inherits it).
     let limit = rlimit::increase_nofile_limit(u64::MAX)?;
     let server = server::binary(cli.server.as_deref())?;
@@ -116,7 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     for store in &cli.stores {
         eprintln!("== {store} (file descriptors: {limit})");
-        rows.extend(runtime.block_on(scenarios::run_all(&server, store, &plan))?);
+        rows.extend(runtime.block_on(scenarios::run_all(&server, store, &plan, &cli.scenarios))?);
     }
     print_table(&rows);
     let report = Report {

@@ -86,6 +86,7 @@ pub async fn run_all(
     binary: &std::path::PathBuf,
     store: &str,
     plan: &Plan,
+    scenarios: &[String],
 ) -> Result<Vec<Row>, Failure> {
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
@@ -124,8 +125,12 @@ pub async fn run_all(
     for &subscribers in &plan.fanout_subscribers {
         rows.push(fanout(&client, store, &seeded, subscribers, plan).await?);
     }
-    rows.push(connections(&client, &server, store, plan.idle_sockets).await?);
-    rows.extend(auth(&client, store, plan.auth_duration).await?);
+    if scenarios.iter().any(|s| s == "connections") {
+        rows.push(connections(&client, &server, store, plan.idle_sockets).await?);
+    }
+    if scenarios.iter().any(|s| s == "auth") {
+        rows.extend(auth(&client, store, plan.auth_duration).await?);
+    }
     Ok(rows)
 }
 
