@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::{Fixture, runtime};
+use chat_core::UserId;
 use chat_core::store::NewStoredMessage;
-use chat_core::{Page, UserId};
 use chat_store_sqlite::SqliteStore;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -175,31 +175,7 @@ async fn seeded(messages: u64) -> (TempDir, Fixture, UserId) {
 
 fn read(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("read");
-    group
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
-    for size in [1_000u64, 1_000_000] {
-        let (_dir, fixture, reader) = rt.block_on(seeded(size));
-        let room = fixture.room.id;
-        group.bench_function(BenchmarkId::new("history_newest_50", size), |b| {
-            b.iter(|| {
-                rt.block_on(fixture.chat.history(reader, room, Page::newest(50)))
-                    .expect("history")
-            })
-        });
-        group.bench_function(BenchmarkId::new("unread_count", size), |b| {
-            b.iter(|| {
-                let state = rt
-                    .block_on(fixture.chat.read_state(reader, room))
-                    .expect("read state");
-                assert_eq!(state.unread, size - size / 2);
-                state
-            })
-        });
-    }
-    group.finish();
+    benches::bench_reads(c, "read", &rt, |size| rt.block_on(seeded(size)));
 }
 
 criterion_group!(benches, send, read);

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use chat_core::clock::{Clock, SystemClock};
 use chat_core::store::{NewStoredMessage, Store};
-use chat_core::{Chat, MessageId, NewRoom, NewUser, Room, UserId};
+use chat_core::{Chat, MessageId, NewRoom, NewUser, Page, Room, UserId};
+use criterion::{BenchmarkId, Criterion};
 use tokio::runtime::Runtime;
 
 /// A two-thread runtime, like the machines these figures are quoted for.
@@ -101,4 +102,40 @@ pub fn new_message(room: &Room, sender: UserId, n: u64) -> NewStoredMessage {
         metadata: None,
         created_at: SystemClock.now(),
     }
+}
+
+/// The read benchmarks every store runs: a newest-50 history page and an unread count in rooms
+/// of 1 000 and 1 000 000 messages. `seeded(n)` returns a guard to keep alive, a fixture whose
+/// room holds `n` messages, and a reader whose marker is at `n / 2`.
+pub fn bench_reads<G>(
+    c: &mut Criterion,
+    group: &str,
+    rt: &Runtime,
+    seeded: impl Fn(u64) -> (G, Fixture, UserId),
+) {
+    let mut group = c.benchmark_group(group);
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for size in [1_000u64, 1_000_000] {
+        let (_guard, fixture, reader) = seeded(size);
+        let room = fixture.room.id;
+        group.bench_function(BenchmarkId::new("history_newest_50", size), |b| {
+            b.iter(|| {
+                rt.block_on(fixture.chat.history(reader, room, Page::newest(50)))
+                    .expect("history")
+            })
+        });
+        group.bench_function(BenchmarkId::new("unread_count", size), |b| {
+            b.iter(|| {
+                let state = rt
+                    .block_on(fixture.chat.read_state(reader, room))
+                    .expect("read state");
+                assert_eq!(state.unread, size - size / 2);
+                state
+            })
+        });
+    }
+    group.finish();
 }

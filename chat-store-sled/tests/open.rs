@@ -3,25 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use chat_core::StoreError;
 use chat_core::store::UserStore;
-use chat_core::{StoreError, User, UserId};
+use chat_core::testing::sample_user;
 use chat_store_sled::{Durability, SledStore};
-
-fn user(name: &str) -> User {
-    let at = chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("time");
-    User {
-        id: UserId(uuid::Uuid::now_v7()),
-        username: name.into(),
-        email: None,
-        display_name: name.into(),
-        profile: Default::default(),
-        presence: Default::default(),
-        status_message: None,
-        is_admin: false,
-        created_at: at,
-        updated_at: at,
-    }
-}
 
 /// Every file under `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -54,7 +39,7 @@ fn assert_incompatible(result: Result<SledStore, StoreError>, why: &str) {
 async fn data_survives_closing_and_reopening_by_url() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sled://{}", dir.path().join("db").display());
-    let alice = user("alice");
+    let alice = sample_user("alice");
     {
         let store = SledStore::open(&url).await.expect("open");
         store

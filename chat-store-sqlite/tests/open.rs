@@ -1,25 +1,10 @@
 //! Opening files: what is ours is reopened with its data, what is not is refused untouched.
 
+use chat_core::StoreError;
 use chat_core::store::UserStore;
-use chat_core::{StoreError, User, UserId};
+use chat_core::testing::sample_user;
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use sqlx::{ConnectOptions, Connection};
-
-fn user(name: &str) -> User {
-    let at = chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("time");
-    User {
-        id: UserId(uuid::Uuid::now_v7()),
-        username: name.into(),
-        email: None,
-        display_name: name.into(),
-        profile: Default::default(),
-        presence: Default::default(),
-        status_message: None,
-        is_admin: false,
-        created_at: at,
-        updated_at: at,
-    }
-}
 
 fn assert_incompatible(result: Result<SqliteStore, StoreError>, why: &str) {
     match result {
@@ -34,7 +19,7 @@ async fn data_survives_closing_and_reopening_by_url() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     let url = format!("sqlite://{}", path.display());
-    let alice = user("alice");
+    let alice = sample_user("alice");
     let store = SqliteStore::open(&url).await.unwrap();
     store.insert_user(&alice, Some("$hash")).await.unwrap();
     store.close().await;

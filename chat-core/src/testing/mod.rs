@@ -75,6 +75,22 @@ pub fn epoch() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
 
+/// A user record with a new id, as a store test writes it directly.
+pub fn sample_user(name: &str) -> User {
+    User {
+        id: crate::UserId(uuid::Uuid::now_v7()),
+        username: name.into(),
+        email: None,
+        display_name: name.into(),
+        profile: Default::default(),
+        presence: Default::default(),
+        status_message: None,
+        is_admin: false,
+        created_at: epoch(),
+        updated_at: epoch(),
+    }
+}
+
 /// The configuration of test engines: defaults but for a cheap password hash.
 pub fn test_config() -> ChatConfig {
     ChatConfig {
