@@ -321,6 +321,18 @@ impl MemberStore for SledStore {
         read(&self.trees, Kind::Members, member_key(room, user))
     }
 
+    async fn room_with_member(
+        &self,
+        id: RoomId,
+        user: UserId,
+    ) -> StoreResult<Option<(Room, Option<Member>)>> {
+        let Some(room) = room(&self.trees, id)? else {
+            return Ok(None);
+        };
+        let member = read(&self.trees, Kind::Members, member_key(id, user))?;
+        Ok(Some((room, member)))
+    }
+
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
         let mut members = members_of(&self.trees, room)?;
         members.sort_by_key(|m| (m.joined_at, m.user_id));

@@ -358,6 +358,40 @@ impl MemberStore for SqliteStore {
         fetch_member(&mut c, room, user).await
     }
 
+    async fn room_with_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> StoreResult<Option<(Room, Option<Member>)>> {
+        let sql = concat!(
+            "SELECT ",
+            room_columns!(),
+            ", ",
+            member_columns!(),
+            " FROM rooms r LEFT JOIN members m ON m.room_id = r.id AND m.user_id = ? \
+             WHERE r.id = ?"
+        );
+        let Some(row) = sqlx::query(sql)
+            .bind(user.0)
+            .bind(room.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let is_member = row
+            .try_get::<Option<String>, _>("role")
+            .map_err(map_err)?
+            .is_some();
+        let member = if is_member {
+            Some(codec::member(&row)?)
+        } else {
+            None
+        };
+        Ok(Some((codec::room(&row)?, member)))
+    }
+
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
         let sql = concat!(
             "SELECT ",

@@ -29,8 +29,8 @@ impl Chat {
         if let Some(metadata) = &new.metadata {
             validate::metadata(metadata, self.config.max_metadata_bytes)?;
         }
-        let room = self.room_by_id(room_id).await?;
-        if self.store.member(room_id, actor).await?.is_none() {
+        let (room, member) = self.room_and_member(actor, room_id).await?;
+        if member.is_none() {
             self.join_to_post(&room, actor).await?;
         }
         if let Some(reply_to) = new.reply_to {

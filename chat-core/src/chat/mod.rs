@@ -170,28 +170,38 @@ impl Chat {
             .ok_or(Error::NotFound(Entity::Room))
     }
 
+    /// The room and the actor's membership in it, in one read.
+    async fn room_and_member(
+        &self,
+        actor: UserId,
+        room_id: crate::ids::RoomId,
+    ) -> Result<(Room, Option<Member>)> {
+        self.store
+            .room_with_member(room_id, actor)
+            .await?
+            .ok_or(Error::NotFound(Entity::Room))
+    }
+
     /// The room and the actor's membership, which reading and posting require.
     async fn membership(
         &self,
         actor: UserId,
         room_id: crate::ids::RoomId,
     ) -> Result<(Room, Member)> {
-        let room = self.room_by_id(room_id).await?;
-        match self.store.member(room_id, actor).await? {
-            Some(member) => Ok((room, member)),
-            None => Err(Error::Forbidden("not a member of this room")),
+        match self.room_and_member(actor, room_id).await? {
+            (room, Some(member)) => Ok((room, member)),
+            (_, None) => Err(Error::Forbidden("not a member of this room")),
         }
     }
 
     /// Whether the actor may see the room's details: members always, anyone for public rooms.
     async fn visible_room(&self, actor: UserId, room_id: crate::ids::RoomId) -> Result<Room> {
-        let room = self.room_by_id(room_id).await?;
-        if room.kind == RoomKind::Group && room.visibility == Visibility::Public {
-            return Ok(room);
-        }
-        match self.store.member(room_id, actor).await? {
-            Some(_) => Ok(room),
-            None => Err(Error::Forbidden("not a member of this room")),
+        let (room, member) = self.room_and_member(actor, room_id).await?;
+        let public = room.kind == RoomKind::Group && room.visibility == Visibility::Public;
+        if public || member.is_some() {
+            Ok(room)
+        } else {
+            Err(Error::Forbidden("not a member of this room"))
         }
     }
 }

@@ -598,6 +598,18 @@ impl MemberStore for MemoryStore {
             .cloned())
     }
 
+    async fn room_with_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> StoreResult<Option<(Room, Option<Member>)>> {
+        Ok(self
+            .lock()
+            .rooms
+            .get(&room)
+            .map(|data| (data.room.clone(), data.members.get(&user).cloned())))
+    }
+
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
         let inner = self.lock();
         let mut members: Vec<Member> = inner

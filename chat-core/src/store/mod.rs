@@ -294,6 +294,14 @@ pub trait MemberStore: Send + Sync {
     /// The membership of `user` in `room`.
     async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>>;
 
+    /// The room and `user`'s membership in it (if any) in one read: the check in front of
+    /// nearly every operation. `None` when the room does not exist.
+    async fn room_with_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> StoreResult<Option<(Room, Option<Member>)>>;
+
     /// The room's members, ordered by `joined_at`, then user id.
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
 

@@ -274,6 +274,7 @@ macro_rules! store_conformance_tests {
             store_delete_room_removes_members_and_messages,
             store_values_round_trip_exactly,
             store_rotation_detects_reuse,
+            store_room_with_member_reads_both_at_once,
         );
     };
 }

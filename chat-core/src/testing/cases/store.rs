@@ -547,3 +547,40 @@ pub async fn store_rotation_detects_reuse(h: Harness) {
     store.delete_user(UserId(id(1))).await.unwrap();
     assert!(store.token(&TokenHash::of("r4")).await.unwrap().is_none());
 }
+
+pub async fn store_room_with_member_reads_both_at_once(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    let owner = UserId(id(1));
+    let stranger = UserId(id(2));
+    let (found, member) = store
+        .room_with_member(room.id, owner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, room.id);
+    assert_eq!(
+        member.map(|m| (m.user_id, m.role)),
+        Some((owner, Role::Owner))
+    );
+    let (found, member) = store
+        .room_with_member(room.id, stranger)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id, member), (room.id, None));
+    assert!(
+        store
+            .room_with_member(RoomId(id(999)), owner)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The membership read is the same as `member`'s.
+    store.add_member(&self::member(&room, 2, Role::Member)).await.unwrap();
+    let (_, member) = store
+        .room_with_member(room.id, stranger)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(member, store.member(room.id, stranger).await.unwrap());
+}
