@@ -576,7 +576,10 @@ pub async fn store_room_with_member_reads_both_at_once(h: Harness) {
             .is_none()
     );
     // The membership read is the same as `member`'s.
-    store.add_member(&self::member(&room, 2, Role::Member)).await.unwrap();
+    store
+        .add_member(&self::member(&room, 2, Role::Member))
+        .await
+        .unwrap();
     let (_, member) = store
         .room_with_member(room.id, stranger)
         .await
