@@ -113,7 +113,7 @@ async fn serve(socket: WebSocket, state: AppState, actor: Actor) {
                 None => break,
             },
             frame = incoming.next() => match frame {
-                Some(Ok(Message::Text(text))) => Some(client_frame(&state, actor, &text).await),
+                Some(Ok(Message::Text(text))) => client_frame(&state, actor, &text).await,
                 Some(Ok(Message::Binary(_))) => Some(error_frame(None, ApiError::malformed(
                     "frames are JSON text",
                 ))),
@@ -136,12 +136,13 @@ fn error_frame(txn_id: Option<String>, error: ApiError) -> Value {
     json!({ "type": "error", "txn_id": txn_id, "error": error.detail() })
 }
 
-async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Value {
+/// The answer to a client frame, if it has one (a typing notice that went through has none).
+async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Option<Value> {
     let frame = match serde_json::from_str::<ClientFrame>(text) {
         Ok(frame) => frame,
-        Err(error) => return error_frame(None, ApiError::malformed(error.to_string())),
+        Err(error) => return Some(error_frame(None, ApiError::malformed(error.to_string()))),
     };
-    match frame {
+    Some(match frame {
         ClientFrame::Send {
             room_id,
             body,
@@ -180,12 +181,12 @@ async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Value {
                 .typing(actor.user_id, RoomId(room_id), typing)
                 .await
             {
-                Ok(()) => json!({ "type": "typing.ok", "room_id": room_id }),
+                Ok(()) => return None,
                 Err(error) => error_frame(None, error.into()),
             }
         }
         ClientFrame::Ping => json!({ "type": "pong" }),
-    }
+    })
 }
 
 /// The frame of an event, as `viewer` sees it; `None` for events without a frame.

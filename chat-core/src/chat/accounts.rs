@@ -194,6 +194,12 @@ impl Chat {
         }
     }
 
+    /// Deletes tokens that have expired (rotated refresh tokens stay until then, to catch
+    /// replays); returns how many. A server runs this now and then.
+    pub async fn purge_expired_tokens(&self) -> Result<u64> {
+        Ok(self.store.purge_expired_tokens(self.now()).await?)
+    }
+
     /// Revokes the login an access token belongs to, at once.
     pub async fn logout(&self, access_token: &str) -> Result<()> {
         let auth = self.authenticate(access_token).await?;

@@ -130,6 +130,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     limits.failed_login_window = Duration::from_secs(cli.lockout_secs);
     limits.sends_per_second_per_user = cli.sends_per_second;
     limits.send_burst = cli.send_burst;
+    let purger = Arc::clone(&chat);
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(60 * 60));
+        loop {
+            hourly.tick().await;
+            match purger.purge_expired_tokens().await {
+                Ok(purged) => tracing::debug!(purged, "expired tokens deleted"),
+                Err(error) => tracing::warn!(%error, "purging expired tokens failed"),
+            }
+        }
+    });
     let app = ChatHttp::new(chat).limits(limits).router();
     let listener = tokio::net::TcpListener::bind(cli.bind).await?;
     let address = listener.local_addr()?;
