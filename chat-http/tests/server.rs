@@ -245,6 +245,15 @@ async fn websockets_deliver_to_members_only() {
         .unwrap();
     expect_frame(&mut bob_socket, "pong").await;
 
+    // Typing reaches the other member as an event.
+    let typing = json!({ "type": "typing", "room_id": room });
+    bob_socket
+        .send(Message::text(typing.to_string()))
+        .await
+        .unwrap();
+    let seen = expect_frame(&mut alice_socket, "typing").await;
+    assert_eq!(seen["typing"], true);
+
     // Carol, not a member, heard nothing of the room.
     while let Some(frame) = next_frame(&mut carol_socket, Duration::from_millis(300)).await {
         assert!(frame["message"].is_null(), "a non-member received {frame}");
