@@ -9,13 +9,13 @@
 //! Run: `cargo bench -p benches --bench sled_store`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use benches::{Fixture, runtime};
 use chat_core::UserId;
 use chat_core::store::Store;
 use chat_store_sled::{Durability, SledStore};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tempfile::TempDir;
 
 async fn fixture(senders: usize, durability: Durability) -> (TempDir, Fixture) {
@@ -55,12 +55,7 @@ fn send(c: &mut Criterion) {
     let raw = sled::open(dir.path().join("raw")).expect("raw sled");
     let tree = raw.open_tree("messages").expect("tree");
     let mut next = 0;
-    let mut group = c.benchmark_group("sled_send");
-    group
-        .throughput(Throughput::Elements(1))
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(6));
+    let mut group = benches::send_group(c, "sled_send");
     for per_flush in [1, 100] {
         group.bench_function(
             BenchmarkId::new("raw_sled", format!("flush_per_{per_flush}")),
@@ -75,12 +70,7 @@ fn send(c: &mut Criterion) {
             },
         );
     }
-    for senders in [1, 64] {
-        group.bench_function(
-            BenchmarkId::new("store", format!("{senders}_senders")),
-            |b| b.iter_custom(|rows| rt.block_on(fixture.sends(rows, senders))),
-        );
-    }
+    benches::bench_store_sends(&mut group, &rt, &fixture);
     group.finish();
 }
 

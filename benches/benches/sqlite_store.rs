@@ -16,7 +16,7 @@ use benches::{Fixture, runtime};
 use chat_core::UserId;
 use chat_core::store::NewStoredMessage;
 use chat_store_sqlite::SqliteStore;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection};
 use tempfile::TempDir;
@@ -106,12 +106,7 @@ fn send(c: &mut Criterion) {
     let (dir, fixture) = rt.block_on(fixture(64));
     let mut raw = rt.block_on(raw_table(&dir));
     let mut next = 0;
-    let mut group = c.benchmark_group("send");
-    group
-        .throughput(Throughput::Elements(1))
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(6));
+    let mut group = benches::send_group(c, "send");
     for per_tx in [1, 100] {
         group.bench_function(
             BenchmarkId::new("raw_sqlx", format!("{per_tx}_per_tx")),
@@ -126,17 +121,13 @@ fn send(c: &mut Criterion) {
             },
         );
     }
-    for senders in [1, 64] {
-        group.bench_function(
-            BenchmarkId::new("store", format!("{senders}_senders")),
-            |b| b.iter_custom(|rows| rt.block_on(fixture.sends(rows, senders))),
-        );
-    }
+    benches::bench_store_sends(&mut group, &rt, &fixture);
     group.finish();
 }
 
 /// Fills the room to `messages` messages in one statement (the store's own append path would
-/// take minutes for a million), then gives a reader a marker halfway.
+/// take minutes for a million; the schema's trigger keeps the room's counters), then gives a
+/// reader a marker halfway.
 async fn seeded(messages: u64) -> (TempDir, Fixture, UserId) {
     let (dir, fixture) = fixture(2).await;
     let path = dir.path().join("chat.db");
@@ -158,12 +149,6 @@ async fn seeded(messages: u64) -> (TempDir, Fixture, UserId) {
     .execute(&mut raw)
     .await
     .expect("seed messages");
-    sqlx::query("UPDATE rooms SET last_seq = ?1, last_change = ?1 WHERE id = ?2")
-        .bind(messages as i64)
-        .bind(fixture.room.id.0)
-        .execute(&mut raw)
-        .await
-        .expect("seed counters");
     let reader = fixture.senders[1];
     fixture
         .chat

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chat_core::clock::{Clock, SystemClock};
 use chat_core::store::{NewStoredMessage, Store};
 use chat_core::{Chat, MessageId, NewRoom, NewUser, Page, Room, UserId};
-use criterion::{BenchmarkId, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
 /// A two-thread runtime, like the machines these figures are quoted for.
@@ -138,4 +139,30 @@ pub fn bench_reads<G>(
         });
     }
     group.finish();
+}
+
+/// The group of send benchmarks: throughput in messages, few long samples (each send waits
+/// for durable storage).
+pub fn send_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    group
+}
+
+/// The store's appends with 1 and with 64 concurrent senders, into `group`.
+pub fn bench_store_sends(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    fixture: &Fixture,
+) {
+    for senders in [1, 64] {
+        group.bench_function(
+            BenchmarkId::new("store", format!("{senders}_senders")),
+            |b| b.iter_custom(|rows| rt.block_on(fixture.sends(rows, senders))),
+        );
+    }
 }

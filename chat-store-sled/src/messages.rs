@@ -78,20 +78,7 @@ impl MessageStore for SledStore {
             let mut room = tx_room(tx, new.room_id)?;
             room.last_seq += 1;
             room.last_change += 1;
-            let message = Message {
-                id: new.id,
-                room_id: new.room_id,
-                seq: room.last_seq,
-                sender: new.sender,
-                body: new.body.clone(),
-                reply_to: new.reply_to,
-                txn_id: new.txn_id.clone(),
-                metadata: new.metadata.clone(),
-                created_at: new.created_at,
-                edited_at: None,
-                deleted_at: None,
-                change_id: room.last_change,
-            };
+            let message = new.stored_at(room.last_seq, room.last_change);
             let key = counter_key(room.id.0, message.seq);
             tx_write(tx, Kind::Messages, key, &message)?;
             tx.insert(Kind::MessageIds, message.id.0.as_bytes(), &key)?;

@@ -115,20 +115,10 @@ impl MessageStore for SqliteStore {
                     };
                     let seq: i64 = counters.try_get("seq").map_err(map_err)?;
                     let change: i64 = counters.try_get("change_id").map_err(map_err)?;
-                    let message = Message {
-                        id: new.id,
-                        room_id: new.room_id,
-                        seq: u64::try_from(seq).unwrap_or_default(),
-                        sender: new.sender,
-                        body: new.body,
-                        reply_to: new.reply_to,
-                        txn_id: new.txn_id,
-                        metadata: new.metadata,
-                        created_at: new.created_at,
-                        edited_at: None,
-                        deleted_at: None,
-                        change_id: u64::try_from(change).unwrap_or_default(),
-                    };
+                    let message = new.stored_at(
+                        u64::try_from(seq).unwrap_or_default(),
+                        u64::try_from(change).unwrap_or_default(),
+                    );
                     Ok(Sent {
                         message,
                         created: true,

@@ -669,20 +669,7 @@ impl MessageStore for MemoryStore {
         let data = inner.room_mut(new.room_id)?;
         let seq = data.room.last_seq + 1;
         let change_id = data.room.last_change + 1;
-        let message = Message {
-            id: new.id,
-            room_id: new.room_id,
-            seq,
-            sender: new.sender,
-            body: new.body.clone(),
-            reply_to: new.reply_to,
-            txn_id: new.txn_id.clone(),
-            metadata: new.metadata.clone(),
-            created_at: new.created_at,
-            edited_at: None,
-            deleted_at: None,
-            change_id,
-        };
+        let message = new.stored_at(seq, change_id);
         data.room.last_seq = seq;
         data.room.last_change = change_id;
         data.history.insert(seq, message.clone());

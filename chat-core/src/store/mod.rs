@@ -338,6 +338,27 @@ pub struct NewStoredMessage {
     pub created_at: DateTime<Utc>,
 }
 
+impl NewStoredMessage {
+    /// The stored message: this one at sequence number `seq` and change cursor `change_id`,
+    /// never edited or deleted.
+    pub fn stored_at(&self, seq: u64, change_id: u64) -> Message {
+        Message {
+            id: self.id,
+            room_id: self.room_id,
+            seq,
+            sender: self.sender,
+            body: self.body.clone(),
+            reply_to: self.reply_to,
+            txn_id: self.txn_id.clone(),
+            metadata: self.metadata.clone(),
+            created_at: self.created_at,
+            edited_at: None,
+            deleted_at: None,
+            change_id,
+        }
+    }
+}
+
 /// Sequence range of a history read, already validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeqRange {
