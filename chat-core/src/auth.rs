@@ -35,6 +35,11 @@ impl TokenHash {
         &self.0
     }
 
+    /// The hash in lowercase hexadecimal.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
     /// Rebuilds a hash from its raw bytes (as a store reads them back).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
@@ -78,6 +83,24 @@ impl std::fmt::Debug for TokenPair {
         f.debug_struct("TokenPair")
             .field("access_expires_at", &self.access_expires_at)
             .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A single-use ticket for opening a live feed, as handed to the client
+/// ([`Chat::issue_ticket`](crate::Chat::issue_ticket)).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The ticket (256 random bits, base64url); the store keeps only its hash.
+    pub ticket: String,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }

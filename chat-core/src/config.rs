@@ -26,6 +26,23 @@ pub struct ChatConfig {
     pub refresh_token_ttl: Duration,
     /// The cost of Argon2id password hashes.
     pub password_hashing: HashCost,
+    /// Failed logins allowed per account (username and email share one budget) within
+    /// `failed_login_window` before further attempts are refused with
+    /// [`Error::RateLimited`](crate::Error::RateLimited) (default 5; 0: no limit). Counted in
+    /// the store, so the limit holds across processes.
+    pub failed_logins_allowed: u32,
+    /// The window of `failed_logins_allowed` (default 5 minutes).
+    pub failed_login_window: Duration,
+    /// How long a live-feed ticket may wait to be redeemed (default 30 s).
+    pub ticket_ttl: Duration,
+    /// How long a live connection counts as online without its engine's heartbeat (default
+    /// 60 s; the heartbeat runs every third of it). Bounds how long a crashed process leaves
+    /// its users online.
+    pub connection_ttl: Duration,
+    /// How long a subscription waits for a missing message event before reading the message
+    /// from the store (default 100 ms): the most an append that published nothing (another
+    /// path, a lost event) delays the room's next live messages.
+    pub gap_wait: Duration,
 }
 
 impl Default for ChatConfig {
@@ -41,6 +58,11 @@ impl Default for ChatConfig {
             access_token_ttl: Duration::from_secs(60 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             password_hashing: HashCost::default(),
+            failed_logins_allowed: 5,
+            failed_login_window: Duration::from_secs(5 * 60),
+            ticket_ttl: Duration::from_secs(30),
+            connection_ttl: Duration::from_secs(60),
+            gap_wait: Duration::from_millis(100),
         }
     }
 }

@@ -55,6 +55,16 @@ id_type!(
     /// Identifies one login (the chain of tokens that refreshing produces).
     SessionId
 );
+id_type!(
+    /// Identifies one live connection (a [`Subscription`](crate::events::Subscription)), as
+    /// recorded in the store for `online`.
+    ConnectionId
+);
+id_type!(
+    /// Identifies one running engine (one process, usually): the holder of connections, which
+    /// renews them all at once.
+    NodeId
+);
 
 /// Where new ids come from. The default is [`UuidV7`]; a test harness injects [`SequentialIds`]
 /// to get the same ids on every run.

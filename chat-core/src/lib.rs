@@ -51,7 +51,7 @@ mod validate;
 pub use crate::chat::{Chat, ChatBuilder};
 pub use crate::config::{ChatConfig, HashCost};
 pub use crate::error::{BoxError, Conflict, Entity, Error, Result, StoreError};
-pub use crate::ids::{MessageId, RoomId, SessionId, UserId};
+pub use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 pub use crate::message::{
     Changes, DirectConversation, HistoryPage, Message, NewMessage, Page, ReadState, RoomUnread,
     Sent, UnreadSummary,

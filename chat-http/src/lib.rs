@@ -59,9 +59,7 @@ pub(crate) struct Shared {
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) limits: Limits,
     pub(crate) rate: limits::RateLimits,
-    pub(crate) failed_logins: limits::FailedLogins,
     pub(crate) sockets: sockets::Sockets,
-    pub(crate) tickets: auth::Tickets,
     pub(crate) metrics: metrics::Metrics,
 }
 
@@ -106,8 +104,6 @@ impl ChatHttp {
     pub fn router(self) -> Router {
         let state = AppState(Arc::new(Shared {
             rate: limits::RateLimits::new(&self.limits),
-            failed_logins: limits::FailedLogins::new(&self.limits),
-            tickets: auth::Tickets::new(self.limits.ws_ticket_lifetime),
             sockets: sockets::Sockets::default(),
             metrics: metrics::Metrics::new(),
             chat: self.chat,

@@ -1,12 +1,10 @@
 //! Request size limits and rate limits.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chat_core::UserId;
 use governor::clock::{Clock, DefaultClock};
@@ -31,13 +29,13 @@ pub struct Limits {
     pub sends_per_second_per_user: u32,
     /// …with bursts of up to this many (default 50).
     pub send_burst: u32,
-    /// How long a WebSocket ticket stays valid (default 30 s).
-    pub ws_ticket_lifetime: Duration,
-    /// Failed logins allowed for one account (username or email) within
-    /// `failed_login_window` before further attempts get 429 (default 5; 0: no limit).
-    pub failed_logins_per_account: u32,
-    /// The window of `failed_logins_per_account` (default 5 minutes).
-    pub failed_login_window: Duration,
+    /// Bytes of frames a WebSocket may have waiting to be written (default 4 MiB). Events
+    /// beyond it are dropped and the client is told `resync`; replies beyond it drop the
+    /// connection (a client that sends but does not read).
+    pub ws_max_backlog_bytes: usize,
+    /// How long one write to a WebSocket may wait for the client to read before the
+    /// connection is dropped (default 30 s).
+    pub ws_write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -49,9 +47,8 @@ impl Default for Limits {
             auth_window: Duration::from_secs(60),
             sends_per_second_per_user: 20,
             send_burst: 50,
-            ws_ticket_lifetime: Duration::from_secs(30),
-            failed_logins_per_account: 5,
-            failed_login_window: Duration::from_secs(5 * 60),
+            ws_max_backlog_bytes: 4 * 1024 * 1024,
+            ws_write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -124,66 +121,5 @@ impl RateLimits {
             self.auth.forget_idle();
             self.send.forget_idle();
         }
-    }
-}
-
-/// Failed logins per account in fixed windows: after `allowed` failures, attempts for that
-/// account are refused until the window that started with the first failure has passed. Only
-/// failures count, and a success clears the account, so its owner is locked out no longer than
-/// an attacker is.
-pub(crate) struct FailedLogins {
-    allowed: u32,
-    window: Duration,
-    accounts: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-impl FailedLogins {
-    pub(crate) fn new(limits: &Limits) -> Self {
-        Self {
-            allowed: limits.failed_logins_per_account,
-            window: limits.failed_login_window,
-            accounts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
-        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Refuses an attempt on a locked account.
-    pub(crate) fn check(&self, account: &str) -> Result<(), ApiError> {
-        if self.allowed == 0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut accounts = self.lock();
-        if let Some((failures, since)) = accounts.get(account).copied() {
-            let elapsed = now.duration_since(since);
-            if elapsed >= self.window {
-                accounts.remove(account);
-            } else if failures >= self.allowed {
-                return Err(ApiError::rate_limited(self.window - elapsed));
-            }
-        }
-        Ok(())
-    }
-
-    /// Records the outcome of an attempt.
-    pub(crate) fn record(&self, account: &str, succeeded: bool) {
-        if self.allowed == 0 {
-            return;
-        }
-        let mut accounts = self.lock();
-        if succeeded {
-            accounts.remove(account);
-            return;
-        }
-        let now = Instant::now();
-        // Forget accounts whose windows ended, so the map holds only recent failures.
-        if accounts.len() > 10_000 {
-            accounts.retain(|_, (_, since)| now.duration_since(*since) < self.window);
-        }
-        let entry = accounts.entry(account.to_owned()).or_insert((0, now));
-        entry.0 += 1;
     }
 }

@@ -1,16 +1,23 @@
 //! `GET /events`: the live WebSocket. Server frames carry the events of the user's rooms;
 //! client frames send messages (answered by an ack or an error), typing and ping.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::response::Response;
-use chat_core::events::Event;
+use chat_core::auth::Authenticated;
+use chat_core::events::{Event, Subscription};
 use chat_core::{MessageId, NewMessage, RoomId, UserId};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -65,70 +72,202 @@ pub(crate) async fn events(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let actor = match query.ticket {
-        Some(ticket) => state
-            .tickets
-            .redeem(&ticket)
-            .ok_or_else(ApiError::unauthenticated)?,
-        None => {
+    let actor = match &query.ticket {
+        Some(_) => None,
+        None => Some(
             state
                 .authenticator
                 .authenticate(&state.chat, &parts)
-                .await?
-        }
+                .await?,
+        ),
     };
     let upgrade = upgrade.map_err(|e| ApiError::malformed(e.body_text()))?;
+    // The feed ends when its login ends, on any server: that is what closes the socket.
+    let feed = match (query.ticket, actor) {
+        (Some(ticket), _) => state.chat.subscribe_with_ticket(&ticket).await?,
+        (
+            None,
+            Some(Actor {
+                user_id,
+                session_id: Some(session_id),
+            }),
+        ) => {
+            let login = Authenticated {
+                user_id,
+                session_id,
+            };
+            state.chat.subscribe_login(login).await?
+        }
+        (None, Some(actor)) => state.chat.subscribe(actor.user_id).await?,
+        (None, None) => return Err(ApiError::unauthenticated()),
+    };
     let max = state.limits.max_ws_message_bytes;
     // Small buffers: an idle socket should cost little (tungstenite's defaults reserve 128 KiB
-    // for reading alone); a reader that stops reading is cut off once 1 MiB waits for it.
+    // for reading alone). Frames wait in this socket's own queue, bounded in `serve`.
     Ok(upgrade
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(1024 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve(socket, state, actor)))
+        .on_upgrade(move |socket| serve(socket, state, feed)))
 }
 
-async fn serve(socket: WebSocket, state: AppState, actor: Actor) {
-    let registration = state.sockets.register(actor.user_id, actor.session_id);
-    let mut closed = registration.closed.clone();
-    let mut feed = match state.chat.subscribe(actor.user_id).await {
-        Ok(feed) => feed,
-        Err(error) => {
-            tracing::warn!(%error, "cannot subscribe a socket");
+async fn serve(socket: WebSocket, state: AppState, mut feed: Subscription) {
+    let _open = state.sockets.open();
+    let actor = Actor {
+        user_id: feed.user(),
+        session_id: feed.session(),
+    };
+    let (outgoing, mut incoming) = socket.split();
+    let queue = Outgoing::start(outgoing, &state.limits);
+    loop {
+        let queued = tokio::select! {
+            event = feed.recv() => match event.as_deref() {
+                Some(Event::LoginEnded { .. }) => {
+                    queue.close(4001, "logged out");
+                    break;
+                }
+                Some(event) => match event_frame(event, actor.user_id) {
+                    Some(frame) => queue.event(frame),
+                    None => true,
+                },
+                // The feed could not go on (see `Subscription`): the client reconnects and
+                // catches up.
+                None => {
+                    queue.close(1011, "live feed ended; reconnect");
+                    break;
+                }
+            },
+            frame = incoming.next() => {
+                let reply = match frame {
+                    Some(Ok(Message::Text(text))) => client_frame(&state, actor, &text).await,
+                    Some(Ok(Message::Binary(_))) => Some(error_frame(None, ApiError::malformed(
+                        "frames are JSON text",
+                    ))),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                };
+                reply.is_none_or(|reply| queue.reply(reply))
+            }
+        };
+        if !queued {
+            tracing::info!(user = %actor.user_id, "dropping a WebSocket that stopped reading");
+            queue.abort();
             return;
         }
-    };
-    let (mut outgoing, mut incoming) = socket.split();
-    loop {
-        let reply = tokio::select! {
-            _ = closed.changed() => {
-                let close = CloseFrame { code: 4001, reason: Utf8Bytes::from_static("logged out") };
-                let _ = outgoing.send(Message::Close(Some(close))).await;
-                break;
+    }
+    queue.finish().await;
+    feed.close().await;
+}
+
+/// A socket's outgoing frames: a queue bounded in bytes, drained by a writer task, so that a
+/// client that reads slowly never holds up this socket's reading nor anything else.
+///
+/// - Events that would pass the bound are dropped, and once the queue has drained the client
+///   gets one `resync` frame (it then catches up from the store), as when the bus drops events.
+/// - Replies (acks, errors, pongs) that would pass the bound mean the client keeps sending
+///   while reading nothing: the connection is dropped.
+/// - A write that does not complete within `ws_write_timeout` (the client reads nothing at
+///   all) drops the connection too.
+struct Outgoing {
+    frames: mpsc::UnboundedSender<Message>,
+    shared: Arc<Backlog>,
+    max_queued: usize,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Backlog {
+    /// Bytes of frames queued and not yet written.
+    queued: AtomicUsize,
+    /// Events were dropped: send `resync` once the queue is empty.
+    behind: AtomicBool,
+}
+
+impl Outgoing {
+    fn start(mut sink: SplitSink<WebSocket, Message>, limits: &crate::Limits) -> Self {
+        let (frames, mut queue) = mpsc::unbounded_channel::<Message>();
+        let shared = Arc::new(Backlog::default());
+        let backlog = Arc::clone(&shared);
+        let timeout = limits.ws_write_timeout;
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = queue.recv().await {
+                let size = frame_size(&frame);
+                let mut sent = tokio::time::timeout(timeout, sink.send(frame)).await;
+                backlog.queued.fetch_sub(size, Ordering::Relaxed);
+                if queue.is_empty() && backlog.behind.swap(false, Ordering::Relaxed) {
+                    let resync = Message::Text(json!({ "type": "resync" }).to_string().into());
+                    sent = tokio::time::timeout(timeout, sink.send(resync)).await;
+                }
+                if !matches!(sent, Ok(Ok(()))) {
+                    return;
+                }
             }
-            event = feed.recv() => match event {
-                Some(event) => event_frame(&state, &event, actor.user_id),
-                None => break,
-            },
-            frame = incoming.next() => match frame {
-                Some(Ok(Message::Text(text))) => client_frame(&state, actor, &text).await,
-                Some(Ok(Message::Binary(_))) => Some(error_frame(None, ApiError::malformed(
-                    "frames are JSON text",
-                ))),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-            },
-        };
-        if let Some(reply) = reply
-            && outgoing
-                .send(Message::Text(reply.to_string().into()))
-                .await
-                .is_err()
-        {
-            break;
+            let _ = sink.close().await;
+        });
+        Self {
+            frames,
+            shared,
+            max_queued: limits.ws_max_backlog_bytes,
+            writer,
         }
+    }
+
+    /// Queues a frame if the bound allows; whether it did.
+    fn push(&self, frame: Message) -> bool {
+        let size = frame_size(&frame);
+        if self.shared.queued.fetch_add(size, Ordering::Relaxed) + size > self.max_queued {
+            self.shared.queued.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        self.frames.send(frame).is_ok()
+    }
+
+    /// Queues an event's frame, or drops it for a later `resync`; false once the writer is gone.
+    fn event(&self, frame: Value) -> bool {
+        if self.shared.behind.load(Ordering::Relaxed) {
+            return !self.frames.is_closed();
+        }
+        if !self.push(Message::Text(frame.to_string().into())) {
+            self.shared.behind.store(true, Ordering::Relaxed);
+        }
+        !self.frames.is_closed()
+    }
+
+    /// Queues a reply; false when the client is too far behind to take it.
+    fn reply(&self, frame: Value) -> bool {
+        self.push(Message::Text(frame.to_string().into()))
+    }
+
+    fn close(&self, code: u16, reason: &'static str) {
+        let reason = Utf8Bytes::from_static(reason);
+        // A full queue cannot take the close frame: the socket is then just dropped.
+        let _ = self.push(Message::Close(Some(CloseFrame { code, reason })));
+    }
+
+    /// Drops the connection without writing what is queued.
+    fn abort(self) {
+        self.writer.abort();
+    }
+
+    /// Writes what is queued (for a few seconds at most), then closes.
+    async fn finish(self) {
+        drop(self.frames);
+        let mut writer = self.writer;
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+    }
+}
+
+fn frame_size(frame: &Message) -> usize {
+    match frame {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        Message::Close(_) => 2,
     }
 }
 
@@ -189,68 +328,50 @@ async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Option<Valu
     })
 }
 
-/// The frame of an event, as `viewer` sees it; `None` for events without a frame.
-fn event_frame(state: &AppState, event: &Event, viewer: UserId) -> Option<Value> {
+/// The frame of an event, as `viewer` sees it; `None` for events without a frame. The frame's
+/// `type` is the event's name.
+fn event_frame(event: &Event, viewer: UserId) -> Option<Value> {
     let message = |m: &chat_core::Message| MessageOut::for_viewer(m.clone(), viewer);
-    Some(match event {
-        Event::MessageCreated { message: m } => {
-            json!({ "type": "message.created", "message": message(m) })
-        }
-        Event::MessageEdited { message: m } => {
-            json!({ "type": "message.updated", "message": message(m) })
-        }
-        Event::MessageDeleted { message: m } => {
-            json!({ "type": "message.deleted", "message": message(m) })
-        }
-        Event::MemberJoined { member } => {
-            json!({ "type": "member.joined", "member": MemberOut::from(member.clone()) })
-        }
-        Event::MemberUpdated { member } => {
-            json!({ "type": "member.updated", "member": MemberOut::from(member.clone()) })
+    let mut frame = match event {
+        Event::MessageCreated { message: m }
+        | Event::MessageUpdated { message: m }
+        | Event::MessageDeleted { message: m } => json!({ "message": message(m) }),
+        Event::MemberJoined { member } | Event::MemberUpdated { member } => {
+            json!({ "member": MemberOut::from(member.clone()) })
         }
         Event::MemberLeft {
             room_id,
             user_id,
             removed_by,
-        } => json!({
-            "type": "member.left",
-            "room_id": room_id,
-            "user_id": user_id,
-            "removed_by": removed_by,
-        }),
-        Event::RoomUpdated { room } => {
-            json!({ "type": "room.updated", "room": RoomOut::from(room.clone()) })
-        }
-        Event::RoomDeleted { room_id } => json!({ "type": "room.deleted", "room_id": room_id }),
-        Event::ReadMarker {
+        } => json!({ "room_id": room_id, "user_id": user_id, "removed_by": removed_by }),
+        Event::RoomUpdated { room } => json!({ "room": RoomOut::from(room.clone()) }),
+        Event::RoomDeleted { room_id } => json!({ "room_id": room_id }),
+        Event::ReadUpdated {
             room_id,
             user_id,
             last_read_seq,
-        } => json!({
-            "type": "read.updated",
-            "room_id": room_id,
-            "user_id": user_id,
-            "last_read_seq": last_read_seq,
-        }),
+        } => json!({ "room_id": room_id, "user_id": user_id, "last_read_seq": last_read_seq }),
         Event::Typing {
             room_id,
             user_id,
             typing,
-        } => json!({ "type": "typing", "room_id": room_id, "user_id": user_id, "typing": typing }),
+        } => json!({ "room_id": room_id, "user_id": user_id, "typing": typing }),
         Event::Presence {
             room_id,
             user_id,
             presence,
             status_message,
+            online,
         } => json!({
-            "type": "presence",
             "room_id": room_id,
             "user_id": user_id,
             "status": Status::from(*presence),
             "status_message": status_message,
-            "online": state.sockets.is_online(*user_id),
+            "online": online,
         }),
-        Event::Resync => json!({ "type": "resync" }),
+        Event::Resync => json!({}),
         _ => return None,
-    })
+    };
+    frame["type"] = event.name().into();
+    Some(frame)
 }

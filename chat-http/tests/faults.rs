@@ -239,6 +239,7 @@ async fn a_socket_that_never_reads_slows_no_one_and_is_told_to_resync() {
         match frame["type"].as_str() {
             Some("message.created") => received += 1,
             Some("resync") => panic!("bob, who reads, fell behind"),
+            Some("closed") => panic!("bob, who reads, was dropped"),
             _ => {}
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{App, open_limits};
+use common::{App, open_config, open_limits};
 use serde_json::{Value, json};
 
 fn login_body(name: &str, password: &str) -> Value {
@@ -17,10 +17,10 @@ fn login_body(name: &str, password: &str) -> Value {
 
 #[tokio::test]
 async fn failed_logins_lock_an_account_for_a_window_then_the_right_password_works() {
-    let mut limits = open_limits();
-    limits.failed_logins_per_account = 3;
-    limits.failed_login_window = Duration::from_millis(800);
-    let app = App::with_limits(limits);
+    let mut config = open_config();
+    config.failed_logins_allowed = 3;
+    config.failed_login_window = Duration::from_millis(800);
+    let app = App::with(open_limits(), config);
     app.signup("alice").await;
     for _ in 0..3 {
         let wrong = app

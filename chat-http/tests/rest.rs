@@ -114,7 +114,9 @@ async fn register_login_refresh_logout() {
     let (token, _) = app.signup("bob").await;
     let ticket = app.post("/auth/ws-ticket", &token, json!({})).await;
     assert_eq!(ticket.status, StatusCode::OK);
-    assert_eq!(ticket.body["ticket"].as_str().unwrap().len(), 64);
+    // 256 random bits, base64url.
+    assert_eq!(ticket.body["ticket"].as_str().unwrap().len(), 43);
+    assert!(ticket.body["expires_in"].as_u64().unwrap() <= 30);
     let out = app
         .call(Method::POST, "/auth/logout", Some(&token), None)
         .await;

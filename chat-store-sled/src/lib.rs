@@ -24,7 +24,7 @@
 //! | `users` | user | `User` |
 //! | `usernames` / `emails` | lowercase name / email | user |
 //! | `passwords` | user | Argon2id PHC string |
-//! | `tokens` | SHA-256 of the token | token record |
+//! | `tokens` | SHA-256 of the token | token record (access, refresh or ticket) |
 //! | `tokens_by_session` / `tokens_by_user` | session or user ‖ hash | — |
 //! | `rooms` | room | `(Room, password hash)` |
 //! | `aliases` | alias | room |
@@ -35,6 +35,9 @@
 //! | `message_ids` | message | room ‖ seq |
 //! | `txn_ids` | sender ‖ txn id | message |
 //! | `changes` | room ‖ change cursor | seq |
+//! | `attempts` | key | attempts counted and when the window ends |
+//! | `connections` | connection | node, user, expiry |
+//! | `connections_by_user` / `connections_by_node` | user or node ‖ connection | — |
 //!
 //! History pages are range scans of `messages` under one room's prefix; a user's rooms a
 //! prefix scan of `members_by_user`; token lookup one `get`.
@@ -46,7 +49,9 @@
 //! # Ok(()) }
 //! ```
 
+mod attempts;
 mod codec;
+mod connections;
 mod messages;
 mod rooms;
 mod tx;

@@ -32,9 +32,13 @@ pub(crate) enum Kind {
     MessageIds,
     TxnIds,
     Changes,
+    Attempts,
+    Connections,
+    ConnectionsByUser,
+    ConnectionsByNode,
 }
 
-const KINDS: [(Kind, &str); 16] = [
+const KINDS: [(Kind, &str); 20] = [
     (Kind::Users, "users"),
     (Kind::Usernames, "usernames"),
     (Kind::Emails, "emails"),
@@ -51,6 +55,10 @@ const KINDS: [(Kind, &str); 16] = [
     (Kind::MessageIds, "message_ids"),
     (Kind::TxnIds, "txn_ids"),
     (Kind::Changes, "changes"),
+    (Kind::Attempts, "attempts"),
+    (Kind::Connections, "connections"),
+    (Kind::ConnectionsByUser, "connections_by_user"),
+    (Kind::ConnectionsByNode, "connections_by_node"),
 ];
 
 /// Every tree, for reads of committed data.

@@ -17,6 +17,9 @@ use crate::tx::{Kind, Trees, Tx};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredToken {
     refresh: bool,
+    /// A live-feed ticket (absent in records written before tickets were stored).
+    #[serde(default)]
+    ticket: bool,
     session_id: SessionId,
     user_id: UserId,
     expires_at: DateTime<Utc>,
@@ -27,7 +30,9 @@ impl StoredToken {
     fn record(self, hash: TokenHash) -> TokenRecord {
         TokenRecord {
             hash,
-            kind: if self.refresh {
+            kind: if self.ticket {
+                TokenKind::Ticket
+            } else if self.refresh {
                 TokenKind::Refresh
             } else {
                 TokenKind::Access
@@ -37,6 +42,11 @@ impl StoredToken {
             expires_at: self.expires_at,
             rotated: self.rotated,
         }
+    }
+
+    /// An access or refresh token that still keeps its login alive at `now`.
+    fn keeps_login(&self, now: DateTime<Utc>) -> bool {
+        !self.ticket && !self.rotated && self.expires_at > now
     }
 
     fn issued(
@@ -49,6 +59,7 @@ impl StoredToken {
             token.hash,
             Self {
                 refresh,
+                ticket: false,
                 session_id,
                 user_id,
                 expires_at: token.expires_at,
@@ -290,7 +301,8 @@ impl SessionStore for SledStore {
                 Ok((token, login))
             },
             move |tx, (token, login)| {
-                let Some(token) = token.clone().filter(|token| token.refresh) else {
+                let Some(token) = token.clone().filter(|token| token.refresh && !token.ticket)
+                else {
                     return Ok(Rotation::Invalid);
                 };
                 let session = token.session_id;
@@ -298,13 +310,17 @@ impl SessionStore for SledStore {
                     remove_tokens(tx, login)?;
                     return Ok(Rotation::Reused {
                         session_id: session,
+                        user_id: token.user_id,
                     });
                 }
                 if token.expires_at <= now {
                     return Ok(Rotation::Invalid);
                 }
-                let old_access: Vec<_> =
-                    login.iter().filter(|(_, t)| !t.refresh).cloned().collect();
+                let old_access: Vec<_> = login
+                    .iter()
+                    .filter(|(_, t)| !t.refresh && !t.ticket)
+                    .cloned()
+                    .collect();
                 remove_tokens(tx, &old_access)?;
                 let user = token.user_id;
                 let rotated = StoredToken {
@@ -326,6 +342,55 @@ impl SessionStore for SledStore {
             },
         )
         .await
+    }
+
+    async fn insert_ticket(
+        &self,
+        ticket: &IssuedToken,
+        session: SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (hash, ticket) = StoredToken::issued(ticket, false, session, user);
+        let ticket = StoredToken {
+            ticket: true,
+            ..ticket
+        };
+        self.write_scanning(
+            move |trees| tokens_under(trees, Kind::TokensBySession, session.0),
+            move |tx, login| {
+                if !login.iter().any(|(_, token)| token.keeps_login(now)) {
+                    return Ok(false);
+                }
+                put_tokens(tx, &[(hash, ticket.clone())])?;
+                Ok(true)
+            },
+        )
+        .await
+    }
+
+    async fn take_ticket(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>> {
+        let hash = *hash;
+        let taken = self
+            .write(move |tx| {
+                let token = tx_read::<StoredToken>(tx, Kind::Tokens, hash.as_bytes())?;
+                let Some(token) = token.filter(|token| token.ticket) else {
+                    return Ok(None);
+                };
+                remove_tokens(tx, &[(hash, token.clone())])?;
+                Ok(Some(token.record(hash)))
+            })
+            .await?;
+        Ok(taken.filter(|ticket| ticket.expires_at > now))
+    }
+
+    async fn session_active(&self, session: SessionId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let login = tokens_under(&self.trees, Kind::TokensBySession, session.0)?;
+        Ok(login.iter().any(|(_, token)| token.keeps_login(now)))
     }
 
     async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {

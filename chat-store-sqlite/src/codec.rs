@@ -115,6 +115,7 @@ pub(crate) fn token(row: &SqliteRow) -> StoreResult<TokenRecord> {
         kind: match kind {
             0 => TokenKind::Access,
             1 => TokenKind::Refresh,
+            2 => TokenKind::Ticket,
             other => return Err(corrupt(format!("token kind {other}"))),
         },
         session_id: SessionId(uuid(row, "session_id")?),
@@ -128,6 +129,7 @@ pub(crate) fn token_kind(kind: TokenKind) -> i64 {
     match kind {
         TokenKind::Access => 0,
         TokenKind::Refresh => 1,
+        TokenKind::Ticket => 2,
     }
 }
 

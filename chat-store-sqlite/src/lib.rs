@@ -26,7 +26,9 @@
 //! # Ok(()) }
 //! ```
 
+mod attempts;
 mod codec;
+mod connections;
 mod messages;
 mod open;
 mod rooms;

@@ -272,6 +272,7 @@ impl SessionStore for SqliteStore {
                             .map_err(map_err)?;
                         return Ok(Rotation::Reused {
                             session_id: session,
+                            user_id: token.user_id,
                         });
                     }
                     if token.expires_at <= now {
@@ -297,6 +298,78 @@ impl SessionStore for SqliteStore {
                 })
             })
             .await
+    }
+
+    async fn insert_ticket(
+        &self,
+        ticket: &IssuedToken,
+        session: SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let ticket = ticket.clone();
+        // One statement: the login's check and the insert cannot be torn apart.
+        self.writer
+            .write_one_statement(move |c| {
+                Box::pin(async move {
+                    let done = sqlx::query(concat!(
+                        "INSERT INTO tokens (hash, kind, session_id, user_id, expires_at) ",
+                        "SELECT ?, 2, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens ",
+                        "WHERE session_id = ? AND kind IN (0, 1) AND NOT rotated AND expires_at > ?)"
+                    ))
+                    .bind(ticket.hash.as_bytes().as_slice())
+                    .bind(session.0)
+                    .bind(user.0)
+                    .bind(micros(ticket.expires_at))
+                    .bind(session.0)
+                    .bind(micros(now))
+                    .execute(c)
+                    .await
+                    .map_err(map_err)?;
+                    Ok(done.rows_affected() == 1)
+                })
+            })
+            .await
+    }
+
+    async fn take_ticket(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>> {
+        let hash = *hash;
+        let taken = self
+            .writer
+            .write_one_statement(move |c| {
+                Box::pin(async move {
+                    let sql = concat!(
+                        "DELETE FROM tokens WHERE hash = ? AND kind = 2 RETURNING ",
+                        token_columns!()
+                    );
+                    sqlx::query(sql)
+                        .bind(hash.as_bytes().as_slice())
+                        .fetch_optional(c)
+                        .await
+                        .map_err(map_err)?
+                        .map(|row| codec::token(&row))
+                        .transpose()
+                })
+            })
+            .await?;
+        Ok(taken.filter(|ticket| ticket.expires_at > now))
+    }
+
+    async fn session_active(&self, session: SessionId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM tokens WHERE session_id = ? AND kind IN (0, 1) AND NOT rotated \
+             AND expires_at > ? LIMIT 1",
+        )
+        .bind(session.0)
+        .bind(micros(now))
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        Ok(row.is_some())
     }
 
     async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {

@@ -80,6 +80,25 @@ impl SessionStore for CountingStore {
             .rotate_refresh_token(presented, access, refresh, now)
             .await
     }
+    async fn insert_ticket(
+        &self,
+        ticket: &IssuedToken,
+        session: SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.count().insert_ticket(ticket, session, user, now).await
+    }
+    async fn take_ticket(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>> {
+        self.count().take_ticket(hash, now).await
+    }
+    async fn session_active(&self, session: SessionId, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.count().session_active(session, now).await
+    }
     async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {
         self.count().revoke_session(session).await
     }
@@ -186,6 +205,46 @@ impl MessageStore for CountingStore {
 impl ReadMarkerStore for CountingStore {
     async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64> {
         self.count().advance_read_marker(room, user, seq).await
+    }
+}
+
+#[async_trait]
+impl AttemptStore for CountingStore {
+    async fn count_attempt(
+        &self,
+        key: &str,
+        allowed: u32,
+        now: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        self.count()
+            .count_attempt(key, allowed, now, window_end)
+            .await
+    }
+    async fn clear_attempts(&self, key: &str) -> StoreResult<()> {
+        self.count().clear_attempts(key).await
+    }
+    async fn purge_attempts(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.count().purge_attempts(now).await
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for CountingStore {
+    async fn open_connection(&self, connection: &Connection) -> StoreResult<()> {
+        self.count().open_connection(connection).await
+    }
+    async fn close_connection(&self, id: ConnectionId) -> StoreResult<()> {
+        self.count().close_connection(id).await
+    }
+    async fn renew_connections(&self, node: NodeId, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        self.count().renew_connections(node, expires_at).await
+    }
+    async fn online_users(&self, users: &[UserId], now: DateTime<Utc>) -> StoreResult<Vec<UserId>> {
+        self.count().online_users(users, now).await
+    }
+    async fn purge_connections(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.count().purge_connections(now).await
     }
 }
 

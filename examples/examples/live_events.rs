@@ -47,7 +47,7 @@ async fn main() -> Result<(), Error> {
             Event::MessageCreated { message } => {
                 println!("alice sees: new #{} {:?}", message.seq, message.body)
             }
-            Event::MessageEdited { message } => {
+            Event::MessageUpdated { message } => {
                 println!("alice sees: #{} edited to {:?}", message.seq, message.body)
             }
             Event::Typing { .. } => println!("alice sees: someone is typing"),

@@ -24,8 +24,10 @@ fn target() -> &'static Target {
     static TARGET: OnceLock<Target> = OnceLock::new();
     TARGET.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut config = chat_core::testing::test_config();
+        config.failed_logins_allowed = 0;
         let chat = Chat::builder(Arc::new(MemoryStore::new()))
-            .config(chat_core::testing::test_config())
+            .config(config)
             .build()
             .unwrap();
         let chat = Arc::new(chat);
@@ -41,7 +43,6 @@ fn target() -> &'static Target {
         let mut limits = chat_http::Limits::default();
         limits.auth_attempts_per_ip = 0;
         limits.sends_per_second_per_user = 0;
-        limits.failed_logins_per_account = 0;
         let router = chat_http::ChatHttp::new(chat).limits(limits).router();
         let paths = vec![
             (Method::POST, format!("/api/v1/rooms/{room}/messages")),

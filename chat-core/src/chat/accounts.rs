@@ -1,9 +1,9 @@
 //! Users, the directory, and password authentication.
 
-use chrono::{DateTime, TimeDelta, Utc};
-
-use super::Chat;
-use crate::auth::{Authenticated, LoginName, LoginOutcome, TokenHash, TokenPair, new_token};
+use super::{Chat, expiry};
+use crate::auth::{
+    Authenticated, LoginName, LoginOutcome, Ticket, TokenHash, TokenPair, new_token,
+};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{SessionId, UserId};
@@ -36,14 +36,6 @@ fn profile(profile: &Profile) -> Result<Profile> {
         )?,
         bio: validate::optional_line("profile.bio", profile.bio.as_deref(), 1000)?,
     })
-}
-
-/// `now + ttl`, saturating: a huge configured lifetime means "never expires", not a panic.
-fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
-    TimeDelta::from_std(ttl)
-        .ok()
-        .and_then(|ttl| now.checked_add_signed(ttl))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Chat {
@@ -107,19 +99,30 @@ impl Chat {
     ///
     /// An unknown user and a wrong password give the same [`Error::Unauthenticated`] after the
     /// same work (an unknown user is checked against a dummy hash).
+    ///
+    /// After [`ChatConfig::failed_logins_allowed`](crate::ChatConfig::failed_logins_allowed)
+    /// failures within the window, attempts are refused with [`Error::RateLimited`] until the
+    /// window ends, without checking the password. The budget is the account's, whether it is
+    /// named by username or email (an unknown name has its own, so refusals do not reveal which
+    /// names exist); it is counted in the store before the password is checked, so concurrent
+    /// attempts from any number of processes cannot exceed it. A success clears it.
     pub async fn login(&self, name: LoginName, password: &str) -> Result<LoginOutcome> {
-        let user = match &name {
+        let (user, tried) = match &name {
             LoginName::Username(username) => {
-                self.store
-                    .user_by_username(&username.to_ascii_lowercase())
-                    .await?
+                let username = username.to_ascii_lowercase();
+                (self.store.user_by_username(&username).await?, username)
             }
             LoginName::Email(email) => {
-                self.store
-                    .user_by_email(&email.trim().to_lowercase())
-                    .await?
+                let email = email.trim().to_lowercase();
+                (self.store.user_by_email(&email).await?, email)
             }
         };
+        // An unknown name is keyed by its hash: the key's size does not depend on the input.
+        let account = match &user {
+            Some(user) => format!("login:{}", user.id),
+            None => format!("login-name:{}", TokenHash::of(&tried).to_hex()),
+        };
+        self.count_login_attempt(&account).await?;
         let hash = match &user {
             Some(user) => self.store.password_hash(user.id).await?,
             None => None,
@@ -128,6 +131,9 @@ impl Chat {
         let Some(user) = user.filter(|_| valid) else {
             return Err(Error::Unauthenticated);
         };
+        if self.config.failed_logins_allowed > 0 {
+            self.store.clear_attempts(&account).await?;
+        }
         let (tokens, access, refresh) = self.issue_tokens();
         self.store
             .insert_session(&NewSession {
@@ -138,6 +144,62 @@ impl Chat {
             })
             .await?;
         Ok(LoginOutcome { tokens, user })
+    }
+
+    /// Counts a login attempt against the account's budget; refuses it when none is left.
+    async fn count_login_attempt(&self, account: &str) -> Result<()> {
+        let allowed = self.config.failed_logins_allowed;
+        if allowed == 0 {
+            return Ok(());
+        }
+        let now = self.now();
+        let window_end = expiry(now, self.config.failed_login_window);
+        match self
+            .store
+            .count_attempt(account, allowed, now, window_end)
+            .await?
+        {
+            None => Ok(()),
+            Some(end) => Err(Error::RateLimited {
+                retry_after: (end - now).to_std().unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// A single-use ticket that opens one live feed for this login
+    /// ([`Chat::subscribe_with_ticket`]) within
+    /// [`ChatConfig::ticket_ttl`](crate::ChatConfig::ticket_ttl): for browsers, whose
+    /// WebSockets cannot send an `Authorization` header. Stored only as a hash, redeemable
+    /// from any engine on the store; it dies with its login.
+    ///
+    /// Errors: `Unauthenticated` when the login has ended.
+    pub async fn issue_ticket(&self, login: Authenticated) -> Result<Ticket> {
+        let now = self.now();
+        let (ticket, hash) = new_token();
+        let issued = IssuedToken {
+            hash,
+            expires_at: expiry(now, self.config.ticket_ttl),
+        };
+        let stored = self
+            .store
+            .insert_ticket(&issued, login.session_id, login.user_id, now)
+            .await?;
+        if !stored {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(Ticket {
+            ticket,
+            expires_at: issued.expires_at,
+        })
+    }
+
+    /// Announces that a login ended (or every login of the user, with `None`), so every
+    /// subscription of it ends, on every engine.
+    fn login_ended(&self, user_id: UserId, session_id: Option<SessionId>) {
+        self.publish(Event::LoginEnded {
+            user_id,
+            session_id,
+        });
     }
 
     fn issue_tokens(&self) -> (TokenPair, IssuedToken, IssuedToken) {
@@ -186,24 +248,23 @@ impl Chat {
             .await?;
         match rotation {
             Rotation::Rotated { .. } => Ok(pair),
-            Rotation::Reused { session_id } => {
+            Rotation::Reused {
+                session_id,
+                user_id,
+            } => {
                 tracing::warn!(%session_id, "refresh token replayed; login revoked");
+                self.login_ended(user_id, Some(session_id));
                 Err(Error::Unauthenticated)
             }
             Rotation::Invalid => Err(Error::Unauthenticated),
         }
     }
 
-    /// Deletes tokens that have expired (rotated refresh tokens stay until then, to catch
-    /// replays); returns how many. A server runs this now and then.
-    pub async fn purge_expired_tokens(&self) -> Result<u64> {
-        Ok(self.store.purge_expired_tokens(self.now()).await?)
-    }
-
-    /// Revokes the login an access token belongs to, at once.
+    /// Revokes the login an access token belongs to, at once, on every engine: its feeds end.
     pub async fn logout(&self, access_token: &str) -> Result<()> {
         let auth = self.authenticate(access_token).await?;
         self.store.revoke_session(auth.session_id).await?;
+        self.login_ended(auth.user_id, Some(auth.session_id));
         Ok(())
     }
 
@@ -218,6 +279,7 @@ impl Chat {
         let hash = self.hasher.hash(new).await?;
         self.store.set_password_hash(actor, Some(&hash)).await?;
         self.store.revoke_user_sessions(actor).await?;
+        self.login_ended(actor, None);
         Ok(())
     }
 
@@ -320,12 +382,14 @@ impl Chat {
         user.updated_at = self.now();
         self.store.update_user(&user).await?;
         if user.presence != before.presence || user.status_message != before.status_message {
+            let online = !self.store.online_users(&[id], self.now()).await?.is_empty();
             for (room, _) in self.store.rooms_of_user(id).await? {
                 self.publish(Event::Presence {
                     room_id: room.id,
                     user_id: id,
                     presence: user.presence,
                     status_message: user.status_message.clone(),
+                    online,
                 });
             }
         }
@@ -347,6 +411,7 @@ impl Chat {
             }
         }
         self.store.delete_user(id).await?;
+        self.login_ended(id, None);
         Ok(())
     }
 }

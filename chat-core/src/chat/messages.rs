@@ -1,7 +1,5 @@
 //! Sending, editing, deleting and reading messages.
 
-use std::sync::Arc;
-
 use super::Chat;
 use crate::error::{Conflict, Entity, Error, Result};
 use crate::events::Event;
@@ -53,24 +51,14 @@ impl Chat {
             metadata: new.metadata.clone(),
             created_at: self.now(),
         };
-        // Appending and publishing run as their own task: once a number is taken, its event
-        // must reach the bus even if this caller goes away, or the room's stream would wait
-        // for it (see `Sequencer`).
-        self.sequencer.expect(room_id, room.last_seq);
-        let (store, bus, sequencer) = (
-            Arc::clone(&self.store),
-            Arc::clone(&self.bus),
-            Arc::clone(&self.sequencer),
-        );
-        let sent = tokio::spawn(async move {
-            let sent = store.append_message(&stored).await?;
-            if sent.created {
-                sequencer.publish(&bus, sent.message.clone());
-            }
-            Ok::<_, Error>(sent)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.into()))??;
+        // Published as soon as it is stored, in whatever order concurrent sends return:
+        // subscriptions order each room's messages by sequence number themselves.
+        let sent = self.store.append_message(&stored).await?;
+        if sent.created {
+            self.publish(Event::MessageCreated {
+                message: sent.message.clone(),
+            });
+        }
         if !sent.created && !Self::same_send(&sent.message, room_id, &new) {
             return Err(Error::Conflict(Conflict::TxnIdReused));
         }
@@ -143,7 +131,7 @@ impl Chat {
             return Err(Error::NotFound(Entity::Message));
         }
         let message = self.store.edit_message(id, body, self.now()).await?;
-        self.publish(Event::MessageEdited {
+        self.publish(Event::MessageUpdated {
             message: message.clone(),
         });
         Ok(message)

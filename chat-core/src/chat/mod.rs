@@ -2,21 +2,24 @@
 //! permissions itself, so a front end only authenticates, translates and maps errors.
 
 mod accounts;
+mod connections;
 mod messages;
 mod reads;
 mod rooms;
-mod sequencer;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::auth::PasswordHasher;
+pub(crate) use self::connections::Lease;
+use crate::auth::{Authenticated, PasswordHasher, TokenHash};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ChatConfig;
 use crate::error::{Entity, Error, Result};
-use crate::events::{Event, EventBus, InProcessBus, Subscription};
-use crate::ids::{IdSource, UserId, UuidV7};
+use crate::events::subscription::Opened;
+use crate::events::{Event, EventBus, EventStream, InProcessBus, Subscription};
+use crate::ids::{IdSource, SessionId, UserId, UuidV7};
 use crate::room::{Member, Room, RoomKind, Visibility};
 use crate::store::Store;
 use crate::user::User;
@@ -39,7 +42,7 @@ use crate::user::User;
 pub struct Chat {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
-    sequencer: Arc<sequencer::Sequencer>,
+    node: Arc<connections::Node>,
     config: ChatConfig,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
@@ -92,7 +95,11 @@ impl ChatBuilder {
     pub fn build(self) -> Result<Chat> {
         Ok(Chat {
             hasher: PasswordHasher::new(self.config.password_hashing)?,
-            sequencer: Arc::default(),
+            node: connections::Node::new(
+                Arc::clone(&self.store),
+                Arc::clone(&self.clock),
+                self.config.connection_ttl,
+            ),
             store: self.store,
             bus: self.bus,
             config: self.config,
@@ -129,18 +136,95 @@ impl Chat {
         &self.store
     }
 
-    /// A live feed of the events of every room `actor` belongs to, now and as it joins more.
+    /// A live feed of the events of every room `actor` belongs to, now and as it joins more,
+    /// for a user the host authenticates itself. It ends when every login of the user ends
+    /// (the account is deleted, the password changed). See [`Subscription`].
     pub async fn subscribe(&self, actor: UserId) -> Result<Subscription> {
-        // Subscribe before reading the rooms, so no membership change falls in between.
-        let receiver = self.bus.subscribe();
+        // Every feed subscribes to the bus before it reads anything, so that no change falls
+        // between what it read and what it hears.
+        let events = self.bus.subscribe();
+        self.actor(actor).await?;
+        self.open_feed(actor, None, events).await
+    }
+
+    /// A live feed for one login: like [`Chat::subscribe`], and it also ends when that login
+    /// ends, on any engine.
+    ///
+    /// Errors: `Unauthenticated` when the login has already ended.
+    pub async fn subscribe_login(&self, login: Authenticated) -> Result<Subscription> {
+        let events = self.bus.subscribe();
+        if !self
+            .store
+            .session_active(login.session_id, self.now())
+            .await?
+        {
+            return Err(Error::Unauthenticated);
+        }
+        self.open_feed(login.user_id, Some(login.session_id), events)
+            .await
+    }
+
+    /// A live feed for the login a ticket was issued to (see [`Chat::issue_ticket`]). The
+    /// ticket is spent, whether or not the feed opens.
+    ///
+    /// Errors: `Unauthenticated` for an unknown, spent or expired ticket, or one whose login
+    /// has ended.
+    pub async fn subscribe_with_ticket(&self, ticket: &str) -> Result<Subscription> {
+        let events = self.bus.subscribe();
+        let ticket = self
+            .store
+            .take_ticket(&TokenHash::of(ticket), self.now())
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        self.open_feed(ticket.user_id, Some(ticket.session_id), events)
+            .await
+    }
+
+    async fn open_feed(
+        &self,
+        user: UserId,
+        session: Option<SessionId>,
+        events: EventStream,
+    ) -> Result<Subscription> {
+        let lease = self.node.connect(user).await?;
         let rooms = self
             .store
-            .rooms_of_user(actor)
+            .rooms_of_user(user)
             .await?
             .into_iter()
-            .map(|(room, _)| room.id)
+            .map(|(room, _)| (room.id, room.last_seq))
             .collect();
-        Ok(Subscription::new(actor, rooms, receiver))
+        let opened = Opened {
+            user,
+            session,
+            rooms,
+            gap_wait: self.config.gap_wait,
+            lease,
+        };
+        Ok(Subscription::new(
+            opened,
+            events,
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+        ))
+    }
+
+    /// Which of `users` are online: have a live [`Subscription`] on any engine on this store.
+    pub async fn online(&self, actor: UserId, users: &[UserId]) -> Result<HashSet<UserId>> {
+        self.actor(actor).await?;
+        let online = self.store.online_users(users, self.now()).await?;
+        Ok(online.into_iter().collect())
+    }
+
+    /// Deletes what has expired: tokens (rotated refresh tokens stay until then, to catch
+    /// replays), failed-login windows, connections of engines that stopped. A server runs this
+    /// now and then; returns how many records went.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = self.now();
+        let tokens = self.store.purge_expired_tokens(now).await?;
+        let attempts = self.store.purge_attempts(now).await?;
+        let connections = self.store.purge_connections(now).await?;
+        Ok(tokens + attempts + connections)
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -204,4 +288,12 @@ impl Chat {
             Err(Error::Forbidden("not a member of this room"))
         }
     }
+}
+
+/// `now + ttl`, saturating: a huge configured lifetime means "never expires", not a panic.
+pub(crate) fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

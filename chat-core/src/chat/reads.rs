@@ -29,7 +29,7 @@ impl Chat {
         }
         let marker = self.store.advance_read_marker(room_id, actor, seq).await?;
         if marker != member.last_read_seq {
-            self.publish(Event::ReadMarker {
+            self.publish(Event::ReadUpdated {
                 room_id,
                 user_id: actor,
                 last_read_seq: marker,

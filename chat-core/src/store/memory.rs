@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    IssuedToken, MemberStore, MessageStore, NewSession, NewStoredMessage, ReadMarkerStore,
-    RoomQuery, RoomStore, Rotation, SeqRange, SessionStore, StoreResult, TokenKind, TokenRecord,
-    UserQuery, UserStore,
+    AttemptStore, Connection, ConnectionStore, IssuedToken, MemberStore, MessageStore, NewSession,
+    NewStoredMessage, ReadMarkerStore, RoomQuery, RoomStore, Rotation, SeqRange, SessionStore,
+    StoreResult, TokenKind, TokenRecord, UserQuery, UserStore,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
-use crate::ids::{MessageId, RoomId, SessionId, UserId};
+use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 use crate::message::{Message, Sent};
 use crate::room::{Member, Role, Room, Visibility};
 use crate::user::User;
@@ -55,6 +55,9 @@ struct Inner {
     rooms_by_user: HashMap<UserId, BTreeSet<RoomId>>,
     message_rooms: HashMap<MessageId, (RoomId, u64)>,
     txn_ids: HashMap<(UserId, String), MessageId>,
+    /// Attempts counted per key, and when the key's window ends.
+    attempts: HashMap<String, (u32, DateTime<Utc>)>,
+    connections: HashMap<ConnectionId, Connection>,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,15 @@ fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
 }
 
 impl Inner {
+    fn session_active(&self, session: SessionId, now: DateTime<Utc>) -> bool {
+        self.tokens.values().any(|t| {
+            t.session_id == session
+                && t.kind != TokenKind::Ticket
+                && !t.rotated
+                && t.expires_at > now
+        })
+    }
+
     fn room_mut(&mut self, id: RoomId) -> StoreResult<&mut RoomData> {
         self.rooms
             .get_mut(&id)
@@ -318,7 +330,10 @@ impl SessionStore for MemoryStore {
         let session_id = token.session_id;
         if token.rotated {
             inner.tokens.retain(|_, t| t.session_id != session_id);
-            return Ok(Rotation::Reused { session_id });
+            return Ok(Rotation::Reused {
+                session_id,
+                user_id: token.user_id,
+            });
         }
         if token.expires_at <= now {
             return Ok(Rotation::Invalid);
@@ -346,6 +361,47 @@ impl SessionStore for MemoryStore {
             session_id,
             user_id: token.user_id,
         })
+    }
+
+    async fn insert_ticket(
+        &self,
+        ticket: &IssuedToken,
+        session: SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        if !inner.session_active(session, now) {
+            return Ok(false);
+        }
+        inner.tokens.insert(
+            ticket.hash,
+            TokenRecord {
+                hash: ticket.hash,
+                kind: TokenKind::Ticket,
+                session_id: session,
+                user_id: user,
+                expires_at: ticket.expires_at,
+                rotated: false,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn take_ticket(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>> {
+        let mut inner = self.lock();
+        if inner.tokens.get(hash).map(|t| t.kind) != Some(TokenKind::Ticket) {
+            return Ok(None);
+        }
+        Ok(inner.tokens.remove(hash).filter(|t| t.expires_at > now))
+    }
+
+    async fn session_active(&self, session: SessionId, now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.lock().session_active(session, now))
     }
 
     async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {
@@ -763,5 +819,85 @@ impl ReadMarkerStore for MemoryStore {
             .ok_or(StoreError::NotFound(Entity::Member))?;
         member.last_read_seq = member.last_read_seq.max(seq);
         Ok(member.last_read_seq)
+    }
+}
+
+#[async_trait]
+impl AttemptStore for MemoryStore {
+    async fn count_attempt(
+        &self,
+        key: &str,
+        allowed: u32,
+        now: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let mut inner = self.lock();
+        let entry = inner
+            .attempts
+            .entry(key.to_owned())
+            .or_insert((0, window_end));
+        if entry.1 <= now {
+            *entry = (0, window_end);
+        }
+        if entry.0 >= allowed {
+            return Ok(Some(entry.1));
+        }
+        entry.0 += 1;
+        Ok(None)
+    }
+
+    async fn clear_attempts(&self, key: &str) -> StoreResult<()> {
+        self.lock().attempts.remove(key);
+        Ok(())
+    }
+
+    async fn purge_attempts(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut inner = self.lock();
+        let before = inner.attempts.len();
+        inner.attempts.retain(|_, (_, end)| *end >= now);
+        Ok((before - inner.attempts.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn open_connection(&self, connection: &Connection) -> StoreResult<()> {
+        self.lock()
+            .connections
+            .insert(connection.id, connection.clone());
+        Ok(())
+    }
+
+    async fn close_connection(&self, id: ConnectionId) -> StoreResult<()> {
+        self.lock().connections.remove(&id);
+        Ok(())
+    }
+
+    async fn renew_connections(&self, node: NodeId, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        for connection in self.lock().connections.values_mut() {
+            if connection.node == node {
+                connection.expires_at = expires_at;
+            }
+        }
+        Ok(())
+    }
+
+    async fn online_users(&self, users: &[UserId], now: DateTime<Utc>) -> StoreResult<Vec<UserId>> {
+        let wanted: BTreeSet<UserId> = users.iter().copied().collect();
+        let inner = self.lock();
+        let online: BTreeSet<UserId> = inner
+            .connections
+            .values()
+            .filter(|c| c.expires_at > now && wanted.contains(&c.user_id))
+            .map(|c| c.user_id)
+            .collect();
+        Ok(online.into_iter().collect())
+    }
+
+    async fn purge_connections(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut inner = self.lock();
+        let before = inner.connections.len();
+        inner.connections.retain(|_, c| c.expires_at >= now);
+        Ok((before - inner.connections.len()) as u64)
     }
 }

@@ -1,9 +1,14 @@
 //! The storage traits: what a backend must provide, and what it must guarantee.
 //!
 //! Storage is split by concern into [`UserStore`], [`SessionStore`], [`RoomStore`],
-//! [`MemberStore`], [`MessageStore`] and [`ReadMarkerStore`]; a backend implements all six and
-//! gets [`Store`] for free. Stores hold data and make the listed operations atomic; they never
-//! decide permissions — [`Chat`](crate::Chat) does.
+//! [`MemberStore`], [`MessageStore`], [`ReadMarkerStore`], [`AttemptStore`] and
+//! [`ConnectionStore`]; a backend implements all eight and gets [`Store`] for free. Stores hold
+//! data and make the listed operations atomic; they never decide permissions —
+//! [`Chat`](crate::Chat) does.
+//!
+//! The store is also what several engines (several processes) on one database share: every
+//! fact a user can observe — messages and their order, logins and whether they ended, tickets,
+//! failed-login counts, who is connected — lives here, never in one engine's memory.
 //!
 //! # Contract
 //!
@@ -37,7 +42,7 @@ use chrono::{DateTime, Utc};
 pub use self::memory::MemoryStore;
 use crate::auth::TokenHash;
 use crate::error::StoreError;
-use crate::ids::{MessageId, RoomId, SessionId, UserId};
+use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 use crate::message::{Message, Sent};
 use crate::room::{Member, Role, Room};
 use crate::user::User;
@@ -47,7 +52,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every storage trait at once: what [`Chat`](crate::Chat) is built on, as `Arc<dyn Store>`.
 pub trait Store:
-    UserStore + SessionStore + RoomStore + MemberStore + MessageStore + ReadMarkerStore + 'static
+    UserStore
+    + SessionStore
+    + RoomStore
+    + MemberStore
+    + MessageStore
+    + ReadMarkerStore
+    + AttemptStore
+    + ConnectionStore
+    + 'static
 {
 }
 
@@ -58,6 +71,8 @@ impl<T> Store for T where
         + MemberStore
         + MessageStore
         + ReadMarkerStore
+        + AttemptStore
+        + ConnectionStore
         + 'static
 {
 }
@@ -137,13 +152,16 @@ pub struct NewSession {
     pub refresh: IssuedToken,
 }
 
-/// Access or refresh.
+/// Access, refresh or ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenKind {
     /// Authenticates requests.
     Access,
     /// Obtains a new token pair, once.
     Refresh,
+    /// Opens one live feed, once, shortly after it was issued (for browsers' WebSockets, which
+    /// cannot send headers).
+    Ticket,
 }
 
 /// A stored token.
@@ -178,6 +196,8 @@ pub enum Rotation {
     Reused {
         /// The revoked login.
         session_id: SessionId,
+        /// Its user.
+        user_id: UserId,
     },
     /// Unknown, expired, or not a refresh token; nothing changed.
     Invalid,
@@ -207,6 +227,34 @@ pub trait SessionStore: Send + Sync {
         refresh: &IssuedToken,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation>;
+
+    /// Stores a ticket (a [`TokenKind::Ticket`] token) of a login, atomically with the check
+    /// that the login has not ended: it is stored only while the login has an access or refresh
+    /// token that is neither rotated nor expired at `now`. Returns whether it was stored.
+    ///
+    /// To ensure correctness: a ticket must never outlive its login. Since ending a login deletes
+    /// its tokens, tickets included, a ticket stored after that would open a feed for an ended
+    /// login; checking and inserting in one step rules that out.
+    async fn insert_ticket(
+        &self,
+        ticket: &IssuedToken,
+        session: SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Redeems a ticket, atomically: deletes the [`TokenKind::Ticket`] token with this hash and
+    /// returns it if it had not expired at `now`. Of concurrent calls (from any process) at most
+    /// one gets it. Any other token, or none, gives `None` and changes nothing.
+    async fn take_ticket(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>>;
+
+    /// Whether the login has not ended: it has an access or refresh token that is neither
+    /// rotated nor expired at `now`.
+    async fn session_active(&self, session: SessionId, now: DateTime<Utc>) -> StoreResult<bool>;
 
     /// Deletes every token of the login. Revoking an unknown login is not an error.
     async fn revoke_session(&self, session: SessionId) -> StoreResult<()>;
@@ -420,4 +468,66 @@ pub trait ReadMarkerStore: Send + Sync {
     ///
     /// Errors: [`StoreError::NotFound`] (`Member`).
     async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64>;
+}
+
+/// Counters of attempts in fixed windows, keyed by text (the failed-login lockout uses one per
+/// account): shared by every engine on the store, so a limit holds however requests are spread
+/// over processes.
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// Counts one attempt against `key`, atomically, unless `allowed` attempts were already
+    /// counted in the key's window. A key has no window until an attempt is counted; the first
+    /// one counted while no window is open at `now` opens a window that ends at `window_end`.
+    ///
+    /// Returns `None` when the attempt was counted (go ahead), or `Some(end)` when it was
+    /// refused, `end` being when the open window ends. To ensure correctness: concurrent calls
+    /// (from any process) are counted one after the other, so no more than `allowed` go ahead
+    /// per window.
+    async fn count_attempt(
+        &self,
+        key: &str,
+        allowed: u32,
+        now: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Forgets the key's attempts (its window closes). Unknown keys are not an error.
+    async fn clear_attempts(&self, key: &str) -> StoreResult<()>;
+
+    /// Deletes the windows that ended before `now`; returns how many.
+    async fn purge_attempts(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// A live connection as recorded in the store: who is online, seen from any process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The connection.
+    pub id: ConnectionId,
+    /// The engine that holds it and renews it.
+    pub node: NodeId,
+    /// The connected user.
+    pub user_id: UserId,
+    /// When it stops counting unless renewed: a process that crashed stops renewing, so its
+    /// users do not stay online.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Live connections, the source of `online`.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Records a connection.
+    async fn open_connection(&self, connection: &Connection) -> StoreResult<()>;
+
+    /// Deletes a connection. Closing an unknown connection is not an error.
+    async fn close_connection(&self, id: ConnectionId) -> StoreResult<()>;
+
+    /// Moves the expiry of every connection of `node` to `expires_at` (the node's heartbeat).
+    async fn renew_connections(&self, node: NodeId, expires_at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Those of `users` who have a connection that has not expired at `now`, each once, in no
+    /// particular order.
+    async fn online_users(&self, users: &[UserId], now: DateTime<Utc>) -> StoreResult<Vec<UserId>>;
+
+    /// Deletes connections that expired before `now`; returns how many.
+    async fn purge_connections(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }

@@ -1,4 +1,5 @@
-//! The storage conformance suite: the behaviour every store must have, specified once.
+//! The storage conformance suite: the behaviour every store must have, specified once; and in
+//! [`bus`], the same for event buses.
 //!
 //! Each case in [`cases`] is a public async function that gets a [`Harness`], opens fresh
 //! stores through it and asserts on results and error variants. Most cases drive a [`Chat`]
@@ -19,6 +20,7 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod bus;
 pub mod cases;
 pub mod crash;
 pub mod model;
@@ -33,8 +35,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::clock::ManualClock;
 use crate::config::{ChatConfig, HashCost};
-use crate::events::InProcessBus;
-use crate::ids::SequentialIds;
+use crate::events::{EventBus, InProcessBus};
+use crate::ids::{IdSource, SequentialIds};
 use crate::store::{MemoryStore, Store};
 use crate::{Chat, ChatBuilder, NewRoom, NewUser, Room, User};
 
@@ -118,23 +120,31 @@ impl Harness {
     }
 
     /// Like [`Harness::chat`], with more settings applied to the builder.
-    pub async fn chat_with(&self, configure: impl FnOnce(ChatBuilder) -> ChatBuilder) -> TestChat {
+    ///
+    /// `configure` also applies to the engine's [peers](TestChat::peer).
+    pub async fn chat_with(
+        &self,
+        configure: impl Fn(ChatBuilder) -> ChatBuilder + Send + Sync + 'static,
+    ) -> TestChat {
         let (store, guard) = self.store().await;
         let clock = Arc::new(ManualClock::new(epoch()));
-        let builder = Chat::builder(Arc::clone(&store))
-            .config(test_config())
-            .clock(clock.clone())
-            .ids(Arc::new(SequentialIds::new()))
-            .bus(Arc::new(InProcessBus::default()));
-        let chat = configure(builder).build().expect("test engine builds");
+        let ids = Arc::new(SequentialIds::new());
+        let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+        let configure: Configure = Arc::new(configure);
+        let chat = build(&store, &clock, &ids, &bus, &configure);
         TestChat {
             chat: Arc::new(chat),
             clock,
             store,
+            ids,
+            bus,
+            configure,
             _guard: guard,
         }
     }
 }
+
+type Configure = Arc<dyn Fn(ChatBuilder) -> ChatBuilder + Send + Sync>;
 
 /// A test engine with its clock and store; derefs to [`Chat`].
 pub struct TestChat {
@@ -144,6 +154,9 @@ pub struct TestChat {
     pub clock: Arc<ManualClock>,
     /// The store under test.
     pub store: Arc<dyn Store>,
+    ids: Arc<SequentialIds>,
+    bus: Arc<dyn EventBus>,
+    configure: Configure,
     _guard: Guard,
 }
 
@@ -154,7 +167,35 @@ impl Deref for TestChat {
     }
 }
 
+/// A test engine: the test configuration, then `configure` (which may replace the bus).
+fn build(
+    store: &Arc<dyn Store>,
+    clock: &Arc<ManualClock>,
+    ids: &Arc<SequentialIds>,
+    bus: &Arc<dyn EventBus>,
+    configure: &Configure,
+) -> Chat {
+    let builder = Chat::builder(Arc::clone(store))
+        .config(test_config())
+        .clock(clock.clone())
+        .ids(ids.clone() as Arc<dyn IdSource>)
+        .bus(Arc::clone(bus));
+    configure(builder).build().expect("test engine builds")
+}
+
 impl TestChat {
+    /// Another engine on the same store, bus, clock and ids, as a second process would be: what
+    /// one engine does, the other must see exactly as if it had done it.
+    pub fn peer(&self) -> Arc<Chat> {
+        Arc::new(build(
+            &self.store,
+            &self.clock,
+            &self.ids,
+            &self.bus,
+            &self.configure,
+        ))
+    }
+
     /// A new user without password.
     pub async fn new_user(&self, name: &str) -> User {
         self.chat
@@ -265,6 +306,16 @@ macro_rules! store_conformance_tests {
             concurrent_sends_with_one_txn_id_store_one_message,
             concurrent_refreshes_rotate_once,
             concurrent_sends_are_published_in_sequence_order,
+            // several engines on one store, as several processes
+            engines_deliver_every_message_once_in_order,
+            an_append_through_the_store_does_not_stall_the_room,
+            removal_during_a_lag_silences_the_room,
+            joining_during_a_lag_delivers_the_room,
+            ending_a_login_ends_its_feeds_on_every_engine,
+            tickets_work_once_on_any_engine_and_die_with_their_login,
+            failed_logins_share_one_budget_on_every_engine,
+            concurrent_wrong_passwords_cannot_exceed_the_budget,
+            online_is_seen_from_every_engine_and_expires,
             // the storage contract itself
             store_append_assigns_sequence_and_change_cursors,
             store_add_member_checks_capacity_and_duplicates,
@@ -275,6 +326,11 @@ macro_rules! store_conformance_tests {
             store_values_round_trip_exactly,
             store_rotation_detects_reuse,
             store_room_with_member_reads_both_at_once,
+            store_tickets_are_taken_once_and_die_with_their_login,
+            store_concurrent_ticket_takes_succeed_once,
+            store_attempts_are_counted_in_windows,
+            store_concurrent_attempts_cannot_exceed_the_budget,
+            store_connections_count_until_they_expire,
         );
     };
 }

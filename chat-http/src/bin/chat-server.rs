@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::store::{MemoryStore, Store};
-use chat_core::{Chat, Conflict, Error, NewMessage, NewRoom, NewUser, Role, Visibility};
+use chat_core::{
+    Chat, ChatConfig, Conflict, Error, NewMessage, NewRoom, NewUser, Role, Visibility,
+};
 use chat_http::{ChatHttp, Limits};
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -105,7 +107,10 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let store = open_store(&cli.database, cli.durability).await?;
-    let chat = Arc::new(Chat::new(store)?);
+    let mut config = ChatConfig::default();
+    config.failed_logins_allowed = cli.failed_logins;
+    config.failed_login_window = Duration::from_secs(cli.lockout_secs);
+    let chat = Arc::new(Chat::builder(store).config(config).build()?);
     if let Some(Command::CreateAdmin {
         username,
         password,
@@ -126,8 +131,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let mut limits = Limits::default();
     limits.max_body_bytes = cli.max_body_bytes;
     limits.auth_attempts_per_ip = cli.auth_per_minute;
-    limits.failed_logins_per_account = cli.failed_logins;
-    limits.failed_login_window = Duration::from_secs(cli.lockout_secs);
     limits.sends_per_second_per_user = cli.sends_per_second;
     limits.send_burst = cli.send_burst;
     let purger = Arc::clone(&chat);
@@ -135,9 +138,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         let mut hourly = tokio::time::interval(Duration::from_secs(60 * 60));
         loop {
             hourly.tick().await;
-            match purger.purge_expired_tokens().await {
-                Ok(purged) => tracing::debug!(purged, "expired tokens deleted"),
-                Err(error) => tracing::warn!(%error, "purging expired tokens failed"),
+            match purger.purge_expired().await {
+                Ok(purged) => {
+                    tracing::debug!(purged, "expired tokens, lockouts and connections deleted")
+                }
+                Err(error) => tracing::warn!(%error, "purging expired records failed"),
             }
         }
     });

@@ -1,9 +1,10 @@
 //! `/auth/*` and `/users/*`.
 
+use std::collections::HashSet;
+
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_core::auth::LoginName;
-use chat_core::auth::TokenPair;
+use chat_core::auth::{Authenticated, LoginName, TokenPair};
 use chat_core::{NewUser, UserId, UserUpdate};
 use uuid::Uuid;
 
@@ -29,9 +30,23 @@ fn tokens(pair: TokenPair, now: chrono::DateTime<chrono::Utc>, user: Option<User
 }
 
 impl AppState {
-    pub(crate) fn user_out(&self, user: chat_core::User) -> UserOut {
-        let online = self.sockets.is_online(user.id);
-        UserOut::full(user, online)
+    /// Which of `users` are online, as every server on the store sees it.
+    pub(crate) async fn online(
+        &self,
+        viewer: UserId,
+        users: &[UserId],
+    ) -> ApiResult<HashSet<UserId>> {
+        Ok(self.chat.online(viewer, users).await?)
+    }
+
+    /// A user's full record, as `viewer` (who may see it) gets it.
+    pub(crate) async fn user_out(
+        &self,
+        viewer: UserId,
+        user: chat_core::User,
+    ) -> ApiResult<UserOut> {
+        let online = self.online(viewer, &[user.id]).await?.contains(&user.id);
+        Ok(UserOut::full(user, online))
     }
 }
 
@@ -51,7 +66,8 @@ pub(crate) async fn register(
         profile: body.profile.unwrap_or_default().into(),
     };
     let user = state.chat.register(new, &body.password).await?;
-    Ok((StatusCode::CREATED, axum::Json(state.user_out(user))))
+    let user = state.user_out(user.id, user).await?;
+    Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
 /// Log in with a username or email and a password.
@@ -74,15 +90,10 @@ pub(crate) async fn login(
             ));
         }
     };
-    let account = match &name {
-        LoginName::Username(name) | LoginName::Email(name) => name.trim().to_lowercase(),
-    };
-    state.failed_logins.check(&account)?;
-    let login = state.chat.login(name, &body.password).await;
-    state.failed_logins.record(&account, login.is_ok());
-    let login = login?;
+    // The core counts failed logins per account in the store (429 once locked).
+    let login = state.chat.login(name, &body.password).await?;
     let now = chrono::Utc::now();
-    let user = state.user_out(login.user);
+    let user = state.user_out(login.user.id, login.user).await?;
     Ok(axum::Json(tokens(login.tokens, now, Some(user))))
 }
 
@@ -97,7 +108,7 @@ pub(crate) async fn refresh(
     Ok(axum::Json(tokens(pair, chrono::Utc::now(), None)))
 }
 
-/// Revoke this login at once and close its WebSockets.
+/// Revoke this login at once and close its WebSockets, on every server.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses((status = 204), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn logout(
@@ -106,21 +117,34 @@ pub(crate) async fn logout(
     request: axum::http::request::Parts,
 ) -> ApiResult<StatusCode> {
     let token = bearer(&request).ok_or_else(ApiError::unauthenticated)?;
+    let _ = actor;
     state.chat.logout(token).await?;
-    if let Some(session) = actor.session_id {
-        state.sockets.close(actor.user_id, Some(session));
-    }
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A single-use ticket for opening `/events` from a browser.
+/// A single-use ticket for opening `/events` from a browser, bound to this login: it works
+/// once, on any server, within its lifetime, and not after the login ends.
 #[utoipa::path(post, path = "/auth/ws-ticket", tag = "auth",
     responses((status = 200, body = TicketOut), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn ws_ticket(State(state): State<AppState>, actor: Actor) -> Out<TicketOut> {
+    // A host that authenticates requests itself has no login to bind a ticket to; its
+    // browsers authenticate the WebSocket upgrade the same way as every other request.
+    let session_id = actor.session_id.ok_or(chat_core::Error::Forbidden(
+        "tickets are for logins made with a password",
+    ))?;
+    let login = Authenticated {
+        user_id: actor.user_id,
+        session_id,
+    };
+    let ticket = state.chat.issue_ticket(login).await?;
+    let now = chrono::Utc::now();
     Ok(axum::Json(TicketOut {
-        ticket: state.tickets.issue(actor),
-        expires_in: state.tickets.lifetime().as_secs(),
+        ticket: ticket.ticket,
+        expires_in: (ticket.expires_at - now)
+            .num_seconds()
+            .max(0)
+            .unsigned_abs(),
     }))
 }
 
@@ -167,13 +191,23 @@ pub(crate) async fn list_users(
     let (q, after) = (query.q.as_deref(), query.cursor.as_deref());
     let items: Vec<UserOut> = if me.is_admin {
         let users = state.chat.list_users(me.id, q, after, query.limit).await?;
-        users.into_iter().map(|u| state.user_out(u)).collect()
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let online = state.online(me.id, &ids).await?;
+        users
+            .into_iter()
+            .map(|u| {
+                let online = online.contains(&u.id);
+                UserOut::full(u, online)
+            })
+            .collect()
     } else {
         let entries = state.chat.directory(me.id, q, after, query.limit).await?;
+        let ids: Vec<UserId> = entries.iter().map(|e| e.id).collect();
+        let online = state.online(me.id, &ids).await?;
         entries
             .into_iter()
             .map(|e| {
-                let online = state.sockets.is_online(e.id);
+                let online = online.contains(&e.id);
                 UserOut::public(e, online)
             })
             .collect()
@@ -199,10 +233,10 @@ pub(crate) async fn get_user(
 
 async fn get_user_by(state: AppState, actor: Actor, id: UserId) -> Out<UserOut> {
     match state.chat.user(actor.user_id, id).await {
-        Ok(user) => Ok(axum::Json(state.user_out(user))),
+        Ok(user) => Ok(axum::Json(state.user_out(actor.user_id, user).await?)),
         Err(chat_core::Error::Forbidden(_)) => {
             let entry = state.chat.directory_entry(actor.user_id, id).await?;
-            let online = state.sockets.is_online(id);
+            let online = state.online(actor.user_id, &[id]).await?.contains(&id);
             Ok(axum::Json(UserOut::public(entry, online)))
         }
         Err(error) => Err(error.into()),
@@ -232,7 +266,6 @@ async fn patch_user_by(state: AppState, actor: Actor, id: UserId, body: UserPatc
             .chat
             .change_password(actor.user_id, &change.current, &change.new)
             .await?;
-        state.sockets.close(actor.user_id, None);
     }
     let update = UserUpdate {
         display_name: body.display_name,
@@ -243,7 +276,7 @@ async fn patch_user_by(state: AppState, actor: Actor, id: UserId, body: UserPatc
         is_admin: body.is_admin,
     };
     let user = state.chat.update_user(actor.user_id, id, update).await?;
-    Ok(axum::Json(state.user_out(user)))
+    Ok(axum::Json(state.user_out(actor.user_id, user).await?))
 }
 
 /// Delete a user: oneself, or anyone for admins.
@@ -259,7 +292,6 @@ pub(crate) async fn delete_user(
 
 async fn delete_user_by(state: AppState, actor: Actor, id: UserId) -> ApiResult<StatusCode> {
     state.chat.delete_user(actor.user_id, id).await?;
-    state.sockets.close(id, None);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -180,12 +180,17 @@ pub(crate) async fn conversations(
     actor: Actor,
 ) -> Out<ListPage<ConversationOut>> {
     let conversations = state.chat.direct_conversations(actor.user_id).await?;
+    let others: Vec<UserId> = conversations
+        .iter()
+        .filter_map(|c| c.other.as_ref().map(|o| o.id))
+        .collect();
+    let online = state.online(actor.user_id, &others).await?;
     let items = conversations
         .into_iter()
         .map(|c| ConversationOut {
             room: c.room.into(),
             other: c.other.map(|other| {
-                let online = state.sockets.is_online(other.id);
+                let online = online.contains(&other.id);
                 UserOut::public(other, online)
             }),
             last_message: c

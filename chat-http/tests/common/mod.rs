@@ -8,8 +8,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use chat_core::Chat;
 use chat_core::store::MemoryStore;
+use chat_core::{Chat, ChatConfig};
 use chat_http::{ChatHttp, Limits};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -37,9 +37,16 @@ impl Reply {
 pub fn open_limits() -> Limits {
     let mut limits = Limits::default();
     limits.auth_attempts_per_ip = 0;
-    limits.failed_logins_per_account = 0;
     limits.sends_per_second_per_user = 0;
     limits
+}
+
+/// The engine's settings for tests: cheap hashing, no failed-login lockout unless a test sets
+/// one.
+pub fn open_config() -> ChatConfig {
+    let mut config = chat_core::testing::test_config();
+    config.failed_logins_allowed = 0;
+    config
 }
 
 impl App {
@@ -48,13 +55,47 @@ impl App {
     }
 
     pub fn with_limits(limits: Limits) -> Self {
+        Self::with(limits, open_config())
+    }
+
+    pub fn with(limits: Limits, config: ChatConfig) -> Self {
         let chat = Chat::builder(Arc::new(MemoryStore::new()))
-            .config(chat_core::testing::test_config())
+            .config(config)
             .build()
             .unwrap();
         let chat = Arc::new(chat);
         let router = ChatHttp::new(Arc::clone(&chat)).limits(limits).router();
         Self { router, chat }
+    }
+
+    /// `count` servers on one store and one bus, as several processes on one database, with
+    /// the default failed-login lockout (5 per account).
+    pub fn cluster(count: usize) -> Vec<Self> {
+        let store: Arc<dyn chat_core::store::Store> = Arc::new(MemoryStore::new());
+        let bus: Arc<dyn chat_core::events::EventBus> =
+            Arc::new(chat_core::events::InProcessBus::default());
+        (0..count)
+            .map(|_| {
+                let chat = Chat::builder(Arc::clone(&store))
+                    .config(chat_core::testing::test_config())
+                    .bus(Arc::clone(&bus))
+                    .build()
+                    .unwrap();
+                let chat = Arc::new(chat);
+                let router = ChatHttp::new(Arc::clone(&chat))
+                    .limits(open_limits())
+                    .router();
+                Self { router, chat }
+            })
+            .collect()
+    }
+
+    /// Serves the router on a free loopback port; its `host:port`.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = listener.local_addr().unwrap().to_string();
+        tokio::spawn(axum::serve(listener, self.router.clone()).into_future());
+        base
     }
 
     pub async fn raw(&self, request: Request<Body>) -> Reply {

@@ -12,6 +12,7 @@ macro_rules! assert_err {
 
 mod auth;
 mod direct;
+mod engines;
 mod events;
 mod messages;
 mod races;
@@ -22,6 +23,7 @@ mod users;
 
 pub use self::auth::*;
 pub use self::direct::*;
+pub use self::engines::*;
 pub use self::events::*;
 pub use self::messages::*;
 pub use self::races::*;

@@ -230,8 +230,10 @@ pub async fn concurrent_sends_are_published_in_sequence_order(h: Harness) {
     for task in tasks {
         task.await.unwrap();
     }
-    let published: Vec<u64> = std::iter::from_fn(|| feed.try_recv())
-        .filter_map(|event| match &*event {
+    let published: Vec<u64> = super::events::drain(&mut feed)
+        .await
+        .iter()
+        .filter_map(|event| match &**event {
             crate::events::Event::MessageCreated { message } => Some(message.seq),
             _ => None,
         })

@@ -503,7 +503,8 @@ pub async fn store_rotation_detects_reuse(h: Harness) {
             .await
             .unwrap(),
         Rotation::Reused {
-            session_id: session.session_id
+            session_id: session.session_id,
+            user_id: session.user_id,
         }
     );
     for gone in ["r1", "a2", "r2", "a3", "r3"] {
@@ -586,4 +587,287 @@ pub async fn store_room_with_member_reads_both_at_once(h: Harness) {
         .unwrap()
         .unwrap();
     assert_eq!(member, store.member(room.id, stranger).await.unwrap());
+}
+
+pub async fn store_tickets_are_taken_once_and_die_with_their_login(h: Harness) {
+    let (store, _guard) = h.store().await;
+    store.insert_user(&user(1, "one"), None).await.unwrap();
+    let token = |s: &str, minutes: i64| IssuedToken {
+        hash: TokenHash::of(s),
+        expires_at: epoch() + TimeDelta::minutes(minutes),
+    };
+    let (session, user_id) = (SessionId(id(9)), UserId(id(1)));
+    let login = NewSession {
+        session_id: session,
+        user_id,
+        access: token("a1", 60),
+        refresh: token("r1", 600),
+    };
+    // No login yet: no ticket.
+    assert!(
+        !store
+            .insert_ticket(&token("t0", 1), session, user_id, epoch())
+            .await
+            .unwrap()
+    );
+    assert!(!store.session_active(session, epoch()).await.unwrap());
+    store.insert_session(&login).await.unwrap();
+    assert!(store.session_active(session, epoch()).await.unwrap());
+    assert!(
+        !store
+            .session_active(session, epoch() + TimeDelta::minutes(601))
+            .await
+            .unwrap(),
+        "a login whose tokens all expired has ended"
+    );
+    assert!(
+        store
+            .insert_ticket(&token("t1", 1), session, user_id, epoch())
+            .await
+            .unwrap()
+    );
+    // A ticket is not an access token, nor a refresh token.
+    assert_eq!(
+        store
+            .token(&TokenHash::of("t1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .kind,
+        TokenKind::Ticket
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &TokenHash::of("t1"),
+                &token("x", 1),
+                &token("y", 2),
+                epoch()
+            )
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    // Other tokens are not tickets; a ticket is taken once.
+    assert!(
+        store
+            .take_ticket(&TokenHash::of("a1"), epoch())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.token(&TokenHash::of("a1")).await.unwrap().is_some());
+    let taken = store
+        .take_ticket(&TokenHash::of("t1"), epoch())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (taken.kind, taken.session_id, taken.user_id),
+        (TokenKind::Ticket, session, user_id)
+    );
+    assert!(
+        store
+            .take_ticket(&TokenHash::of("t1"), epoch())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Expired tickets are refused (and spent).
+    store
+        .insert_ticket(&token("t2", 1), session, user_id, epoch())
+        .await
+        .unwrap();
+    let late = epoch() + TimeDelta::minutes(2);
+    assert!(
+        store
+            .take_ticket(&TokenHash::of("t2"), late)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Revoking the login takes its tickets with it, and no new ones are stored.
+    store
+        .insert_ticket(&token("t3", 1), session, user_id, epoch())
+        .await
+        .unwrap();
+    store.revoke_session(session).await.unwrap();
+    assert!(
+        store
+            .take_ticket(&TokenHash::of("t3"), epoch())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.session_active(session, epoch()).await.unwrap());
+    assert!(
+        !store
+            .insert_ticket(&token("t4", 1), session, user_id, epoch())
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn store_concurrent_ticket_takes_succeed_once(h: Harness) {
+    let (store, _guard) = h.store().await;
+    let (session, user_id) = (SessionId(id(9)), UserId(id(1)));
+    let token = |s: &str| IssuedToken {
+        hash: TokenHash::of(s),
+        expires_at: epoch() + TimeDelta::minutes(10),
+    };
+    store
+        .insert_session(&NewSession {
+            session_id: session,
+            user_id,
+            access: token("a"),
+            refresh: token("r"),
+        })
+        .await
+        .unwrap();
+    store
+        .insert_ticket(&token("t"), session, user_id, epoch())
+        .await
+        .unwrap();
+    let takes = (0..16).map(|_| {
+        let store = std::sync::Arc::clone(&store);
+        tokio::spawn(async move { store.take_ticket(&TokenHash::of("t"), epoch()).await })
+    });
+    let mut taken = 0;
+    for take in takes {
+        if take.await.unwrap().unwrap().is_some() {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 1);
+}
+
+pub async fn store_attempts_are_counted_in_windows(h: Harness) {
+    let (store, _guard) = h.store().await;
+    let end = epoch() + TimeDelta::minutes(5);
+    for _ in 0..3 {
+        assert_eq!(
+            store.count_attempt("k", 3, epoch(), end).await.unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        store.count_attempt("k", 3, epoch(), end).await.unwrap(),
+        Some(end),
+        "the fourth attempt is refused until the window ends"
+    );
+    // Later attempts within the window do not move its end.
+    let later = epoch() + TimeDelta::minutes(1);
+    assert_eq!(
+        store
+            .count_attempt("k", 3, later, later + TimeDelta::minutes(5))
+            .await
+            .unwrap(),
+        Some(end)
+    );
+    // Keys are separate.
+    assert_eq!(
+        store.count_attempt("other", 3, epoch(), end).await.unwrap(),
+        None
+    );
+    // A new window opens once the old one ended.
+    let next_end = end + TimeDelta::minutes(5);
+    assert_eq!(
+        store.count_attempt("k", 3, end, next_end).await.unwrap(),
+        None
+    );
+    // Clearing forgets the count.
+    store.clear_attempts("k").await.unwrap();
+    store.clear_attempts("never seen").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            store.count_attempt("k", 3, end, next_end).await.unwrap(),
+            None
+        );
+    }
+    // Purging removes the windows that ended.
+    let after_end = end + TimeDelta::minutes(1);
+    assert_eq!(
+        store.purge_attempts(after_end).await.unwrap(),
+        1,
+        "\"other\""
+    );
+    assert_eq!(
+        store.count_attempt("k", 3, end, next_end).await.unwrap(),
+        Some(next_end),
+        "the open window survives the purge"
+    );
+}
+
+pub async fn store_concurrent_attempts_cannot_exceed_the_budget(h: Harness) {
+    let (store, _guard) = h.store().await;
+    let end = epoch() + TimeDelta::minutes(5);
+    let attempts = (0..30).map(|_| {
+        let store = std::sync::Arc::clone(&store);
+        tokio::spawn(async move { store.count_attempt("k", 5, epoch(), end).await })
+    });
+    let mut allowed = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap().unwrap().is_none() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5);
+}
+
+pub async fn store_connections_count_until_they_expire(h: Harness) {
+    use crate::store::Connection;
+    use crate::{ConnectionId, NodeId};
+    let (store, _guard) = h.store().await;
+    let (alice, bob, carol) = (UserId(id(1)), UserId(id(2)), UserId(id(3)));
+    let (node_a, node_b) = (NodeId(id(50)), NodeId(id(51)));
+    let connection = |n: u128, node: NodeId, user_id: UserId, minutes: i64| Connection {
+        id: ConnectionId(id(n)),
+        node,
+        user_id,
+        expires_at: epoch() + TimeDelta::minutes(minutes),
+    };
+    let online = |users: Vec<UserId>, at_minute: i64| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let mut online = store
+                .online_users(&users, epoch() + TimeDelta::minutes(at_minute))
+                .await
+                .unwrap();
+            online.sort();
+            online
+        }
+    };
+    store
+        .open_connection(&connection(10, node_a, alice, 1))
+        .await
+        .unwrap();
+    store
+        .open_connection(&connection(11, node_a, alice, 1))
+        .await
+        .unwrap();
+    store
+        .open_connection(&connection(12, node_b, bob, 1))
+        .await
+        .unwrap();
+    assert_eq!(online(vec![alice, bob, carol], 0).await, [alice, bob]);
+    assert_eq!(online(vec![carol], 0).await, []);
+    // One of two connections closes: still online.
+    store.close_connection(ConnectionId(id(10))).await.unwrap();
+    store.close_connection(ConnectionId(id(99))).await.unwrap();
+    assert_eq!(online(vec![alice], 0).await, [alice]);
+    // Node A renews its connections; node B stopped (a crash): bob goes offline by himself.
+    store
+        .renew_connections(node_a, epoch() + TimeDelta::minutes(3))
+        .await
+        .unwrap();
+    assert_eq!(online(vec![alice, bob], 2).await, [alice]);
+    assert_eq!(
+        store
+            .purge_connections(epoch() + TimeDelta::minutes(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(online(vec![alice, bob], 2).await, [alice]);
+    assert_eq!(online(vec![alice, bob], 4).await, []);
 }

@@ -1,0 +1,91 @@
+//! The seam between engines: [`EventBus`], and the in-process bus.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::sync::broadcast;
+
+use super::Event;
+
+/// What a bus hands a subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// An event, as published.
+    Event(Arc<Event>),
+    /// Events were dropped before this point (the subscriber fell behind, or the bus lost its
+    /// connection and reconnected): what they said must be read from the store.
+    Lagged,
+}
+
+/// A subscriber's stream of deliveries; it ends when the bus is gone.
+pub type EventStream = BoxStream<'static, Delivery>;
+
+/// Carries events from the engines that publish them to every subscriber, in this process or,
+/// for a bus that crosses processes, in every process on the same store.
+///
+/// # Contract
+///
+/// - **Every subscriber is served**: an event published after [`EventBus::subscribe`] returned
+///   reaches that stream, or the stream yields [`Delivery::Lagged`] in its place. Nothing is
+///   dropped silently: a subscriber that is not told may conclude wrongly that a login is still
+///   open or that it is still a member of a room.
+/// - **Per-publisher order**: events one engine publishes reach each subscriber in the order
+///   they were published. Events of different engines may interleave. (Subscriptions order
+///   messages by sequence number themselves, so this is all they need.)
+/// - **Publishing never blocks** on subscribers; a slow subscriber gets `Lagged`, and the memory
+///   a bus holds for it is bounded.
+/// - **A lost event costs latency, never data**: everything an event says is in the store, and
+///   subscriptions read it from there after `Lagged` or when a sequence number is missing.
+///
+/// The conformance suite for buses is
+/// [`bus_conformance_tests!`](crate::bus_conformance_tests).
+pub trait EventBus: Send + Sync + 'static {
+    /// Publishes an event to every subscriber. Never blocks, whatever the subscribers do.
+    fn publish(&self, event: Arc<Event>);
+
+    /// A stream of every event published from now on: the subscription is in place when this
+    /// returns, before the stream is first polled.
+    fn subscribe(&self) -> EventStream;
+}
+
+/// A bus within one process, over a tokio broadcast channel: the default.
+#[derive(Debug, Clone)]
+pub struct InProcessBus {
+    sender: broadcast::Sender<Arc<Event>>,
+}
+
+impl InProcessBus {
+    /// A bus that holds up to `capacity` events for a slow subscriber before it lags.
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Self { sender }
+    }
+}
+
+impl Default for InProcessBus {
+    /// Holds 4 096 events.
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+impl EventBus for InProcessBus {
+    fn publish(&self, event: Arc<Event>) {
+        // An error only means that nobody is subscribed right now.
+        let _ = self.sender.send(event);
+    }
+
+    fn subscribe(&self) -> EventStream {
+        let receiver = self.sender.subscribe();
+        futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let delivery = match receiver.recv().await {
+                Ok(event) => Delivery::Event(event),
+                Err(broadcast::error::RecvError::Lagged(_)) => Delivery::Lagged,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((delivery, receiver))
+        })
+        .boxed()
+    }
+}

@@ -1,0 +1,205 @@
+//! Live delivery: the events every state change publishes, the bus that carries them between
+//! engines, and the per-user subscription that filters and orders them.
+//!
+//! The store is the truth; the bus carries news of it. A [`Subscription`] delivers each room's
+//! new messages in sequence order, exactly once: an event that arrives early waits for the
+//! ones before it, and a number that never arrives (published by no one, or lost) is read from
+//! the store after [`ChatConfig::gap_wait`](crate::ChatConfig::gap_wait). When the bus drops
+//! events, the subscription re-reads the user's rooms and logins from the store and says
+//! [`Event::Resync`].
+
+mod bus;
+pub(crate) mod subscription;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::bus::{Delivery, EventBus, EventStream, InProcessBus};
+pub use self::subscription::Subscription;
+use crate::ids::{MessageId, RoomId, SessionId, UserId};
+use crate::message::Message;
+use crate::room::{Member, Room};
+use crate::user::Presence;
+
+/// Something that happened. Serialized with a `type` tag whose values are the event names
+/// ([`Event::name`]), the same words as the WebSocket frames of `chat-http`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+#[non_exhaustive]
+pub enum Event {
+    /// A message was sent.
+    #[serde(rename = "message.created")]
+    MessageCreated {
+        /// The stored message (its room, sequence number and change cursor included).
+        message: Message,
+    },
+    /// A message was edited.
+    #[serde(rename = "message.updated")]
+    MessageUpdated {
+        /// The message after the edit.
+        message: Message,
+    },
+    /// A message was deleted.
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        /// The tombstone.
+        message: Message,
+    },
+    /// A user joined or was added to a room (also each member of a new room).
+    #[serde(rename = "member.joined")]
+    MemberJoined {
+        /// The new membership.
+        member: Member,
+    },
+    /// A user left or was removed from a room.
+    #[serde(rename = "member.left")]
+    MemberLeft {
+        /// The room.
+        room_id: RoomId,
+        /// Who left.
+        user_id: UserId,
+        /// Who removed them, when it was not themselves.
+        removed_by: Option<UserId>,
+    },
+    /// A member's role changed (including a change of owner).
+    #[serde(rename = "member.updated")]
+    MemberUpdated {
+        /// The membership after the change.
+        member: Member,
+    },
+    /// A room's fields changed.
+    #[serde(rename = "room.updated")]
+    RoomUpdated {
+        /// The room after the change.
+        room: Room,
+    },
+    /// A room was deleted with its messages.
+    #[serde(rename = "room.deleted")]
+    RoomDeleted {
+        /// The room.
+        room_id: RoomId,
+    },
+    /// A member's read marker moved.
+    #[serde(rename = "read.updated")]
+    ReadUpdated {
+        /// The room.
+        room_id: RoomId,
+        /// Whose marker.
+        user_id: UserId,
+        /// The new marker.
+        last_read_seq: u64,
+    },
+    /// A member started or stopped typing.
+    #[serde(rename = "typing")]
+    Typing {
+        /// The room.
+        room_id: RoomId,
+        /// Who is typing.
+        user_id: UserId,
+        /// Started (true) or stopped.
+        typing: bool,
+    },
+    /// A member's presence changed; published once per room the user is in.
+    #[serde(rename = "presence")]
+    Presence {
+        /// The room.
+        room_id: RoomId,
+        /// Whose presence.
+        user_id: UserId,
+        /// The new presence.
+        presence: Presence,
+        /// The new status message.
+        status_message: Option<String>,
+        /// Whether the user has a live connection, on any engine.
+        online: bool,
+    },
+    /// One login of a user ended (logout, a replayed refresh token), or all of them
+    /// (`session_id: None`: password change, account deleted). Every subscription of that
+    /// login hears this last and then ends.
+    #[serde(rename = "login.ended")]
+    LoginEnded {
+        /// The user.
+        user_id: UserId,
+        /// The login, or `None` for every login of the user.
+        session_id: Option<SessionId>,
+    },
+    /// The subscriber fell behind and events were dropped: refetch state (room lists, unread
+    /// counts, [`Chat::changes`](crate::Chat::changes) from the last cursor seen). The
+    /// subscription itself already follows the rooms the user is in now.
+    #[serde(rename = "resync")]
+    Resync,
+}
+
+impl Event {
+    /// The event's name, the `type` of its serialized form and of its WebSocket frame.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MessageCreated { .. } => "message.created",
+            Self::MessageUpdated { .. } => "message.updated",
+            Self::MessageDeleted { .. } => "message.deleted",
+            Self::MemberJoined { .. } => "member.joined",
+            Self::MemberLeft { .. } => "member.left",
+            Self::MemberUpdated { .. } => "member.updated",
+            Self::RoomUpdated { .. } => "room.updated",
+            Self::RoomDeleted { .. } => "room.deleted",
+            Self::ReadUpdated { .. } => "read.updated",
+            Self::Typing { .. } => "typing",
+            Self::Presence { .. } => "presence",
+            Self::LoginEnded { .. } => "login.ended",
+            Self::Resync => "resync",
+        }
+    }
+
+    /// The room the event belongs to; `None` for [`Event::LoginEnded`] and [`Event::Resync`].
+    pub fn room_id(&self) -> Option<RoomId> {
+        match self {
+            Self::MessageCreated { message }
+            | Self::MessageUpdated { message }
+            | Self::MessageDeleted { message } => Some(message.room_id),
+            Self::MemberJoined { member } | Self::MemberUpdated { member } => Some(member.room_id),
+            Self::RoomUpdated { room } => Some(room.id),
+            Self::MemberLeft { room_id, .. }
+            | Self::RoomDeleted { room_id }
+            | Self::ReadUpdated { room_id, .. }
+            | Self::Typing { room_id, .. }
+            | Self::Presence { room_id, .. } => Some(*room_id),
+            Self::LoginEnded { .. } | Self::Resync => None,
+        }
+    }
+
+    /// The id of the message the event is about, if any.
+    pub fn message_id(&self) -> Option<MessageId> {
+        match self {
+            Self::MessageCreated { message }
+            | Self::MessageUpdated { message }
+            | Self::MessageDeleted { message } => Some(message.id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_under_their_names_and_back() {
+        let user_id = UserId(uuid::Uuid::from_u128(7));
+        let events = [
+            Event::LoginEnded {
+                user_id,
+                session_id: None,
+            },
+            Event::Typing {
+                room_id: RoomId(uuid::Uuid::from_u128(1)),
+                user_id,
+                typing: true,
+            },
+            Event::Resync,
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(json["type"], event.name());
+            assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);
+        }
+    }
+}

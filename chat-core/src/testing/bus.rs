@@ -1,0 +1,332 @@
+//! The bus conformance suite: what every [`EventBus`] must do, specified once, as the store
+//! suite does for stores. A bus crate runs it with
+//! [`bus_conformance_tests!`](crate::bus_conformance_tests), giving an opener that returns two
+//! handles on one fresh bus (as two processes would hold them) and a guard.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+
+use super::{Guard, epoch, test_config};
+use crate::auth::LoginName;
+use crate::clock::ManualClock;
+use crate::events::{Delivery, Event, EventBus, EventStream, Subscription};
+use crate::ids::{IdSource, SequentialIds};
+use crate::store::{MemoryStore, Store};
+use crate::{Chat, NewMessage, NewRoom, NewUser, RoomId, UserId};
+
+/// Opens a fresh bus for each case: two handles on it and what keeps it alive.
+#[async_trait]
+pub trait BusOpener: Send + Sync + 'static {
+    /// Two handles on one new bus: what one publishes, subscribers of both receive.
+    async fn open(&self) -> (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard);
+}
+
+#[async_trait]
+impl<F, Fut> BusOpener for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard)> + Send,
+{
+    async fn open(&self) -> (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard) {
+        self().await
+    }
+}
+
+/// Opens an [`InProcessBus`](crate::events::InProcessBus): the opener of `chat-core`'s own run.
+pub async fn in_process_bus() -> (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard) {
+    let bus: Arc<dyn EventBus> = Arc::new(crate::events::InProcessBus::default());
+    (Arc::clone(&bus), bus, Box::new(()))
+}
+
+/// What every bus case gets.
+#[derive(Clone)]
+pub struct BusHarness {
+    opener: Arc<dyn BusOpener>,
+}
+
+/// Two engines on one store, each publishing through its own handle of the bus under test.
+pub struct Engines {
+    /// The first engine.
+    pub a: Arc<Chat>,
+    /// The second engine.
+    pub b: Arc<Chat>,
+    _guard: Guard,
+}
+
+impl BusHarness {
+    /// A harness over a bus opener.
+    pub fn new(opener: impl BusOpener) -> Self {
+        Self {
+            opener: Arc::new(opener),
+        }
+    }
+
+    /// Two handles on a fresh bus.
+    pub async fn buses(&self) -> (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard) {
+        self.opener.open().await
+    }
+
+    /// Two engines on one in-memory store, one on each handle.
+    pub async fn engines(&self) -> Engines {
+        let (bus_a, bus_b, guard) = self.buses().await;
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = Arc::new(ManualClock::new(epoch()));
+        let ids: Arc<dyn IdSource> = Arc::new(SequentialIds::new());
+        let engine = |bus: Arc<dyn EventBus>| {
+            Chat::builder(Arc::clone(&store))
+                .config(test_config())
+                .clock(clock.clone())
+                .ids(Arc::clone(&ids))
+                .bus(bus)
+                .build()
+                .map(Arc::new)
+                .expect("test engine builds")
+        };
+        Engines {
+            a: engine(bus_a),
+            b: engine(bus_b),
+            _guard: guard,
+        }
+    }
+}
+
+/// Runs one bus case on a two-thread runtime.
+pub fn run<Fut>(harness: BusHarness, case: fn(BusHarness) -> Fut)
+where
+    Fut: Future<Output = ()>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+        .block_on(case(harness));
+}
+
+/// Waits this long for a delivery before deciding that none is coming.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+async fn next_delivery(stream: &mut EventStream) -> Option<Delivery> {
+    tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+fn typing(room: u128, user: u128) -> Arc<Event> {
+    Arc::new(Event::Typing {
+        room_id: RoomId(uuid::Uuid::from_u128(room)),
+        user_id: UserId(uuid::Uuid::from_u128(user)),
+        typing: true,
+    })
+}
+
+pub async fn bus_serves_every_subscriber_in_each_publishers_order(h: BusHarness) {
+    let (a, b, _guard) = h.buses().await;
+    let mut streams = vec![a.subscribe(), a.subscribe(), b.subscribe()];
+    for i in 0..50 {
+        a.publish(typing(1, i));
+        b.publish(typing(2, i));
+    }
+    for stream in &mut streams {
+        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+        while from_a.len() + from_b.len() < 100 {
+            match next_delivery(stream).await {
+                Some(Delivery::Event(event)) => match &*event {
+                    Event::Typing {
+                        room_id, user_id, ..
+                    } => {
+                        let n = user_id.0.as_u128();
+                        if room_id.0.as_u128() == 1 {
+                            from_a.push(n);
+                        } else {
+                            from_b.push(n);
+                        }
+                    }
+                    other => panic!("unexpected {other:?}"),
+                },
+                other => panic!(
+                    "expected 100 events, got {other:?} after {}",
+                    from_a.len() + from_b.len()
+                ),
+            }
+        }
+        let all: Vec<u128> = (0..50).collect();
+        assert_eq!((from_a, from_b), (all.clone(), all));
+    }
+}
+
+pub async fn bus_tells_a_lagging_subscriber(h: BusHarness) {
+    let (a, b, _guard) = h.buses().await;
+    let mut slow = b.subscribe();
+    const SENT: usize = 20_000;
+    for i in 0..SENT {
+        a.publish(typing(1, i as u128));
+    }
+    let mut received = 0;
+    loop {
+        match next_delivery(&mut slow).await {
+            Some(Delivery::Lagged) => break,
+            Some(Delivery::Event(_)) => received += 1,
+            None => panic!(
+                "{received} of {SENT} events and never Lagged: the bus buffers without bound or loses events silently"
+            ),
+        }
+    }
+    assert!(received < SENT);
+}
+
+async fn message_seqs(feed: &mut Subscription, room: RoomId, count: usize) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < count {
+        let event = tokio::time::timeout(PATIENCE, feed.recv())
+            .await
+            .expect("a message within the patience")
+            .expect("the feed goes on");
+        if let Event::MessageCreated { message } = &*event
+            && message.room_id == room
+        {
+            seqs.push(message.seq);
+        }
+    }
+    seqs
+}
+
+pub async fn bus_carries_messages_between_engines_in_order(h: BusHarness) {
+    let engines = h.engines().await;
+    let owner = engines
+        .a
+        .create_user(NewUser::named("owner"))
+        .await
+        .unwrap();
+    let room = engines
+        .a
+        .create_room(owner.id, NewRoom::named("shared"))
+        .await
+        .unwrap();
+    let mut on_a = engines.a.subscribe(owner.id).await.unwrap();
+    let mut on_b = engines.b.subscribe(owner.id).await.unwrap();
+    let mut tasks = Vec::new();
+    for (i, engine) in [&engines.a, &engines.b].into_iter().enumerate() {
+        let engine = Arc::clone(engine);
+        let user = engine
+            .create_user(NewUser::named(format!("sender{i}")))
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..40 {
+                let new = NewMessage::text(format!("{i}:{j}"));
+                engine.send(user.id, room.id, new).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all: Vec<u64> = (1..=80).collect();
+    assert_eq!(message_seqs(&mut on_a, room.id, 80).await, all);
+    assert_eq!(message_seqs(&mut on_b, room.id, 80).await, all);
+}
+
+pub async fn bus_reconnecting_subscriber_loses_nothing_after_catch_up(h: BusHarness) {
+    let engines = h.engines().await;
+    let (a, b) = (&engines.a, &engines.b);
+    let alice = a.create_user(NewUser::named("alice")).await.unwrap();
+    let bob = a.create_user(NewUser::named("bob")).await.unwrap();
+    let room = a
+        .create_room(alice.id, NewRoom::named("room"))
+        .await
+        .unwrap();
+    b.join_room(bob.id, room.id, None).await.unwrap();
+    let send = |n: u64| async move {
+        a.send(alice.id, room.id, NewMessage::text(format!("{n}")))
+            .await
+            .unwrap();
+    };
+    let mut feed = b.subscribe(bob.id).await.unwrap();
+    for n in 1..=10 {
+        send(n).await;
+    }
+    let mut seen = message_seqs(&mut feed, room.id, 5).await;
+    let cursor = b
+        .history(bob.id, room.id, crate::Page::newest(50))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .find(|m| m.seq == 5)
+        .map(|m| m.change_id)
+        .unwrap();
+    feed.close().await; // the connection drops
+    for n in 11..=20 {
+        send(n).await;
+    }
+    // Reconnect (on the other engine), then catch up from the last cursor seen.
+    let mut feed = a.subscribe(bob.id).await.unwrap();
+    let missed = b.changes(bob.id, room.id, cursor, None).await.unwrap();
+    seen.extend(missed.items.iter().map(|m| m.seq));
+    for n in 21..=25 {
+        send(n).await;
+    }
+    seen.extend(message_seqs(&mut feed, room.id, 5).await);
+    assert_eq!(seen, (1..=25).collect::<Vec<u64>>());
+}
+
+pub async fn bus_ends_logins_on_every_engine(h: BusHarness) {
+    let engines = h.engines().await;
+    let (a, b) = (&engines.a, &engines.b);
+    a.register(NewUser::named("alice"), "correct horse battery")
+        .await
+        .unwrap();
+    let login = b
+        .login(LoginName::Username("alice".into()), "correct horse battery")
+        .await
+        .unwrap();
+    let auth = b.authenticate(&login.tokens.access_token).await.unwrap();
+    let mut feed = b.subscribe_login(auth).await.unwrap();
+    a.logout(&login.tokens.access_token).await.unwrap();
+    let ended = tokio::time::timeout(PATIENCE, feed.recv()).await.unwrap();
+    assert!(matches!(ended.as_deref(), Some(Event::LoginEnded { .. })));
+    assert!(
+        tokio::time::timeout(PATIENCE, feed.recv())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Expands to one `#[test]` per bus case, each on buses from the given opener: an expression
+/// implementing [`BusOpener`], typically
+/// `|| async { (Arc::new(bus.clone()) as _, Arc::new(bus) as _, Box::new(guard) as Guard) }`.
+#[macro_export]
+macro_rules! bus_conformance_tests {
+    ($opener:expr) => {
+        $crate::__bus_cases!($opener;
+            bus_serves_every_subscriber_in_each_publishers_order,
+            bus_tells_a_lagging_subscriber,
+            bus_carries_messages_between_engines_in_order,
+            bus_reconnecting_subscriber_loses_nothing_after_catch_up,
+            bus_ends_logins_on_every_engine,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bus_cases {
+    ($opener:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::bus::run(
+                    $crate::testing::bus::BusHarness::new($opener),
+                    $crate::testing::bus::$case,
+                );
+            }
+        )*
+    };
+}
