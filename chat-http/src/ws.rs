@@ -1,8 +1,8 @@
 //! `GET /events`: the live WebSocket. Server frames carry the events of the user's rooms;
 //! client frames send messages (answered by an ack or an error), typing and ping.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -17,7 +17,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -118,23 +118,29 @@ async fn serve(socket: WebSocket, state: AppState, mut feed: Subscription) {
         user_id: feed.user(),
         session_id: feed.session(),
     };
-    let (outgoing, mut incoming) = socket.split();
-    let queue = Outgoing::start(outgoing, &state.limits);
+    let (mut sink, mut incoming) = socket.split();
+    let mut out = Outgoing::new(&state.limits);
     loop {
+        let (work, stall) = (out.has_work(), out.stall_deadline());
         let queued = tokio::select! {
+            // Writing first: what is queued goes out before more is taken on.
+            biased;
+            written = out.write(&mut sink), if work => written.is_ok(),
+            () = tokio::time::sleep_until(stall), if work => {
+                tracing::info!(user = %actor.user_id, "dropping a WebSocket that reads nothing");
+                return;
+            }
+            // `recv` is cancel safe: a client frame arriving first loses no event.
             event = feed.recv() => match event.as_deref() {
                 Some(Event::LoginEnded { .. }) => {
-                    queue.close(4001, "logged out");
+                    out.close(4001, "logged out");
                     break;
                 }
-                Some(event) => match event_frame(event, actor.user_id) {
-                    Some(frame) => queue.event(frame),
-                    None => true,
-                },
+                Some(event) => event_frame(event, actor.user_id).is_none_or(|frame| out.event(frame)),
                 // The feed could not go on (see `Subscription`): the client reconnects and
                 // catches up.
                 None => {
-                    queue.close(1011, "live feed ended; reconnect");
+                    out.close(1011, "live feed ended; reconnect");
                     break;
                 }
             },
@@ -147,119 +153,124 @@ async fn serve(socket: WebSocket, state: AppState, mut feed: Subscription) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 };
-                reply.is_none_or(|reply| queue.reply(reply))
+                reply.is_none_or(|reply| out.reply(reply))
             }
         };
         if !queued {
             tracing::info!(user = %actor.user_id, "dropping a WebSocket that stopped reading");
-            queue.abort();
             return;
         }
     }
-    queue.finish().await;
+    // Write what is queued (the close frame included), for a few seconds at most.
+    if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), out.write(&mut sink)).await {
+        let _ = sink.close().await;
+    }
     feed.close().await;
 }
 
-/// A socket's outgoing frames: a queue bounded in bytes, drained by a writer task, so that a
+/// A socket's outgoing frames, queued in the socket's own task and bounded in bytes, so that a
 /// client that reads slowly never holds up this socket's reading nor anything else.
 ///
 /// - Events that would pass the bound are dropped, and once the queue has drained the client
 ///   gets one `resync` frame (it then catches up from the store), as when the bus drops events.
 /// - Replies (acks, errors, pongs) that would pass the bound mean the client keeps sending
 ///   while reading nothing: the connection is dropped.
-/// - A write that does not complete within `ws_write_timeout` (the client reads nothing at
-///   all) drops the connection too.
+/// - When nothing queued could be written for `ws_write_timeout` (the client reads nothing at
+///   all), the connection is dropped too.
 struct Outgoing {
-    frames: mpsc::UnboundedSender<Message>,
-    shared: Arc<Backlog>,
+    frames: VecDeque<Message>,
+    /// Bytes of `frames`.
+    queued: usize,
     max_queued: usize,
-    writer: tokio::task::JoinHandle<()>,
-}
-
-#[derive(Default)]
-struct Backlog {
-    /// Bytes of frames queued and not yet written.
-    queued: AtomicUsize,
     /// Events were dropped: send `resync` once the queue is empty.
-    behind: AtomicBool,
+    behind: bool,
+    /// Frames were handed to the socket and not flushed yet.
+    unflushed: bool,
+    /// When the socket last took a frame, or the queue last became non-empty.
+    progress: Instant,
+    write_timeout: Duration,
 }
 
 impl Outgoing {
-    fn start(mut sink: SplitSink<WebSocket, Message>, limits: &crate::Limits) -> Self {
-        let (frames, mut queue) = mpsc::unbounded_channel::<Message>();
-        let shared = Arc::new(Backlog::default());
-        let backlog = Arc::clone(&shared);
-        let timeout = limits.ws_write_timeout;
-        let writer = tokio::spawn(async move {
-            while let Some(frame) = queue.recv().await {
-                let size = frame_size(&frame);
-                let mut sent = tokio::time::timeout(timeout, sink.send(frame)).await;
-                backlog.queued.fetch_sub(size, Ordering::Relaxed);
-                if queue.is_empty() && backlog.behind.swap(false, Ordering::Relaxed) {
-                    let resync = Message::Text(json!({ "type": "resync" }).to_string().into());
-                    sent = tokio::time::timeout(timeout, sink.send(resync)).await;
-                }
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
-                }
-            }
-            let _ = sink.close().await;
-        });
+    fn new(limits: &crate::Limits) -> Self {
         Self {
-            frames,
-            shared,
+            frames: VecDeque::new(),
+            queued: 0,
             max_queued: limits.ws_max_backlog_bytes,
-            writer,
+            behind: false,
+            unflushed: false,
+            progress: Instant::now(),
+            write_timeout: limits.ws_write_timeout,
         }
+    }
+
+    fn has_work(&self) -> bool {
+        !self.frames.is_empty() || self.unflushed || self.behind
+    }
+
+    fn stall_deadline(&self) -> Instant {
+        self.progress + self.write_timeout
     }
 
     /// Queues a frame if the bound allows; whether it did.
-    fn push(&self, frame: Message) -> bool {
+    fn push(&mut self, frame: Message) -> bool {
         let size = frame_size(&frame);
-        if self.shared.queued.fetch_add(size, Ordering::Relaxed) + size > self.max_queued {
-            self.shared.queued.fetch_sub(size, Ordering::Relaxed);
+        if self.queued + size > self.max_queued {
             return false;
         }
-        self.frames.send(frame).is_ok()
+        if !self.has_work() {
+            self.progress = Instant::now();
+        }
+        self.queued += size;
+        self.frames.push_back(frame);
+        true
     }
 
-    /// Queues an event's frame, or drops it for a later `resync`; false once the writer is gone.
-    fn event(&self, frame: Value) -> bool {
-        if self.shared.behind.load(Ordering::Relaxed) {
-            return !self.frames.is_closed();
+    /// Queues an event's frame, or drops it for a later `resync`. Never fails.
+    fn event(&mut self, frame: Value) -> bool {
+        if !self.behind && !self.push(Message::Text(frame.to_string().into())) {
+            self.behind = true;
         }
-        if !self.push(Message::Text(frame.to_string().into())) {
-            self.shared.behind.store(true, Ordering::Relaxed);
-        }
-        !self.frames.is_closed()
+        true
     }
 
     /// Queues a reply; false when the client is too far behind to take it.
-    fn reply(&self, frame: Value) -> bool {
+    fn reply(&mut self, frame: Value) -> bool {
         self.push(Message::Text(frame.to_string().into()))
     }
 
-    fn close(&self, code: u16, reason: &'static str) {
+    fn close(&mut self, code: u16, reason: &'static str) {
         let reason = Utf8Bytes::from_static(reason);
         // A full queue cannot take the close frame: the socket is then just dropped.
         let _ = self.push(Message::Close(Some(CloseFrame { code, reason })));
     }
 
-    /// Drops the connection without writing what is queued.
-    fn abort(self) {
-        self.writer.abort();
-    }
-
-    /// Writes what is queued (for a few seconds at most), then closes.
-    async fn finish(self) {
-        drop(self.frames);
-        let mut writer = self.writer;
-        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
-            .await
-            .is_err()
-        {
-            writer.abort();
-        }
+    /// Hands queued frames to the socket and flushes them. Cancel safe: the queue lives here,
+    /// and a frame leaves it only once the socket has taken it.
+    async fn write(&mut self, sink: &mut SplitSink<WebSocket, Message>) -> Result<(), axum::Error> {
+        std::future::poll_fn(|cx| {
+            loop {
+                if self.frames.is_empty() && self.behind {
+                    self.behind = false;
+                    let resync = json!({ "type": "resync" }).to_string();
+                    self.frames.push_back(Message::Text(resync.into()));
+                }
+                let Some(size) = self.frames.front().map(frame_size) else {
+                    break;
+                };
+                ready!(sink.poll_ready_unpin(cx))?;
+                if let Some(frame) = self.frames.pop_front() {
+                    self.queued = self.queued.saturating_sub(size);
+                    self.progress = Instant::now();
+                    self.unflushed = true;
+                    sink.start_send_unpin(frame)?;
+                }
+            }
+            ready!(sink.poll_flush_unpin(cx))?;
+            self.unflushed = false;
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 }
 

@@ -38,6 +38,9 @@ const MAX_FILL: u64 = 256;
 ///   [`Chat::online`](crate::Chat::online)).
 /// - If the store fails while the feed reads it, the feed ends (`None`): a client then
 ///   reconnects and catches up, rather than trusting a feed that may have missed something.
+///
+/// [`Subscription::recv`] is cancel safe: in a `tokio::select!` that drops it half-way, no
+/// event is lost, and work that reads the store is taken up again by the next call.
 pub struct Subscription {
     user: UserId,
     session: Option<SessionId>,
@@ -49,6 +52,11 @@ pub struct Subscription {
     waiting: HashMap<RoomId, Instant>,
     /// Events ready to hand out, in order.
     ready: VecDeque<Arc<Event>>,
+    /// An event from the bus not yet filed (filing may read the store): kept here until it is,
+    /// so that a `recv` cancelled half-way loses nothing.
+    unfiled: Option<Arc<Event>>,
+    /// The bus dropped events and the resync has not completed yet.
+    lagged: bool,
     gap_wait: Duration,
     ended: bool,
     lease: Option<Lease>,
@@ -121,6 +129,8 @@ impl Subscription {
                 .collect(),
             waiting: HashMap::new(),
             ready: VecDeque::new(),
+            unfiled: None,
+            lagged: false,
             gap_wait: opened.gap_wait,
             ended: false,
             lease: Some(opened.lease),
@@ -138,7 +148,7 @@ impl Subscription {
     }
 
     /// The next event for this user, waiting for one; `None` once the feed has ended (its
-    /// login ended, the bus is gone, or the store failed).
+    /// login ended, the bus is gone, or the store failed). Cancel safe.
     pub async fn recv(&mut self) -> Option<Arc<Event>> {
         loop {
             if let Some(event) = self.ready.pop_front() {
@@ -146,6 +156,10 @@ impl Subscription {
             }
             if self.ended {
                 return None;
+            }
+            if self.unfiled.is_some() || self.lagged {
+                self.settle().await;
+                continue;
             }
             let step = match self.gap_deadline() {
                 Some(deadline) => tokio::select! {
@@ -168,6 +182,10 @@ impl Subscription {
             if self.ended {
                 return None;
             }
+            if self.unfiled.is_some() || self.lagged {
+                self.settle().await;
+                continue;
+            }
             let overdue = self
                 .gap_deadline()
                 .is_some_and(|deadline| deadline <= Instant::now());
@@ -189,16 +207,37 @@ impl Subscription {
         }
     }
 
+    /// Records what woke the feed, before anything is awaited, then acts on it.
     async fn take(&mut self, step: Step) {
-        let outcome = match step {
-            Step::Bus(None) => {
-                self.ended = true;
-                Ok(())
+        match step {
+            Step::Bus(None) => self.ended = true,
+            Step::Bus(Some(Delivery::Lagged)) => self.lagged = true,
+            Step::Bus(Some(Delivery::Event(event))) => self.unfiled = Some(event),
+            Step::GapOverdue => {
+                // What is overdue stays overdue until filled: a cancelled fill is redone.
+                let outcome = self.fill_overdue().await;
+                self.check(outcome);
+                return;
             }
-            Step::Bus(Some(Delivery::Lagged)) => self.resync().await,
-            Step::Bus(Some(Delivery::Event(event))) => self.admit(event).await,
-            Step::GapOverdue => self.fill_overdue().await,
+        }
+        self.settle().await;
+    }
+
+    /// Completes a resync or the filing of an event; each may be cancelled and redone, since
+    /// each changes the feed only after its last read.
+    async fn settle(&mut self) {
+        let outcome = if self.lagged {
+            self.unfiled = None; // the resync covers it
+            self.resync().await.map(|()| self.lagged = false)
+        } else if let Some(event) = self.unfiled.clone() {
+            self.admit(event).await.map(|()| self.unfiled = None)
+        } else {
+            Ok(())
         };
+        self.check(outcome);
+    }
+
+    fn check(&mut self, outcome: Result<(), StoreError>) {
         if let Err(error) = outcome {
             tracing::warn!(%error, user = %self.user, "a live feed could not read the store; ending it");
             self.ended = true;
@@ -360,6 +399,7 @@ impl Subscription {
         } else {
             delivered
         };
+        tracing::debug!(%room, after = from, through, "filling a gap in a live feed from the store");
         let range = SeqRange {
             after: Some(from),
             before: Some(through + 1),
