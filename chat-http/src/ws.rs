@@ -72,9 +72,9 @@ pub(crate) async fn events(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let actor = match &query.ticket {
-        Some(_) => None,
-        None => Some(
+    let credentials = match query.ticket {
+        Some(ticket) => Credentials::Ticket(ticket),
+        None => Credentials::Actor(
             state
                 .authenticator
                 .authenticate(&state.chat, &parts)
@@ -83,23 +83,20 @@ pub(crate) async fn events(
     };
     let upgrade = upgrade.map_err(|e| ApiError::malformed(e.body_text()))?;
     // The feed ends when its login ends, on any server: that is what closes the socket.
-    let feed = match (query.ticket, actor) {
-        (Some(ticket), _) => state.chat.subscribe_with_ticket(&ticket).await?,
-        (
-            None,
-            Some(Actor {
-                user_id,
-                session_id: Some(session_id),
-            }),
-        ) => {
+    let feed = match credentials {
+        Credentials::Ticket(ticket) => state.chat.subscribe_with_ticket(&ticket).await?,
+        Credentials::Actor(Actor {
+            user_id,
+            session_id: Some(session_id),
+        }) => {
             let login = Authenticated {
                 user_id,
                 session_id,
             };
             state.chat.subscribe_login(login).await?
         }
-        (None, Some(actor)) => state.chat.subscribe(actor.user_id).await?,
-        (None, None) => return Err(ApiError::unauthenticated()),
+        // A host's own authentication: no login of ours to follow.
+        Credentials::Actor(actor) => state.chat.subscribe(actor.user_id).await?,
     };
     let max = state.limits.max_ws_message_bytes;
     // Small buffers: an idle socket should cost little (tungstenite's defaults reserve 128 KiB
@@ -110,6 +107,12 @@ pub(crate) async fn events(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| serve(socket, state, feed)))
+}
+
+/// How a WebSocket request identified itself.
+enum Credentials {
+    Ticket(String),
+    Actor(Actor),
 }
 
 async fn serve(socket: WebSocket, state: AppState, mut feed: Subscription) {

@@ -226,8 +226,8 @@ impl Subscription {
     /// Completes a resync or the filing of an event; each may be cancelled and redone, since
     /// each changes the feed only after its last read.
     async fn settle(&mut self) {
+        // Never both at once: an unfiled event is settled before the bus is read again.
         let outcome = if self.lagged {
-            self.unfiled = None; // the resync covers it
             self.resync().await.map(|()| self.lagged = false)
         } else if let Some(event) = self.unfiled.clone() {
             self.admit(event).await.map(|()| self.unfiled = None)
