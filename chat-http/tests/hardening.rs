@@ -606,3 +606,33 @@ async fn every_route_answers_each_kind_of_user_as_expected() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn made_up_http_methods_do_not_grow_the_metrics() {
+    let app = App::new();
+    for i in 0..200 {
+        let method =
+            Method::from_bytes(format!("MADEUP{i}{}", "X".repeat(500)).as_bytes()).unwrap();
+        let request = Request::builder()
+            .method(method)
+            .uri("/api/v1/users/me")
+            .body(Body::empty())
+            .unwrap();
+        let reply = app.raw(request).await;
+        assert!(reply.status.is_client_error());
+    }
+    let request = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request)
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(!text.contains("MADEUP"), "a made-up method became a label");
+    assert!(text.contains(r#"method="other""#));
+    assert!(text.len() < 64 * 1024, "/metrics is {} bytes", text.len());
+}
