@@ -4,6 +4,7 @@
 //! Tokens are 256 random bits, given to the client once and stored only as their SHA-256.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, SaltString};
@@ -13,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::HashCost;
 use crate::error::{Error, Result};
@@ -133,29 +134,69 @@ pub enum LoginName {
     Email(String),
 }
 
-/// Argon2id hashing with a fixed cost, off the async runtime.
+/// Argon2id hashing with a fixed cost, off the async runtime, a few at a time.
+///
+/// Each hash holds its cost in memory (19 MiB by default) while it runs: unbounded, 300
+/// concurrent wrong room passwords took a server to 5.4 GB. Hashes run in at most
+/// `max_concurrent` slots; at most `max_queued` requests wait for one, and the rest are refused
+/// at once.
 pub(crate) struct PasswordHasher {
     argon2: Arc<Argon2<'static>>,
+    slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_queued: usize,
     /// A hash of a random password, verified against when the user is unknown so that login
     /// takes the same time either way.
     dummy: OnceCell<String>,
 }
 
+/// Counts a request waiting for a hashing slot while it exists.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl PasswordHasher {
-    pub(crate) fn new(cost: HashCost) -> Result<Self> {
+    pub(crate) fn new(cost: HashCost, max_concurrent: usize, max_queued: usize) -> Result<Self> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| Error::Internal(format!("argon2 parameters: {e}").into()))?;
         Ok(Self {
             argon2: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            waiting: Arc::default(),
+            max_queued,
             dummy: OnceCell::new(),
         })
     }
 
+    /// A hashing slot, held until the hash is done (even if its caller goes away first).
+    async fn slot(&self) -> Result<OwnedSemaphorePermit> {
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queued {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            });
+        }
+        let _waiting = Waiting(Arc::clone(&self.waiting));
+        Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(e.into()))
+    }
+
     /// The PHC string of a new salted hash of `password`.
     pub(crate) async fn hash(&self, password: &str) -> Result<String> {
+        let slot = self.slot().await?;
         let argon2 = Arc::clone(&self.argon2);
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let salt = SaltString::generate(&mut OsRng);
             argon2
                 .hash_password(password.as_bytes(), &salt)
@@ -173,13 +214,17 @@ impl PasswordHasher {
             Some(hash) => (hash, true),
             None => (self.dummy_hash().await?.to_owned(), false),
         };
+        let slot = self.slot().await?;
         let argon2 = Arc::clone(&self.argon2);
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
-            Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
-            Err(error) => {
-                tracing::error!(%error, "stored password hash is not a PHC string");
-                false
+        let matches = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            match PasswordHash::new(&hash) {
+                Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
+                Err(error) => {
+                    tracing::error!(%error, "stored password hash is not a PHC string");
+                    false
+                }
             }
         })
         .await
@@ -214,7 +259,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_only_their_password() {
-        let hasher = PasswordHasher::new(HashCost::insecure_fast()).unwrap();
+        let hasher = PasswordHasher::new(HashCost::insecure_fast(), 2, 8).unwrap();
         let hash = hasher.hash("correct horse").await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(
@@ -226,5 +271,35 @@ mod tests {
         assert!(!hasher.verify("wrong horse", Some(hash)).await.unwrap());
         assert!(!hasher.verify("correct horse", None).await.unwrap());
         assert!(!hasher.verify("x", Some("not a hash".into())).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_beyond_the_slots_and_the_queue_is_refused() {
+        // One slot, two waiting: of ten at once, at most three are hashed, the rest refused.
+        let hasher = Arc::new(PasswordHasher::new(HashCost::default(), 1, 2).unwrap());
+        let attempts: Vec<_> = (0..10)
+            .map(|i| {
+                let hasher = Arc::clone(&hasher);
+                tokio::spawn(async move { hasher.hash(&format!("password {i}")).await })
+            })
+            .collect();
+        let (mut hashed, mut refused) = (0, 0);
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(_) => hashed += 1,
+                Err(Error::RateLimited { .. }) => refused += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(
+            hashed >= 1 && refused >= 1,
+            "{hashed} hashed, {refused} refused"
+        );
+        assert!(
+            hashed <= 3 + 1,
+            "{hashed} hashed: the queue did not bound them"
+        );
+        // Once the burst is over, hashing works again.
+        assert!(hasher.hash("afterwards").await.is_ok());
     }
 }

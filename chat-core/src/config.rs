@@ -26,10 +26,18 @@ pub struct ChatConfig {
     pub refresh_token_ttl: Duration,
     /// The cost of Argon2id password hashes.
     pub password_hashing: HashCost,
+    /// Password hashes computed at once (default: the number of cores). Each holds
+    /// `password_hashing.memory_kib` of memory while it runs; this bounds that memory.
+    pub max_concurrent_hashes: usize,
+    /// Hashing requests that may wait for a slot (default 32); beyond them, a request that
+    /// needs a hash (login, register, a room password…) is refused at once with
+    /// [`Error::RateLimited`](crate::Error::RateLimited).
+    pub max_queued_hashes: usize,
     /// Failed logins allowed per account (username and email share one budget) within
     /// `failed_login_window` before further attempts are refused with
     /// [`Error::RateLimited`](crate::Error::RateLimited) (default 5; 0: no limit). Counted in
-    /// the store, so the limit holds across processes.
+    /// the store, so the limit holds across processes. The same budget applies to each user's
+    /// attempts at each room's password.
     pub failed_logins_allowed: u32,
     /// The window of `failed_logins_allowed` (default 5 minutes).
     pub failed_login_window: Duration,
@@ -58,6 +66,8 @@ impl Default for ChatConfig {
             access_token_ttl: Duration::from_secs(60 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             password_hashing: HashCost::default(),
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
+            max_queued_hashes: 32,
             failed_logins_allowed: 5,
             failed_login_window: Duration::from_secs(5 * 60),
             ticket_ttl: Duration::from_secs(30),

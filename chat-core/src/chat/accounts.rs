@@ -122,7 +122,7 @@ impl Chat {
             Some(user) => format!("login:{}", user.id),
             None => format!("login-name:{}", TokenHash::of(&tried).to_hex()),
         };
-        self.count_login_attempt(&account).await?;
+        self.count_attempt(&account).await?;
         let hash = match &user {
             Some(user) => self.store.password_hash(user.id).await?,
             None => None,
@@ -131,9 +131,7 @@ impl Chat {
         let Some(user) = user.filter(|_| valid) else {
             return Err(Error::Unauthenticated);
         };
-        if self.config.failed_logins_allowed > 0 {
-            self.store.clear_attempts(&account).await?;
-        }
+        self.clear_attempts(&account).await?;
         let (tokens, access, refresh) = self.issue_tokens();
         self.store
             .insert_session(&NewSession {
@@ -146,8 +144,10 @@ impl Chat {
         Ok(LoginOutcome { tokens, user })
     }
 
-    /// Counts a login attempt against the account's budget; refuses it when none is left.
-    async fn count_login_attempt(&self, account: &str) -> Result<()> {
+    /// Counts an attempt at a secret (a login's password, a room's) against the key's budget
+    /// of [`ChatConfig::failed_logins_allowed`](crate::ChatConfig::failed_logins_allowed);
+    /// refuses it when none is left.
+    pub(super) async fn count_attempt(&self, key: &str) -> Result<()> {
         let allowed = self.config.failed_logins_allowed;
         if allowed == 0 {
             return Ok(());
@@ -156,7 +156,7 @@ impl Chat {
         let window_end = expiry(now, self.config.failed_login_window);
         match self
             .store
-            .count_attempt(account, allowed, now, window_end)
+            .count_attempt(key, allowed, now, window_end)
             .await?
         {
             None => Ok(()),
@@ -164,6 +164,14 @@ impl Chat {
                 retry_after: (end - now).to_std().unwrap_or_default(),
             }),
         }
+    }
+
+    /// After a success: the key's failures are forgotten.
+    pub(super) async fn clear_attempts(&self, key: &str) -> Result<()> {
+        if self.config.failed_logins_allowed > 0 {
+            self.store.clear_attempts(key).await?;
+        }
+        Ok(())
     }
 
     /// A single-use ticket that opens one live feed for this login

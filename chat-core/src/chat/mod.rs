@@ -94,7 +94,11 @@ impl ChatBuilder {
     /// The engine. Fails only when the password hashing cost is invalid.
     pub fn build(self) -> Result<Chat> {
         Ok(Chat {
-            hasher: PasswordHasher::new(self.config.password_hashing)?,
+            hasher: PasswordHasher::new(
+                self.config.password_hashing,
+                self.config.max_concurrent_hashes,
+                self.config.max_queued_hashes,
+            )?,
             node: connections::Node::new(
                 Arc::clone(&self.store),
                 Arc::clone(&self.clock),

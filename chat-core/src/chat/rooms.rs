@@ -211,8 +211,12 @@ impl Chat {
     /// Joins a public group room, with its password if it has one. Private rooms are joined only
     /// by being added.
     ///
+    /// Wrong passwords count like failed logins, per user and room: after
+    /// [`ChatConfig::failed_logins_allowed`](crate::ChatConfig::failed_logins_allowed) of them
+    /// within the window, attempts are refused with `RateLimited` without being checked.
+    ///
     /// Errors: `Forbidden` (private, direct, missing or wrong password);
-    /// `Conflict(AlreadyMember | RoomFull)`.
+    /// `Conflict(AlreadyMember | RoomFull)`; `RateLimited`.
     pub async fn join_room(
         &self,
         actor: UserId,
@@ -231,9 +235,12 @@ impl Chat {
             let Some(password) = password else {
                 return Err(Error::Forbidden("the room needs a password"));
             };
+            let key = format!("room-password:{room_id}:{actor}");
+            self.count_attempt(&key).await?;
             if !self.hasher.verify(password, Some(hash.clone())).await? {
                 return Err(Error::Forbidden("wrong room password"));
             }
+            self.clear_attempts(&key).await?;
         }
         self.admit(room_id, actor, Role::Member).await
     }

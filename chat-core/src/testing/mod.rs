@@ -316,6 +316,7 @@ macro_rules! store_conformance_tests {
             failed_logins_share_one_budget_on_every_engine,
             concurrent_wrong_passwords_cannot_exceed_the_budget,
             online_is_seen_from_every_engine_and_expires,
+            room_password_guesses_are_limited_on_every_engine,
             // the storage contract itself
             store_append_assigns_sequence_and_change_cursors,
             store_add_member_checks_capacity_and_duplicates,

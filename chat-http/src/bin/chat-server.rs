@@ -52,6 +52,12 @@ struct Cli {
     /// How long an account stays locked after too many failed logins, in seconds.
     #[arg(long, env = "CHAT_LOCKOUT_SECS", default_value_t = 300)]
     lockout_secs: u64,
+    /// Password hashes computed at once, each holding 19 MiB (default: the number of cores).
+    #[arg(long, env = "CHAT_MAX_CONCURRENT_HASHES")]
+    max_concurrent_hashes: Option<usize>,
+    /// Requests that may wait for a hashing slot; beyond them, 429 at once.
+    #[arg(long, env = "CHAT_MAX_QUEUED_HASHES", default_value_t = 32)]
+    max_queued_hashes: usize,
     /// Messages per second per user (0: no limit).
     #[arg(long, env = "CHAT_SENDS_PER_SECOND", default_value_t = 20)]
     sends_per_second: u32,
@@ -110,6 +116,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let mut config = ChatConfig::default();
     config.failed_logins_allowed = cli.failed_logins;
     config.failed_login_window = Duration::from_secs(cli.lockout_secs);
+    if let Some(slots) = cli.max_concurrent_hashes {
+        config.max_concurrent_hashes = slots;
+    }
+    config.max_queued_hashes = cli.max_queued_hashes;
     let chat = Arc::new(Chat::builder(store).config(config).build()?);
     if let Some(Command::CreateAdmin {
         username,

@@ -395,3 +395,34 @@ pub async fn online_is_seen_from_every_engine_and_expires(h: Harness) {
     assert!(online(Arc::clone(&b)).await.is_empty());
     assert!(b.purge_expired().await.unwrap() >= 1);
 }
+
+pub async fn room_password_guesses_are_limited_on_every_engine(h: Harness) {
+    let a = h.chat().await;
+    let b = a.peer();
+    let alice = a.new_user("alice").await;
+    let mallory = a.new_user("mallory").await;
+    let vault = crate::NewRoom {
+        password: Some("open sesame".into()),
+        ..crate::NewRoom::named("vault")
+    };
+    let room = a.create_room(alice.id, vault).await.unwrap();
+    for guess in 0..5 {
+        let engine = if guess % 2 == 0 { &a.chat } else { &b };
+        assert_err!(
+            engine
+                .join_room(mallory.id, room.id, Some(&format!("guess {guess}")))
+                .await,
+            Error::Forbidden(_)
+        );
+    }
+    // Locked, even for the right password, until the window ends.
+    assert_err!(
+        a.join_room(mallory.id, room.id, Some("open sesame")).await,
+        Error::RateLimited { .. }
+    );
+    let window = TimeDelta::from_std(a.config().failed_login_window).unwrap();
+    a.clock.advance(window);
+    b.join_room(mallory.id, room.id, Some("open sesame"))
+        .await
+        .unwrap();
+}
