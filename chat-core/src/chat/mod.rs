@@ -264,10 +264,17 @@ impl Chat {
         actor: UserId,
         room_id: crate::ids::RoomId,
     ) -> Result<(Room, Option<Member>)> {
-        self.store
+        let (room, member) = self
+            .store
             .room_with_member(room_id, actor)
             .await?
-            .ok_or(Error::NotFound(Entity::Room))
+            .ok_or(Error::NotFound(Entity::Room))?;
+        // A deleted user stays a member of its direct conversations, so that the other side
+        // keeps the history, but acts in none of them. (Group rooms it has left.)
+        if room.is_direct() && member.is_some() {
+            self.actor(actor).await?;
+        }
+        Ok((room, member))
     }
 
     /// The room and the actor's membership, which reading and posting require.

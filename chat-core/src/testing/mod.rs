@@ -242,6 +242,7 @@ macro_rules! store_conformance_tests {
             only_admins_list_and_manage_users,
             users_update_profile_presence_and_status,
             deleting_a_user_hands_on_rooms_and_ends_logins,
+            deleted_users_can_do_nothing,
             unknown_actor_is_unauthenticated,
             // auth
             register_and_login_by_username_or_email,

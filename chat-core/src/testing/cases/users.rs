@@ -374,3 +374,53 @@ pub async fn unknown_actor_is_unauthenticated(h: Harness) {
         Error::NotFound(Entity::User)
     );
 }
+
+pub async fn deleted_users_can_do_nothing(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let direct = chat
+        .send_direct(alice.id, bob.id, crate::NewMessage::text("hi bob"))
+        .await
+        .unwrap()
+        .message
+        .room_id;
+    chat.delete_user(bob.id, bob.id).await.unwrap();
+
+    // Alice keeps the conversation; bob, gone, neither posts nor reads in it, nor anywhere.
+    assert_eq!(
+        chat.history(alice.id, direct, crate::Page::newest(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let text = || crate::NewMessage::text("from beyond");
+    for room_id in [direct, room.id] {
+        let sent = chat.send(bob.id, room_id, text()).await;
+        assert!(
+            matches!(sent, Err(Error::Unauthenticated | Error::Forbidden(_))),
+            "{sent:?}"
+        );
+        let read = chat.history(bob.id, room_id, crate::Page::newest(10)).await;
+        assert!(
+            matches!(read, Err(Error::Unauthenticated | Error::Forbidden(_))),
+            "{read:?}"
+        );
+    }
+    assert_err!(
+        chat.send_direct(bob.id, alice.id, text()).await,
+        Error::Unauthenticated
+    );
+    assert_err!(
+        chat.mark_read(bob.id, direct, 1).await,
+        Error::Unauthenticated
+    );
+    assert_err!(
+        chat.typing(bob.id, direct, true).await,
+        Error::Unauthenticated
+    );
+}
