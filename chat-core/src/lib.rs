@@ -57,4 +57,6 @@ pub use crate::message::{
     Sent, UnreadSummary,
 };
 pub use crate::room::{Member, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility};
-pub use crate::user::{DirectoryEntry, NewUser, Presence, Profile, User, UserUpdate};
+pub use crate::user::{
+    DirectoryEntry, NewUser, PasswordChange, Presence, Profile, User, UserUpdate,
+};

@@ -155,4 +155,31 @@ pub struct UserUpdate {
     pub status_message: Option<Option<String>>,
     /// Grant or take admin rights (admins only, and not on oneself).
     pub is_admin: Option<bool>,
+    /// A new password, given the current one (the user only); every login of the user ends.
+    pub password: Option<PasswordChange>,
+}
+
+/// A change of one's own password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChange {
+    /// The password now.
+    pub current: String,
+    /// The password from now on.
+    pub new: String,
+}
+
+impl PasswordChange {
+    /// A change from `current` to `new`.
+    pub fn new(current: impl Into<String>, new: impl Into<String>) -> Self {
+        Self {
+            current: current.into(),
+            new: new.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChange { .. }")
+    }
 }

@@ -636,3 +636,53 @@ async fn made_up_http_methods_do_not_grow_the_metrics() {
     assert!(text.contains(r#"method="other""#));
     assert!(text.len() < 64 * 1024, "/metrics is {} bytes", text.len());
 }
+
+#[tokio::test]
+async fn a_refused_profile_change_changes_no_password() {
+    let app = App::new();
+    let (token, _) = app.signup("alice").await;
+    let login = |password: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(login_body("alice", password)),
+            )
+            .await
+            .status
+        }
+    };
+    let change = json!({ "current": "alice-password", "new": "a brand new password" });
+    for (refused, status) in [
+        (
+            json!({ "password": change, "email": "not an email" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "password": change, "is_admin": true }),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let reply = app
+            .call(Method::PATCH, "/users/me", Some(&token), Some(refused))
+            .await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+        // Nothing changed: the old password works, the new one does not, the login stands.
+        assert_eq!(login("alice-password").await, StatusCode::OK);
+        assert_eq!(
+            login("a brand new password").await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(app.get("/users/me", &token).await.status, StatusCode::OK);
+    }
+    // Both at once, valid: both apply.
+    let both = json!({ "password": change, "display_name": "Alice A." });
+    let reply = app
+        .call(Method::PATCH, "/users/me", Some(&token), Some(both))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["display_name"], "Alice A.");
+    assert_eq!(login("a brand new password").await, StatusCode::OK);
+}

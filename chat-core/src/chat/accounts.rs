@@ -9,7 +9,7 @@ use crate::events::Event;
 use crate::ids::{SessionId, UserId};
 use crate::room::RoomKind;
 use crate::store::{IssuedToken, NewSession, Rotation, TokenKind, UserQuery};
-use crate::user::{DirectoryEntry, NewUser, Profile, User, UserUpdate};
+use crate::user::{DirectoryEntry, NewUser, PasswordChange, Profile, User, UserUpdate};
 use crate::validate;
 
 const MAX_PROFILE_FIELD: usize = 200;
@@ -278,17 +278,31 @@ impl Chat {
 
     /// Changes the actor's password, given the current one; every login of the actor ends.
     pub async fn change_password(&self, actor: UserId, current: &str, new: &str) -> Result<()> {
-        self.actor(actor).await?;
-        validate::password(new, self.config.min_password_chars)?;
-        let hash = self.store.password_hash(actor).await?;
-        if !self.hasher.verify(current, hash).await? {
+        let update = UserUpdate {
+            password: Some(PasswordChange::new(current, new)),
+            ..UserUpdate::default()
+        };
+        self.update_user(actor, actor, update).await.map(drop)
+    }
+
+    /// The hash of the new password of a change `me` asks for on user `id`, once the change is
+    /// allowed: only the user changes its password, the new one is strong enough, the current
+    /// one is right.
+    async fn checked_password_change(
+        &self,
+        me: &User,
+        id: UserId,
+        change: &PasswordChange,
+    ) -> Result<String> {
+        if me.id != id {
+            return Err(Error::Forbidden("only the user changes their password"));
+        }
+        validate::password(&change.new, self.config.min_password_chars)?;
+        let hash = self.store.password_hash(id).await?;
+        if !self.hasher.verify(&change.current, hash).await? {
             return Err(Error::Forbidden("current password is wrong"));
         }
-        let hash = self.hasher.hash(new).await?;
-        self.store.set_password_hash(actor, Some(&hash)).await?;
-        self.store.revoke_user_sessions(actor).await?;
-        self.login_ended(actor, None);
-        Ok(())
+        self.hasher.hash(&change.new).await
     }
 
     /// A user's full record: oneself, or anyone for an admin.
@@ -384,11 +398,20 @@ impl Chat {
         if let Some(is_admin) = update.is_admin {
             user.is_admin = is_admin;
         }
-        if user == before {
-            return Ok(user);
+        // Everything is checked before anything is written: a refused update changes nothing.
+        let new_password_hash = match &update.password {
+            Some(change) => Some(self.checked_password_change(&me, id, change).await?),
+            None => None,
+        };
+        if user != before {
+            user.updated_at = self.now();
+            self.store.update_user(&user).await?;
         }
-        user.updated_at = self.now();
-        self.store.update_user(&user).await?;
+        if let Some(hash) = new_password_hash {
+            self.store.set_password_hash(id, Some(&hash)).await?;
+            self.store.revoke_user_sessions(id).await?;
+            self.login_ended(id, None);
+        }
         if user.presence != before.presence || user.status_message != before.status_message {
             let online = !self.store.online_users(&[id], self.now()).await?.is_empty();
             for (room, _) in self.store.rooms_of_user(id).await? {

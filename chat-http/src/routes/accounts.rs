@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chat_core::auth::{Authenticated, LoginName, TokenPair};
-use chat_core::{NewUser, UserId, UserUpdate};
+use chat_core::{NewUser, PasswordChange, UserId, UserUpdate};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -258,16 +258,11 @@ pub(crate) async fn patch_user(
 }
 
 async fn patch_user_by(state: AppState, actor: Actor, id: UserId, body: UserPatch) -> Out<UserOut> {
-    if let Some(change) = &body.password {
-        if id != actor.user_id {
-            return Err(chat_core::Error::Forbidden("only the user changes their password").into());
-        }
-        state
-            .chat
-            .change_password(actor.user_id, &change.current, &change.new)
-            .await?;
-    }
+    // One update: everything in the body is checked before anything is changed.
     let update = UserUpdate {
+        password: body
+            .password
+            .map(|change| PasswordChange::new(change.current, change.new)),
         display_name: body.display_name,
         email: body.email,
         profile: body.profile.map(Into::into),
