@@ -2,6 +2,24 @@
 
 use crate::error::{Error, Result};
 
+/// Characters that show nothing: zero-width spaces and joiners, direction marks, embeddings,
+/// overrides and isolates, word joiners, the byte-order mark, the soft hyphen. Text made only of
+/// these (and spaces) looks empty; inside an address they disguise it.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}')
+}
+
+/// Whether text shows nothing at all.
+fn is_blank(value: &str) -> bool {
+    value.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
 }
@@ -39,7 +57,9 @@ pub(crate) fn alias(value: &str) -> Result<String> {
 pub(crate) fn email(value: &str) -> Result<String> {
     let value = value.trim().to_lowercase();
     let valid = value.len() <= 254
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
         && matches!(value.split_once('@'), Some((local, domain))
             if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
     if valid {
@@ -65,6 +85,9 @@ pub(crate) fn line(field: &'static str, value: &str, min: usize, max: usize) -> 
     }
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(field, "may not contain control characters"));
+    }
+    if min > 0 && is_blank(value) {
+        return Err(Error::invalid(field, "must contain visible characters"));
     }
     Ok(value.to_owned())
 }
@@ -97,7 +120,7 @@ pub(crate) fn password(value: &str, min: usize) -> Result<()> {
 
 /// Message bodies: not blank, at most `max` characters. Kept as written (not trimmed).
 pub(crate) fn body(value: &str, max: usize) -> Result<()> {
-    if value.trim().is_empty() {
+    if is_blank(value) {
         return Err(Error::invalid("body", "must not be empty"));
     }
     if value.chars().count() > max {

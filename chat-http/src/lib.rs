@@ -115,7 +115,8 @@ impl ChatHttp {
                 state.clone(),
                 metrics::track,
             ))
-            .fallback(|| async { ApiError::not_found("route") });
+            .fallback(|| async { ApiError::not_found("route") })
+            .method_not_allowed_fallback(metrics::method_not_allowed);
         Router::new()
             .nest("/api/v1", api)
             .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", ApiDoc::openapi()))

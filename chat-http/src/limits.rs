@@ -25,7 +25,8 @@ pub struct Limits {
     /// The window of `auth_attempts_per_ip` (default 1 minute): the allowance refills evenly
     /// over it.
     pub auth_window: Duration,
-    /// Messages per second one user may send, REST and WebSocket together (default 20)…
+    /// Messages per second one user may send, REST and WebSocket together (default 20); typing
+    /// notices get the same allowance of their own…
     pub sends_per_second_per_user: u32,
     /// …with bursts of up to this many (default 50).
     pub send_burst: u32,
@@ -82,6 +83,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 pub(crate) struct RateLimits {
     auth: Limiter<IpAddr>,
     send: Limiter<UserId>,
+    typing: Limiter<UserId>,
     checks: AtomicU64,
 }
 
@@ -100,6 +102,8 @@ impl RateLimits {
         Self {
             auth: Limiter::new(auth),
             send: Limiter::new(send),
+            // Typing notices fan out to every member like messages: the same allowance.
+            typing: Limiter::new(send),
             checks: AtomicU64::new(0),
         }
     }
@@ -116,10 +120,17 @@ impl RateLimits {
         self.send.check(&user)
     }
 
+    /// A typing notice sent by `user`.
+    pub(crate) fn typing(&self, user: UserId) -> Result<(), ApiError> {
+        self.tick();
+        self.typing.check(&user)
+    }
+
     fn tick(&self) {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             self.auth.forget_idle();
             self.send.forget_idle();
+            self.typing.forget_idle();
         }
     }
 }

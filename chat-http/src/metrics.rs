@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -101,28 +102,57 @@ fn method_label(method: &Method) -> &'static str {
 pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let route = route_label(request.extensions().get::<MatchedPath>());
     let response = next.run(request).await;
-    let metrics = &state.metrics;
-    metrics
-        .latency
-        .get_or_create(&RouteLabels {
-            method,
-            route: route.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
+    state
+        .metrics
+        .record(method, route, response.status().as_u16(), started);
     response
+}
+
+/// A route's method-not-allowed answer: the JSON error, counted like every other answer.
+pub(crate) async fn method_not_allowed(
+    State(state): State<AppState>,
+    method: Method,
+    path: Option<MatchedPath>,
+) -> Response {
+    let started = Instant::now();
+    let response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+    .into_response();
+    let route = route_label(path.as_ref());
+    state.metrics.record(
+        method_label(&method),
+        route,
+        response.status().as_u16(),
+        started,
+    );
+    response
+}
+
+fn route_label(path: Option<&MatchedPath>) -> String {
+    path.map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned())
+}
+
+impl Metrics {
+    fn record(&self, method: &'static str, route: String, status: u16, started: Instant) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
 }
 
 /// `GET /metrics`: the Prometheus text format.

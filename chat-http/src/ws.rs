@@ -329,13 +329,17 @@ async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Option<Valu
             }
         }
         ClientFrame::Typing { room_id, typing } => {
-            match state
-                .chat
-                .typing(actor.user_id, RoomId(room_id), typing)
-                .await
-            {
+            let typed = match state.rate.typing(actor.user_id) {
+                Ok(()) => state
+                    .chat
+                    .typing(actor.user_id, RoomId(room_id), typing)
+                    .await
+                    .map_err(ApiError::from),
+                Err(error) => Err(error),
+            };
+            match typed {
                 Ok(()) => return None,
-                Err(error) => error_frame(None, error.into()),
+                Err(error) => error_frame(None, error),
             }
         }
         ClientFrame::Ping => json!({ "type": "pong" }),

@@ -304,3 +304,27 @@ async fn deleting_a_room_ends_its_stream() {
         404
     );
 }
+
+#[tokio::test]
+async fn typing_frames_are_rate_limited_like_sends() {
+    let mut limits = common::open_limits();
+    limits.sends_per_second_per_user = 1;
+    limits.send_burst = 3;
+    let app = App::with_limits(limits);
+    let base = serve(&app).await;
+    let (token, _) = app.signup("chatty").await;
+    let room = app.room(&token, json!({ "name": "typing" })).await;
+    let mut socket = connect(&base, &token).await;
+    let typing = json!({ "type": "typing", "room_id": room }).to_string();
+    for _ in 0..20 {
+        socket.send(Message::text(typing.clone())).await.unwrap();
+    }
+    let mut limited = 0;
+    while let Some(frame) = next_frame(&mut socket, Duration::from_millis(500)).await {
+        if frame["type"] == "error" && frame["error"]["code"] == "rate_limited" {
+            limited += 1;
+        }
+        assert_ne!(frame["type"], "closed");
+    }
+    assert!(limited >= 15, "{limited} of 20 typing frames refused");
+}

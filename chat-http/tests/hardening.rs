@@ -686,3 +686,13 @@ async fn a_refused_profile_change_changes_no_password() {
     assert_eq!(reply.body["display_name"], "Alice A.");
     assert_eq!(login("a brand new password").await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_wrong_method_gets_a_json_405() {
+    let app = App::new();
+    let reply = app.call(Method::DELETE, "/auth/login", None, None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+}

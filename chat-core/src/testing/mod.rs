@@ -278,6 +278,7 @@ macro_rules! store_conformance_tests {
             // messages
             messages_get_gapless_sequence_numbers,
             message_input_is_validated,
+            invisible_text_is_refused,
             non_members_cannot_read_or_post,
             posting_to_an_open_room_joins_implicitly,
             txn_id_makes_send_idempotent,

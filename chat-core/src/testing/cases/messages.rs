@@ -546,3 +546,48 @@ pub async fn metadata_round_trips(h: Harness) {
     assert_eq!(read.body, "multi\nline ✓ body");
     assert_eq!(read, sent);
 }
+
+pub async fn invisible_text_is_refused(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "general").await;
+    // Zero-width space, byte-order mark, word joiner, right-to-left mark: nothing to see.
+    let invisible = "\u{200B}\u{FEFF} \u{2060}\u{200F}";
+    assert_err!(
+        chat.send(alice.id, room.id, NewMessage::text(invisible))
+            .await,
+        Error::Invalid { field: "body", .. }
+    );
+    assert_err!(
+        chat.create_room(alice.id, crate::NewRoom::named(invisible))
+            .await,
+        Error::Invalid { field: "name", .. }
+    );
+    let rename = crate::UserUpdate {
+        display_name: Some(invisible.into()),
+        ..Default::default()
+    };
+    assert_err!(
+        chat.update_user(alice.id, alice.id, rename).await,
+        Error::Invalid {
+            field: "display_name",
+            ..
+        }
+    );
+    // A right-to-left override disguises an address.
+    let disguised = crate::UserUpdate {
+        email: Some(Some("alice@\u{202E}moc.elpmaxe".into())),
+        ..Default::default()
+    };
+    assert_err!(
+        chat.update_user(alice.id, alice.id, disguised).await,
+        Error::Invalid { field: "email", .. }
+    );
+    // Visible text with such characters inside is kept as written.
+    let joined = "👩\u{200D}💻 ok";
+    let sent = chat
+        .send(alice.id, room.id, NewMessage::text(joined))
+        .await
+        .unwrap();
+    assert_eq!(sent.message.body, joined);
+}
