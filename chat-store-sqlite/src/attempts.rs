@@ -80,17 +80,7 @@ impl AttemptStore for SqliteStore {
     }
 
     async fn purge_attempts(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.writer
-            .write_one_statement(move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM attempts WHERE window_end < ?")
-                        .bind(micros(now))
-                        .execute(c)
-                        .await
-                        .map_err(map_err)?;
-                    Ok(done.rows_affected())
-                })
-            })
+        self.purge("DELETE FROM attempts WHERE window_end < ?", now)
             .await
     }
 }

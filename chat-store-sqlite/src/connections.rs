@@ -95,17 +95,7 @@ impl ConnectionStore for SqliteStore {
     }
 
     async fn purge_connections(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.writer
-            .write_one_statement(move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM connections WHERE expires_at < ?")
-                        .bind(micros(now))
-                        .execute(c)
-                        .await
-                        .map_err(map_err)?;
-                    Ok(done.rows_affected())
-                })
-            })
+        self.purge("DELETE FROM connections WHERE expires_at < ?", now)
             .await
     }
 }

@@ -119,6 +119,27 @@ impl SqliteStore {
         })
     }
 
+    /// Deletes what expired before `now` with one `DELETE … WHERE <time column> < ?`; how many
+    /// rows went.
+    pub(crate) async fn purge(
+        &self,
+        sql: &'static str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .write_one_statement(move |c| {
+                Box::pin(async move {
+                    let done = sqlx::query(sql)
+                        .bind(codec::micros(now))
+                        .execute(c)
+                        .await
+                        .map_err(codec::map_err)?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
+    }
+
     /// Closes the read connections. Writes already acknowledged are on disk; the writer closes
     /// once the store is dropped.
     pub async fn close(self) {

@@ -383,17 +383,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM tokens WHERE expires_at < ?")
-                        .bind(micros(now))
-                        .execute(c)
-                        .await
-                        .map_err(map_err)?;
-                    Ok(done.rows_affected())
-                })
-            })
+        self.purge("DELETE FROM tokens WHERE expires_at < ?", now)
             .await
     }
 }

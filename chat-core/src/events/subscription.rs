@@ -151,15 +151,8 @@ impl Subscription {
     /// login ended, the bus is gone, or the store failed). Cancel safe.
     pub async fn recv(&mut self) -> Option<Arc<Event>> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
-            }
-            if self.ended {
-                return None;
-            }
-            if self.unfiled.is_some() || self.lagged {
-                self.settle().await;
-                continue;
+            if let Some(answer) = self.before_bus().await {
+                return answer;
             }
             let step = match self.gap_deadline() {
                 Some(deadline) => tokio::select! {
@@ -176,15 +169,8 @@ impl Subscription {
     /// store); `None` when there is none now.
     pub async fn try_recv(&mut self) -> Option<Arc<Event>> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
-            }
-            if self.ended {
-                return None;
-            }
-            if self.unfiled.is_some() || self.lagged {
-                self.settle().await;
-                continue;
+            if let Some(answer) = self.before_bus().await {
+                return answer;
             }
             let overdue = self
                 .gap_deadline()
@@ -197,6 +183,23 @@ impl Subscription {
                 Step::Bus(tokio::task::unconstrained(self.events.next()).now_or_never()?)
             };
             self.take(step).await;
+        }
+    }
+
+    /// What must be handed out or finished before the bus is read again: `Some(answer)` for
+    /// `recv` to return, `None` to read the bus.
+    async fn before_bus(&mut self) -> Option<Option<Arc<Event>>> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(Some(event));
+            }
+            if self.ended {
+                return Some(None);
+            }
+            if self.unfiled.is_none() && !self.lagged {
+                return None;
+            }
+            self.settle().await;
         }
     }
 

@@ -94,19 +94,6 @@ impl BusHarness {
     }
 }
 
-/// Runs one bus case on a two-thread runtime.
-pub fn run<Fut>(harness: BusHarness, case: fn(BusHarness) -> Fut)
-where
-    Fut: Future<Output = ()>,
-{
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("test runtime")
-        .block_on(case(harness));
-}
-
 /// Waits this long for a delivery before deciding that none is coming.
 const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -322,7 +309,7 @@ macro_rules! __bus_cases {
         $(
             #[test]
             fn $case() {
-                $crate::testing::bus::run(
+                $crate::testing::run(
                     $crate::testing::bus::BusHarness::new($opener),
                     $crate::testing::bus::$case,
                 );

@@ -213,8 +213,9 @@ impl TestChat {
     }
 }
 
-/// Runs one async case on a two-thread runtime (so that race cases really race).
-pub fn run<Fut>(harness: Harness, case: fn(Harness) -> Fut)
+/// Runs one async case (of either suite) on a two-thread runtime, so that race cases really
+/// race.
+pub fn run<H, Fut>(harness: H, case: fn(H) -> Fut)
 where
     Fut: Future<Output = ()>,
 {
