@@ -8,59 +8,10 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::App;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use common::ws::{connect, expect_frame, next_frame, open};
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(base: &str, token: Option<&str>, ticket: Option<&str>) -> Result<Socket, String> {
-    let url = match ticket {
-        Some(ticket) => format!("ws://{base}/api/v1/events?ticket={ticket}"),
-        None => format!("ws://{base}/api/v1/events"),
-    };
-    let mut request = url.into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
-        .map_err(|e| e.to_string())
-}
-
-/// The next JSON frame (`{"type":"closed","code"}` once closed), or `None` after `wait`.
-async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(wait, socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                let code = frame.map(|f| u16::from(f.code));
-                return Some(json!({ "type": "closed", "code": code }));
-            }
-            Ok(None) | Ok(Some(Err(_))) => return Some(json!({ "type": "closed" })),
-            Ok(Some(Ok(_))) => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
-/// Frames until one of type `kind` (failing after 5 s without one, or on a close).
-async fn expect_frame(socket: &mut Socket, kind: &str) -> Value {
-    loop {
-        let frame = next_frame(socket, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|| panic!("no {kind} frame within 5 s"));
-        if frame["type"] == kind {
-            return frame;
-        }
-        assert_ne!(frame["type"], "closed", "closed while waiting for {kind}");
-    }
-}
 
 async fn ticket(app: &App, token: &str) -> String {
     let ticket = app.post("/auth/ws-ticket", token, json!({})).await;
@@ -81,10 +32,10 @@ async fn three_servers_on_one_store_behave_as_one() {
 
     // A ticket from one server opens a socket on another, once.
     let bobs_ticket = ticket(a, &bob).await;
-    let mut bob_on_b = connect(&bases[1], None, Some(&bobs_ticket)).await.unwrap();
-    assert!(connect(&bases[0], None, Some(&bobs_ticket)).await.is_err());
-    let mut alice_on_a = connect(&bases[0], Some(&alice), None).await.unwrap();
-    let mut alice_on_c = connect(&bases[2], Some(&alice), None).await.unwrap();
+    let mut bob_on_b = connect(&bases[1], None, Some(&bobs_ticket)).await;
+    assert!(open(&bases[0], None, Some(&bobs_ticket)).await.is_err());
+    let mut alice_on_a = connect(&bases[0], Some(&alice), None).await;
+    let mut alice_on_c = connect(&bases[2], Some(&alice), None).await;
 
     // Online as every server sees it.
     let seen = b.get(&format!("/users/{alice_id}"), &bob).await;
@@ -114,18 +65,14 @@ async fn three_servers_on_one_store_behave_as_one() {
     for socket in [&mut alice_on_a, &mut alice_on_c] {
         assert_eq!(expect_frame(socket, "closed").await["code"], 4001);
     }
-    assert!(connect(&bases[0], Some(&alice), None).await.is_err());
+    assert!(open(&bases[0], Some(&alice), None).await.is_err());
 
     // A ticket asked for before a logout opens nothing after it, on any server.
     let (carol, _) = c.signup("carol").await;
     let carols_ticket = ticket(c, &carol).await;
     a.call(Method::POST, "/auth/logout", Some(&carol), None)
         .await;
-    assert!(
-        connect(&bases[1], None, Some(&carols_ticket))
-            .await
-            .is_err()
-    );
+    assert!(open(&bases[1], None, Some(&carols_ticket)).await.is_err());
 
     // Wrong passwords spread over the servers share one budget.
     for server in servers.iter().cycle().take(5) {
@@ -165,7 +112,7 @@ async fn a_replayed_refresh_token_closes_its_logins_sockets_everywhere() {
         .await;
     let access = login.body["access_token"].as_str().unwrap();
     let refresh = login.body["refresh_token"].as_str().unwrap();
-    let mut socket = connect(&base, Some(access), None).await.unwrap();
+    let mut socket = connect(&base, Some(access), None).await;
     let refresh_body = json!({ "refresh_token": refresh });
     let first = servers[1]
         .call(
@@ -191,7 +138,7 @@ async fn a_client_that_sends_without_reading_is_dropped() {
     let base = app.serve().await;
     let (token, _) = app.signup("flood").await;
     let room = app.room(&token, json!({ "name": "echo" })).await;
-    let mut socket = connect(&base, Some(&token), None).await.unwrap();
+    let mut socket = connect(&base, Some(&token), None).await;
     // Every send is answered with an ack carrying the 15 000-character message; the client
     // reads none of them.
     let body = "z".repeat(15_000);

@@ -8,46 +8,19 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::App;
-use futures_util::{SinkExt, StreamExt};
+use common::ws::{self, Socket, next_frame};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The app served on a free loopback port; its `host:port`.
 async fn serve(app: &App) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = listener.local_addr().unwrap().to_string();
-    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
-    base
+    app.serve().await
 }
 
+/// A socket with a bearer token.
 async fn connect(base: &str, token: &str) -> Socket {
-    let mut request = format!("ws://{base}/api/v1/events")
-        .into_client_request()
-        .unwrap();
-    let bearer = format!("Bearer {token}").parse().unwrap();
-    request.headers_mut().insert("authorization", bearer);
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-/// The next text frame as JSON (`{"type":"closed","code":…}` for a close), or `None` after
-/// `wait`.
-async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(wait, socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                let code = frame.map(|f| u16::from(f.code));
-                return Some(json!({ "type": "closed", "code": code }));
-            }
-            Ok(None) | Ok(Some(Err(_))) => return Some(json!({ "type": "closed" })),
-            Ok(Some(Ok(_))) => continue,
-            Err(_) => return None,
-        }
-    }
+    ws::connect(base, Some(token), None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::ws::{connect, expect_frame, next_frame};
 use common::{App, Client, Server};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test]
 async fn the_binary_serves_a_whole_conversation() {
@@ -112,49 +112,6 @@ async fn the_binary_serves_a_whole_conversation() {
 
     let status = server.stop();
     assert!(status.success(), "graceful shutdown on SIGTERM: {status:?}");
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(base: &str, token: Option<&str>, ticket: Option<&str>) -> Socket {
-    let url = match ticket {
-        Some(ticket) => format!("ws://{base}/api/v1/events?ticket={ticket}"),
-        None => format!("ws://{base}/api/v1/events"),
-    };
-    let mut request = url.into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-/// The next JSON frame, or `None` after `wait` without one.
-async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(wait, socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
-            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
-                return Some(json!({ "type": "closed" }));
-            }
-            Ok(Some(Ok(_))) => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
-/// Frames until one of type `kind` arrives (failing after 5 s).
-async fn expect_frame(socket: &mut Socket, kind: &str) -> Value {
-    loop {
-        let frame = next_frame(socket, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|| panic!("no {kind} frame within 5 s"));
-        if frame["type"] == kind {
-            return frame;
-        }
-    }
 }
 
 #[tokio::test]

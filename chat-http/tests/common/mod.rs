@@ -1,6 +1,8 @@
 //! A test client for the router: requests through `oneshot`, no socket.
 #![allow(dead_code, clippy::unwrap_used)] // shared by several test binaries; unwraps fail the test
 
+pub mod ws;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
