@@ -1,7 +1,7 @@
 //! Rooms, direct conversations, memberships and read markers.
 
 use async_trait::async_trait;
-use chat_core::store::{MemberStore, ReadMarkerStore, RoomQuery, RoomStore};
+use chat_core::store::{Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor};
 use chat_core::{
     Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UserId, Visibility,
 };
@@ -79,6 +79,47 @@ fn members_of(trees: &Trees, room: RoomId) -> StoreResult<Vec<Member>> {
         .collect()
 }
 
+fn messages_of(trees: &Trees, room: RoomId) -> StoreResult<Vec<Message>> {
+    trees
+        .tree(Kind::Messages)
+        .scan_prefix(room.0.as_bytes())
+        .values()
+        .map(|value| decode(&value.map_err(backend)?))
+        .collect()
+}
+
+/// Deletes a room with everything it holds, as scanned before the write.
+fn tx_delete_room(
+    tx: &Tx<'_>,
+    id: RoomId,
+    members: &[Member],
+    messages: &[Message],
+) -> StoreResult<()> {
+    let room = tx_room(tx, id)?;
+    tx.remove(Kind::Rooms, id.0.as_bytes())?;
+    if let Some(alias) = &room.alias {
+        tx.remove(Kind::Aliases, alias)?;
+    }
+    if room.kind == RoomKind::Direct
+        && let [a, b] = members
+    {
+        tx.remove(Kind::DirectPairs, direct_key(a.user_id, b.user_id))?;
+    }
+    for member in members {
+        tx.remove(Kind::Members, member_key(id, member.user_id))?;
+        tx.remove(Kind::MembersByUser, pair(member.user_id.0, id.0.as_bytes()))?;
+    }
+    for message in messages {
+        tx.remove(Kind::Messages, counter_key(id.0, message.seq))?;
+        tx.remove(Kind::MessageIds, message.id.0.as_bytes())?;
+        tx.remove(Kind::Changes, counter_key(id.0, message.change_id))?;
+        if let Some(txn) = &message.txn_id {
+            tx.remove(Kind::TxnIds, pair(message.sender.0, txn.as_bytes()))?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl RoomStore for SledStore {
     async fn create_room(&self, room: &Room, owner: &Member) -> StoreResult<()> {
@@ -149,41 +190,8 @@ impl RoomStore for SledStore {
 
     async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
         self.write_scanning(
-            move |trees| {
-                let members = members_of(trees, id)?;
-                let messages = trees
-                    .tree(Kind::Messages)
-                    .scan_prefix(id.0.as_bytes())
-                    .values()
-                    .map(|value| decode::<Message>(&value.map_err(backend)?))
-                    .collect::<StoreResult<Vec<_>>>()?;
-                Ok((members, messages))
-            },
-            move |tx, (members, messages)| {
-                let room = tx_room(tx, id)?;
-                tx.remove(Kind::Rooms, id.0.as_bytes())?;
-                if let Some(alias) = &room.alias {
-                    tx.remove(Kind::Aliases, alias)?;
-                }
-                if room.kind == RoomKind::Direct
-                    && let [a, b] = members.as_slice()
-                {
-                    tx.remove(Kind::DirectPairs, direct_key(a.user_id, b.user_id))?;
-                }
-                for member in members {
-                    tx.remove(Kind::Members, member_key(id, member.user_id))?;
-                    tx.remove(Kind::MembersByUser, pair(member.user_id.0, id.0.as_bytes()))?;
-                }
-                for message in messages {
-                    tx.remove(Kind::Messages, counter_key(id.0, message.seq))?;
-                    tx.remove(Kind::MessageIds, message.id.0.as_bytes())?;
-                    tx.remove(Kind::Changes, counter_key(id.0, message.change_id))?;
-                    if let Some(txn) = &message.txn_id {
-                        tx.remove(Kind::TxnIds, pair(message.sender.0, txn.as_bytes()))?;
-                    }
-                }
-                Ok(())
-            },
+            move |trees| Ok((members_of(trees, id)?, messages_of(trees, id)?)),
+            move |tx, (members, messages)| tx_delete_room(tx, id, members, messages),
         )
         .await
     }
@@ -303,17 +311,46 @@ impl MemberStore for SledStore {
         .await
     }
 
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
-        self.write(move |tx| {
-            if tx_member(tx, room, user)?.is_none() {
-                return Err(StoreError::NotFound(Entity::Member));
-            }
-            let mut stored = tx_room(tx, room)?;
-            tx.remove(Kind::Members, member_key(room, user))?;
-            tx.remove(Kind::MembersByUser, pair(user.0, room.0.as_bytes()))?;
-            stored.member_count = stored.member_count.saturating_sub(1);
-            tx_put_room(tx, &stored)
-        })
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<Departure> {
+        // The writer runs a scanning write in a batch of its own, so what the scan found is
+        // still true when the transaction runs.
+        self.write_scanning(
+            move |trees| {
+                let members = members_of(trees, room)?;
+                let last = members.iter().all(|m| m.user_id == user);
+                let messages = if last {
+                    Some(messages_of(trees, room)?)
+                } else {
+                    None
+                };
+                Ok((members, messages))
+            },
+            move |tx, (members, messages)| {
+                tx_member(tx, room, user)?.ok_or(StoreError::NotFound(Entity::Member))?;
+                if let Some(messages) = messages {
+                    tx_delete_room(tx, room, members, messages)?;
+                    return Ok(Departure::RoomDeleted);
+                }
+                let mut stored = tx_room(tx, room)?;
+                tx.remove(Kind::Members, member_key(room, user))?;
+                tx.remove(Kind::MembersByUser, pair(user.0, room.0.as_bytes()))?;
+                stored.member_count = stored.member_count.saturating_sub(1);
+                let mut new_owner = None;
+                if stored.owner == Some(user) {
+                    let next =
+                        successor(members, user).ok_or(StoreError::NotFound(Entity::Member))?;
+                    let next = Member {
+                        role: Role::Owner,
+                        ..next.clone()
+                    };
+                    tx_write(tx, Kind::Members, member_key(room, next.user_id), &next)?;
+                    stored.owner = Some(next.user_id);
+                    new_owner = Some(next);
+                }
+                tx_put_room(tx, &stored)?;
+                Ok(Departure::Left { new_owner })
+            },
+        )
         .await
     }
 

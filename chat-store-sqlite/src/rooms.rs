@@ -1,7 +1,7 @@
 //! Rooms, direct conversations, memberships and read markers.
 
 use async_trait::async_trait;
-use chat_core::store::{MemberStore, ReadMarkerStore, RoomQuery, RoomStore};
+use chat_core::store::{Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor};
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UserId};
 use sqlx::{Row, SqliteConnection};
 
@@ -77,6 +77,24 @@ async fn fetch_member(
         .map_err(map_err)?
         .map(|row| codec::member(&row))
         .transpose()
+}
+
+/// The room's members, ordered by `joined_at`, then user id.
+async fn fetch_members(c: &mut SqliteConnection, room: RoomId) -> StoreResult<Vec<Member>> {
+    let sql = concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM members m WHERE m.room_id = ? \
+         ORDER BY m.joined_at, m.user_id"
+    );
+    sqlx::query(sql)
+        .bind(room.0)
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(codec::member)
+        .collect()
 }
 
 /// The pair key of a direct conversation: the smaller id first.
@@ -329,7 +347,7 @@ impl MemberStore for SqliteStore {
             .await
     }
 
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<Departure> {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
@@ -344,10 +362,48 @@ impl MemberStore for SqliteStore {
                     }
                     sqlx::query("UPDATE rooms SET member_count = member_count - 1 WHERE id = ?")
                         .bind(room.0)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    let stored = fetch_room(&mut *c, room)
+                        .await?
+                        .ok_or(StoreError::NotFound(Entity::Room))?;
+                    if stored.member_count == 0 {
+                        // Its messages go with it (ON DELETE CASCADE).
+                        sqlx::query("DELETE FROM rooms WHERE id = ?")
+                            .bind(room.0)
+                            .execute(c)
+                            .await
+                            .map_err(map_err)?;
+                        return Ok(Departure::RoomDeleted);
+                    }
+                    if stored.owner != Some(user) {
+                        return Ok(Departure::Left { new_owner: None });
+                    }
+                    let members = fetch_members(&mut *c, room).await?;
+                    let next =
+                        successor(&members, user).ok_or(StoreError::NotFound(Entity::Member))?;
+                    let next = Member {
+                        role: Role::Owner,
+                        ..next.clone()
+                    };
+                    sqlx::query(
+                        "UPDATE members SET role = 'owner' WHERE room_id = ? AND user_id = ?",
+                    )
+                    .bind(room.0)
+                    .bind(next.user_id.0)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    sqlx::query("UPDATE rooms SET owner = ? WHERE id = ?")
+                        .bind(next.user_id.0)
+                        .bind(room.0)
                         .execute(c)
                         .await
                         .map_err(map_err)?;
-                    Ok(())
+                    Ok(Departure::Left {
+                        new_owner: Some(next),
+                    })
                 })
             })
             .await
@@ -393,20 +449,8 @@ impl MemberStore for SqliteStore {
     }
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
-        let sql = concat!(
-            "SELECT ",
-            member_columns!(),
-            " FROM members m WHERE m.room_id = ? \
-             ORDER BY m.joined_at, m.user_id"
-        );
-        sqlx::query(sql)
-            .bind(room.0)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::member)
-            .collect()
+        let mut c = self.readers.acquire().await.map_err(map_err)?;
+        fetch_members(&mut c, room).await
     }
 
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member> {

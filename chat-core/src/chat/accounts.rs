@@ -438,7 +438,7 @@ impl Chat {
         self.user_exists(id).await?;
         for (room, _) in self.store.rooms_of_user(id).await? {
             if room.kind == RoomKind::Group {
-                self.depart(room, id, None).await?;
+                self.depart(room.id, id, None).await?;
             }
         }
         self.store.delete_user(id).await?;

@@ -5,7 +5,7 @@ use crate::error::{Conflict, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
 use crate::room::{Member, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility};
-use crate::store::RoomQuery;
+use crate::store::{Departure, RoomQuery};
 use crate::validate;
 
 const MAX_NAME: usize = 100;
@@ -275,42 +275,31 @@ impl Chat {
         if room.is_direct() {
             return Err(Error::Forbidden("direct conversations cannot be left"));
         }
-        self.depart(room, actor, None).await
+        self.depart(room_id, actor, None).await
     }
 
-    /// Removes `user` from a group room, handing on ownership when the owner goes.
+    /// Removes `user` from a group room, handing on ownership when the owner goes and deleting
+    /// the room when no one is left (one store operation: see
+    /// [`MemberStore::remove_member`](crate::store::MemberStore::remove_member)).
     pub(super) async fn depart(
         &self,
-        room: Room,
+        room_id: RoomId,
         user: UserId,
         removed_by: Option<UserId>,
     ) -> Result<()> {
-        if room.owner == Some(user) {
-            let members = self.store.members(room.id).await?;
-            let successor = members
-                .iter()
-                .filter(|m| m.user_id != user)
-                .max_by_key(|m| (m.role, std::cmp::Reverse((m.joined_at, m.user_id))));
-            match successor {
-                Some(next) => {
-                    self.store.transfer_ownership(room.id, next.user_id).await?;
-                    if let Some(member) = self.store.member(room.id, next.user_id).await? {
-                        self.publish(Event::MemberUpdated { member });
-                    }
+        match self.store.remove_member(room_id, user).await? {
+            Departure::RoomDeleted => self.publish(Event::RoomDeleted { room_id }),
+            Departure::Left { new_owner } => {
+                if let Some(member) = new_owner {
+                    self.publish(Event::MemberUpdated { member });
                 }
-                None => {
-                    self.store.delete_room(room.id).await?;
-                    self.publish(Event::RoomDeleted { room_id: room.id });
-                    return Ok(());
-                }
+                self.publish(Event::MemberLeft {
+                    room_id,
+                    user_id: user,
+                    removed_by,
+                });
             }
         }
-        self.store.remove_member(room.id, user).await?;
-        self.publish(Event::MemberLeft {
-            room_id: room.id,
-            user_id: user,
-            removed_by,
-        });
         Ok(())
     }
 
@@ -369,7 +358,7 @@ impl Chat {
             return Err(Error::Forbidden("the owner cannot be removed"));
         }
         Self::check_manage(&room, &me, target.role)?;
-        self.depart(room, user, Some(actor)).await
+        self.depart(room_id, user, Some(actor)).await
     }
 
     /// Changes a member's role: the owner only. Giving the owner role hands ownership over (the

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttemptStore, Connection, ConnectionStore, IssuedToken, MemberStore, MessageStore, NewSession,
-    NewStoredMessage, ReadMarkerStore, RoomQuery, RoomStore, Rotation, SeqRange, SessionStore,
-    StoreResult, TokenKind, TokenRecord, UserQuery, UserStore,
+    AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberStore, MessageStore,
+    NewSession, NewStoredMessage, ReadMarkerStore, RoomQuery, RoomStore, Rotation, SeqRange,
+    SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery, UserStore, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -85,6 +85,29 @@ fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
 }
 
 impl Inner {
+    fn delete_room(&mut self, id: RoomId) -> StoreResult<()> {
+        let data = self
+            .rooms
+            .remove(&id)
+            .ok_or(StoreError::NotFound(Entity::Room))?;
+        if let Some(alias) = &data.room.alias {
+            self.aliases.remove(alias);
+        }
+        self.directs.retain(|_, room| *room != id);
+        for user in data.members.keys() {
+            if let Some(rooms) = self.rooms_by_user.get_mut(user) {
+                rooms.remove(&id);
+            }
+        }
+        for message in data.history.values() {
+            self.message_rooms.remove(&message.id);
+            if let Some(txn_id) = &message.txn_id {
+                self.txn_ids.remove(&(message.sender, txn_id.clone()));
+            }
+        }
+        Ok(())
+    }
+
     fn session_active(&self, session: SessionId, now: DateTime<Utc>) -> bool {
         self.tokens.values().any(|t| {
             t.session_id == session
@@ -494,27 +517,7 @@ impl RoomStore for MemoryStore {
     }
 
     async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
-        let mut inner = self.lock();
-        let data = inner
-            .rooms
-            .remove(&id)
-            .ok_or(StoreError::NotFound(Entity::Room))?;
-        if let Some(alias) = &data.room.alias {
-            inner.aliases.remove(alias);
-        }
-        inner.directs.retain(|_, room| *room != id);
-        for user in data.members.keys() {
-            if let Some(rooms) = inner.rooms_by_user.get_mut(user) {
-                rooms.remove(&id);
-            }
-        }
-        for message in data.history.values() {
-            inner.message_rooms.remove(&message.id);
-            if let Some(txn_id) = &message.txn_id {
-                inner.txn_ids.remove(&(message.sender, txn_id.clone()));
-            }
-        }
-        Ok(())
+        self.lock().delete_room(id)
     }
 
     async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>> {
@@ -629,7 +632,7 @@ impl MemberStore for MemoryStore {
         Ok(member)
     }
 
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<Departure> {
         let mut inner = self.lock();
         let data = inner
             .rooms
@@ -639,10 +642,27 @@ impl MemberStore for MemoryStore {
             .remove(&user)
             .ok_or(StoreError::NotFound(Entity::Member))?;
         data.room.member_count -= 1;
+        let (was_owner, empty) = (data.room.owner == Some(user), data.members.is_empty());
         if let Some(rooms) = inner.rooms_by_user.get_mut(&user) {
             rooms.remove(&room);
         }
-        Ok(())
+        if empty {
+            inner.delete_room(room)?;
+            return Ok(Departure::RoomDeleted);
+        }
+        if !was_owner {
+            return Ok(Departure::Left { new_owner: None });
+        }
+        let data = inner.room_mut(room)?;
+        let members: Vec<Member> = data.members.values().cloned().collect();
+        let next = successor(&members, user)
+            .and_then(|next| data.members.get_mut(&next.user_id))
+            .ok_or(StoreError::NotFound(Entity::Member))?;
+        next.role = Role::Owner;
+        data.room.owner = Some(next.user_id);
+        Ok(Departure::Left {
+            new_owner: Some(next.clone()),
+        })
     }
 
     async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>> {

@@ -334,10 +334,14 @@ pub trait MemberStore: Send + Sync {
     /// [`Conflict::RoomFull`](crate::Conflict) when `member_count` has reached `capacity`.
     async fn add_member(&self, member: &Member) -> StoreResult<Member>;
 
-    /// Removes a membership (and with it the read marker); `member_count` shrinks by one.
+    /// Removes a membership (and with it the read marker), atomically with what follows from
+    /// it: `member_count` shrinks by one; when the owner goes, the [`successor`] becomes owner;
+    /// when no member is left, the room is deleted as by [`RoomStore::delete_room`]. Two
+    /// members leaving at once can therefore never leave a room without an owner among its
+    /// members, or an empty room behind.
     ///
     /// Errors: [`StoreError::NotFound`] (`Member`).
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()>;
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<Departure>;
 
     /// The membership of `user` in `room`.
     async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>>;
@@ -363,6 +367,28 @@ pub trait MemberStore: Send + Sync {
     ///
     /// Errors: [`StoreError::NotFound`] (`Room` or `Member` when `to` is not a member).
     async fn transfer_ownership(&self, room: RoomId, to: UserId) -> StoreResult<()>;
+}
+
+/// What [`MemberStore::remove_member`] did to the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Departure {
+    /// The member is gone; when it was the owner, `new_owner` (as stored now) took over.
+    Left {
+        /// The member who became owner.
+        new_owner: Option<Member>,
+    },
+    /// It was the last member: the room is deleted with its messages.
+    RoomDeleted,
+}
+
+/// Who owns a room after its owner `leaving` goes: the remaining member with the highest role
+/// (an admin before a member), then the longest-standing, then the lowest user id. Every store
+/// hands ownership on by this rule.
+pub fn successor(members: &[Member], leaving: UserId) -> Option<&Member> {
+    members
+        .iter()
+        .filter(|m| m.user_id != leaving)
+        .max_by_key(|m| (m.role, std::cmp::Reverse((m.joined_at, m.user_id))))
 }
 
 /// A message as handed to [`MessageStore::append_message`]; the store assigns the rest.

@@ -309,6 +309,7 @@ macro_rules! store_conformance_tests {
             concurrent_sends_with_one_txn_id_store_one_message,
             concurrent_refreshes_rotate_once,
             concurrent_sends_are_published_in_sequence_order,
+            members_leaving_at_once_keep_the_room_whole,
             // several engines on one store, as several processes
             engines_deliver_every_message_once_in_order,
             an_append_through_the_store_does_not_stall_the_room,
@@ -327,6 +328,7 @@ macro_rules! store_conformance_tests {
             store_unique_keys_map_to_conflicts,
             store_missing_records_map_to_not_found,
             store_delete_room_removes_members_and_messages,
+            store_remove_member_hands_on_ownership_and_deletes_the_empty_room,
             store_values_round_trip_exactly,
             store_rotation_detects_reuse,
             store_room_with_member_reads_both_at_once,

@@ -244,3 +244,51 @@ pub async fn concurrent_sends_are_published_in_sequence_order(h: Harness) {
         "subscribers see sequence order"
     );
 }
+
+pub async fn members_leaving_at_once_keep_the_room_whole(h: Harness) {
+    let chat = h.chat().await;
+    let leave = |user: crate::UserId, room: crate::RoomId| {
+        let chat = Arc::clone(&chat.chat);
+        tokio::spawn(async move { chat.leave_room(user, room).await })
+    };
+    for round in 0..25 {
+        // The owner and the only other member: both leaves succeed and the room is gone.
+        let owner = chat.new_user(&format!("owner{round}")).await;
+        let other = chat.new_user(&format!("other{round}")).await;
+        let room = chat.new_room(&owner, &format!("pair {round}")).await;
+        chat.join_room(other.id, room.id, None).await.unwrap();
+        let (a, b) = (leave(owner.id, room.id), leave(other.id, room.id));
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        assert!(
+            results.iter().all(Result::is_ok),
+            "round {round}: {results:?}"
+        );
+        assert_eq!(
+            chat.store.room(room.id).await.unwrap(),
+            None,
+            "round {round}: the room went with its last member"
+        );
+        assert!(chat.rooms_of(other.id, other.id).await.unwrap().is_empty());
+
+        // The owner and its successor: the one who stays owns the room.
+        let admin = chat.new_user(&format!("admin{round}")).await;
+        let stays = chat.new_user(&format!("stays{round}")).await;
+        let room = chat.new_room(&owner, &format!("trio {round}")).await;
+        chat.add_member(owner.id, room.id, admin.id, crate::Role::Admin)
+            .await
+            .unwrap();
+        chat.join_room(stays.id, room.id, None).await.unwrap();
+        let (a, b) = (leave(owner.id, room.id), leave(admin.id, room.id));
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        assert!(
+            results.iter().all(Result::is_ok),
+            "round {round}: {results:?}"
+        );
+        let room = chat.room(stays.id, room.id).await.unwrap();
+        assert_eq!(room.owner, Some(stays.id), "round {round}");
+        assert_eq!(room.member_count, 1, "round {round}");
+        let members = chat.members(stays.id, room.id).await.unwrap();
+        assert_eq!(members.len(), 1, "round {round}");
+        assert_eq!(members[0].role, crate::Role::Owner, "round {round}");
+    }
+}

@@ -3,7 +3,9 @@
 use chrono::TimeDelta;
 
 use crate::auth::TokenHash;
-use crate::store::{IssuedToken, NewSession, NewStoredMessage, Rotation, SeqRange, TokenKind};
+use crate::store::{
+    Departure, IssuedToken, NewSession, NewStoredMessage, Rotation, SeqRange, TokenKind,
+};
 use crate::testing::{Harness, epoch};
 use crate::{
     Conflict, Entity, Member, MessageId, Presence, Profile, Role, Room, RoomId, RoomKind,
@@ -352,6 +354,77 @@ pub async fn store_delete_room_removes_members_and_messages(h: Harness) {
         .await
         .unwrap();
     assert!(sent.created);
+}
+
+pub async fn store_remove_member_hands_on_ownership_and_deletes_the_empty_room(h: Harness) {
+    let (store, _guard) = h.store().await;
+    for n in 1..=4 {
+        store
+            .insert_user(&user(n, &format!("user{n}")), None)
+            .await
+            .unwrap();
+    }
+    let room = room(100, None);
+    store
+        .create_room(&room, &member(&room, 1, Role::Owner))
+        .await
+        .unwrap();
+    // Member 2 joined first; member 3 joined later but is an admin; 4 joined at the same
+    // moment as 3, as a plain member.
+    let later = |n, role| Member {
+        joined_at: epoch() + TimeDelta::seconds(1),
+        ..member(&room, n, role)
+    };
+    for new in [
+        member(&room, 2, Role::Member),
+        later(3, Role::Admin),
+        later(4, Role::Member),
+    ] {
+        store.add_member(&new).await.unwrap();
+    }
+    store
+        .append_message(&message(1, &room, 2, Some("t")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_member(room.id, UserId(id(4))).await.unwrap(),
+        Departure::Left { new_owner: None }
+    );
+    // The admin comes before the longest-standing member.
+    let Departure::Left {
+        new_owner: Some(next),
+    } = store.remove_member(room.id, UserId(id(1))).await.unwrap()
+    else {
+        panic!("the owner's leaving hands the room on");
+    };
+    assert_eq!((next.user_id, next.role), (UserId(id(3)), Role::Owner));
+    let stored = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.owner, stored.member_count),
+        (Some(UserId(id(3))), 2)
+    );
+    assert_eq!(
+        store.member(room.id, UserId(id(3))).await.unwrap(),
+        Some(next)
+    );
+    // Then the longest-standing member, and the last one out deletes the room.
+    store.remove_member(room.id, UserId(id(3))).await.unwrap();
+    assert_eq!(
+        store.room(room.id).await.unwrap().unwrap().owner,
+        Some(UserId(id(2)))
+    );
+    assert_eq!(
+        store.remove_member(room.id, UserId(id(2))).await.unwrap(),
+        Departure::RoomDeleted
+    );
+    assert!(store.room(room.id).await.unwrap().is_none());
+    assert!(store.room_by_alias("room-100").await.unwrap().is_none());
+    assert!(store.message(MessageId(id(1))).await.unwrap().is_none());
+    assert!(store.rooms_of_user(UserId(id(2))).await.unwrap().is_empty());
+    assert!(matches!(
+        store.remove_member(room.id, UserId(id(2))).await,
+        Err(StoreError::NotFound(Entity::Member))
+    ));
 }
 
 pub async fn store_values_round_trip_exactly(h: Harness) {
