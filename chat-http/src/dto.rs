@@ -481,6 +481,14 @@ pub struct MemberIn {
     pub role: Option<RoleDto>,
 }
 
+/// `PUT /rooms/{id}/owner`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerIn {
+    /// The member who becomes owner.
+    pub user_id: Uuid,
+}
+
 /// A message to send.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

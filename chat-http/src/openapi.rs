@@ -30,6 +30,7 @@ impl Modify for BearerAuth {
         accounts::user_rooms,
         rooms::create_room, rooms::list_rooms, rooms::get_room, rooms::patch_room,
         rooms::delete_room, rooms::join, rooms::leave, rooms::members, rooms::put_member,
+        rooms::put_owner,
         rooms::get_member, rooms::remove_member, rooms::mark_read, rooms::unread,
         messages::send, messages::list, messages::changes, messages::get, messages::edit,
         messages::delete, messages::conversations, messages::send_direct,

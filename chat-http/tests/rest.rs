@@ -430,6 +430,45 @@ async fn rooms_membership_and_roles() {
         )
         .await;
     assert_eq!(by_member.status, StatusCode::FORBIDDEN);
+    // Ownership goes by its own route, only from the owner and only to a member.
+    let alice_id = app.get("/users/me", &alice).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner = |user: &str| json!({ "user_id": user });
+    assert_eq!(
+        app.put(&format!("/rooms/{room}/owner"), &carol, owner(&carol_id))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let outsider = app.signup("outsider").await.1;
+    let not_member = app
+        .put(&format!("/rooms/{room}/owner"), &alice, owner(&outsider))
+        .await;
+    assert_eq!(
+        (not_member.status, not_member.code()),
+        (StatusCode::NOT_FOUND, "member_not_found")
+    );
+    let handed = app
+        .put(&format!("/rooms/{room}/owner"), &alice, owner(&carol_id))
+        .await;
+    assert_eq!(
+        (
+            handed.status,
+            handed.body["user_id"].as_str(),
+            handed.body["role"].as_str()
+        ),
+        (StatusCode::OK, Some(carol_id.as_str()), Some("owner"))
+    );
+    let old = app
+        .get(&format!("/rooms/{room}/members/{alice_id}"), &alice)
+        .await;
+    assert_eq!(old.body["role"], "admin");
+    let back = app
+        .put(&format!("/rooms/{room}/owner"), &carol, owner(&alice_id))
+        .await;
+    assert_eq!(back.body["role"], "owner", "{}", back.body);
     let member = app
         .get(&format!("/rooms/{room}/members/{bob_id}"), &carol)
         .await;

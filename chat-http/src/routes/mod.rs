@@ -42,6 +42,7 @@ pub(crate) fn api() -> Router<AppState> {
         .route("/rooms/{id}/join", post(rooms::join))
         .route("/rooms/{id}/leave", post(rooms::leave))
         .route("/rooms/{id}/members", get(rooms::members))
+        .route("/rooms/{id}/owner", put(rooms::put_owner))
         .route(
             "/rooms/{id}/members/{user_id}",
             put(rooms::put_member)

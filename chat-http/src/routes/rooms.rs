@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Actor;
 use crate::dto::{
-    JoinIn, ListPage, MarkedOut, MemberIn, MemberOut, ReadIn, RoomIn, RoomOut, RoomPatch,
+    JoinIn, ListPage, MarkedOut, MemberIn, MemberOut, OwnerIn, ReadIn, RoomIn, RoomOut, RoomPatch,
     RoomsQuery, UnreadOut, room_id, user_id,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -209,6 +209,30 @@ pub(crate) async fn put_member(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Hand ownership to another member: the owner only. The old owner becomes an admin.
+#[utoipa::path(put, path = "/rooms/{id}/owner", tag = "rooms", params(("id" = Uuid, Path)),
+    request_body = OwnerIn,
+    responses((status = 200, body = MemberOut, description = "the new owner"),
+        (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn put_owner(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(body): Json<OwnerIn>,
+) -> Out<MemberOut> {
+    let owner = state
+        .chat
+        .set_role(
+            actor.user_id,
+            room_id(id),
+            user_id(body.user_id),
+            Role::Owner,
+        )
+        .await?;
+    Ok(axum::Json(owner.into()))
 }
 
 /// One member.
