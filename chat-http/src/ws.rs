@@ -109,6 +109,13 @@ pub(crate) async fn events(
         .on_upgrade(move |socket| serve(socket, state, feed)))
 }
 
+/// Whether reading failed on a message or frame over `max_ws_message_bytes`: the socket can
+/// still say so (1009) before it closes.
+fn too_big(error: &axum::Error) -> bool {
+    let cause = std::error::Error::source(error).and_then(|e| e.downcast_ref());
+    matches!(cause, Some(tungstenite::Error::Capacity(_)))
+}
+
 /// How a WebSocket request identified itself.
 enum Credentials {
     Ticket(String),
@@ -154,6 +161,10 @@ async fn serve(socket: WebSocket, state: AppState, mut feed: Subscription) {
                         "frames are JSON text",
                     ))),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Err(error)) if too_big(&error) => {
+                        out.close(1009, "message too big");
+                        break;
+                    }
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 };
                 reply.is_none_or(|reply| out.reply(reply))
