@@ -369,6 +369,11 @@ impl Chat {
 
     /// Changes a user: oneself, or anyone for an admin. Only admins grant or take admin rights,
     /// and never their own. A change of presence is published to every room of the user.
+    ///
+    /// `Conflict(EmailTaken)` tells that an address is registered, so users other than admins
+    /// change their email like they log in: at most
+    /// [`ChatConfig::failed_logins_allowed`](crate::ChatConfig::failed_logins_allowed) times
+    /// per window, taken or not, then `RateLimited`.
     pub async fn update_user(&self, actor: UserId, id: UserId, update: UserUpdate) -> Result<User> {
         let me = self.actor(actor).await?;
         if me.id != id && !me.is_admin {
@@ -403,6 +408,11 @@ impl Chat {
             Some(change) => Some(self.checked_password_change(&me, id, change).await?),
             None => None,
         };
+        if user.email != before.email && !me.is_admin {
+            // Counted whatever the answer: clearing on success would let a guesser reset
+            // the budget with an address of its own.
+            self.count_attempt(&format!("email:{id}")).await?;
+        }
         if user != before {
             user.updated_at = self.now();
             self.store.update_user(&user).await?;

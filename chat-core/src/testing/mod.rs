@@ -238,6 +238,7 @@ macro_rules! store_conformance_tests {
             users_are_created_and_found_by_name_and_email,
             usernames_are_unique_case_insensitively,
             emails_are_unique,
+            email_changes_are_limited_like_logins,
             invalid_user_input_is_rejected,
             directory_lists_public_entries_with_search_and_cursor,
             only_admins_list_and_manage_users,

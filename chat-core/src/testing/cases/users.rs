@@ -85,6 +85,63 @@ pub async fn emails_are_unique(h: Harness) {
         .unwrap();
 }
 
+pub async fn email_changes_are_limited_like_logins(h: Harness) {
+    let chat = h.chat().await;
+    let peer = chat.peer();
+    let email = |address: &str| UserUpdate {
+        email: Some(Some(address.into())),
+        ..UserUpdate::default()
+    };
+    let alice = chat.new_user("alice").await;
+    chat.update_user(alice.id, alice.id, email("alice@example.com"))
+        .await
+        .unwrap();
+    let mallory = chat.new_user("mallory").await;
+    // Guesses and changes of one's own count alike, on every engine: five in the window.
+    for n in 0..4 {
+        let engine = if n % 2 == 0 { &chat.chat } else { &peer };
+        assert_err!(
+            engine
+                .update_user(mallory.id, mallory.id, email("alice@example.com"))
+                .await,
+            Error::Conflict(Conflict::EmailTaken)
+        );
+    }
+    chat.update_user(mallory.id, mallory.id, email("m@example.com"))
+        .await
+        .unwrap();
+    for guess in ["alice@example.com", "m2@example.com"] {
+        assert_err!(
+            peer.update_user(mallory.id, mallory.id, email(guess)).await,
+            Error::RateLimited { .. }
+        );
+    }
+    // Other changes, and other users, are not held up; an admin is not limited.
+    let status = UserUpdate {
+        status_message: Some(Some("busy".into())),
+        ..UserUpdate::default()
+    };
+    chat.update_user(mallory.id, mallory.id, status)
+        .await
+        .unwrap();
+    chat.update_user(alice.id, alice.id, email("a2@example.com"))
+        .await
+        .unwrap();
+    let root = chat
+        .create_admin(NewUser::named("root"), None)
+        .await
+        .unwrap();
+    chat.update_user(root.id, mallory.id, email("m3@example.com"))
+        .await
+        .unwrap();
+    // The window passes.
+    let window = chrono::TimeDelta::from_std(chat.config().failed_login_window).unwrap();
+    chat.clock.advance(window);
+    chat.update_user(mallory.id, mallory.id, email("m4@example.com"))
+        .await
+        .unwrap();
+}
+
 pub async fn invalid_user_input_is_rejected(h: Harness) {
     let chat = h.chat().await;
     for bad in [
