@@ -150,7 +150,7 @@ impl MemberStore for CountingStore {
     async fn add_member(&self, member: &Member) -> StoreResult<Member> {
         self.count().add_member(member).await
     }
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<Departure> {
         self.count().remove_member(room, user).await
     }
     async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>> {
