@@ -1,7 +1,9 @@
 //! Rooms, direct conversations, memberships and read markers.
 
 use async_trait::async_trait;
-use chat_core::store::{Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor};
+use chat_core::store::{
+    Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold, successor,
+};
 use chat_core::{
     Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UserId, Visibility,
 };
@@ -201,7 +203,7 @@ impl RoomStore for SledStore {
             Some(after) => std::ops::Bound::Excluded(after.0.as_bytes().to_vec()),
             None => std::ops::Bound::Unbounded,
         };
-        let search = query.search.as_deref().map(str::to_lowercase);
+        let search = query.search.as_deref().map(fold);
         let mut rooms = Vec::new();
         let scan = self
             .trees
@@ -216,11 +218,11 @@ impl RoomStore for SledStore {
                 continue;
             }
             let matches = search.as_deref().is_none_or(|needle| {
-                room.name.to_lowercase().contains(needle)
+                fold(&room.name).contains(needle)
                     || room
                         .topic
                         .as_deref()
-                        .is_some_and(|topic| topic.to_lowercase().contains(needle))
+                        .is_some_and(|topic| fold(topic).contains(needle))
                     || room
                         .alias
                         .as_deref()

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chat_core::auth::TokenHash;
 use chat_core::store::{
     IssuedToken, NewSession, Rotation, SessionStore, TokenKind, TokenRecord, UserQuery, UserStore,
+    fold,
 };
 use chat_core::{Conflict, Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
@@ -246,7 +247,7 @@ impl UserStore for SledStore {
             )),
             None => usernames.iter(),
         };
-        let search = query.search.as_deref().map(str::to_lowercase);
+        let search = query.search.as_deref().map(fold);
         let mut users = Vec::new();
         for entry in range {
             if users.len() >= query.limit as usize {
@@ -257,7 +258,7 @@ impl UserStore for SledStore {
                 continue;
             };
             let matches = search.as_deref().is_none_or(|needle| {
-                user.username.contains(needle) || user.display_name.to_lowercase().contains(needle)
+                user.username.contains(needle) || fold(&user.display_name).contains(needle)
             });
             if matches {
                 users.push(user);

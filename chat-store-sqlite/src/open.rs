@@ -8,7 +8,9 @@ use chat_core::StoreError;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
+use uuid::Uuid;
 
+use crate::codec::{self, room_columns};
 use crate::{Durability, SqliteOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -58,6 +60,7 @@ pub(crate) async fn open(
             ),
             other => StoreError::backend(other),
         })?;
+    fold_old_rows(&mut writer).await?;
     let readers = SqlitePoolOptions::new()
         .max_connections(options.readers.max(1))
         .min_connections(0)
@@ -65,6 +68,45 @@ pub(crate) async fn open(
         .await
         .map_err(StoreError::backend)?;
     Ok((writer, readers))
+}
+
+/// Fills the folded `search` column of rows written before migration 3, which SQL cannot fold.
+async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), StoreError> {
+    let mut tx = c.begin().await.map_err(StoreError::backend)?;
+    let sql = concat!(
+        "SELECT ",
+        room_columns!(),
+        " FROM rooms r WHERE r.search IS NULL"
+    );
+    for row in sqlx::query(sql)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?
+    {
+        let room = codec::room(&row)?;
+        sqlx::query("UPDATE rooms SET search = ? WHERE id = ?")
+            .bind(codec::room_search(&room))
+            .bind(room.id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+    }
+    let users = sqlx::query("SELECT id, username, display_name FROM users WHERE search IS NULL")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?;
+    for row in users {
+        let id: Uuid = row.try_get(0).map_err(StoreError::backend)?;
+        let username: String = row.try_get(1).map_err(StoreError::backend)?;
+        let display_name: String = row.try_get(2).map_err(StoreError::backend)?;
+        sqlx::query("UPDATE users SET search = ? WHERE id = ?")
+            .bind(codec::user_search(&username, &display_name))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+    }
+    tx.commit().await.map_err(StoreError::backend)
 }
 
 /// Refuses a file that is not a SQLite database, a SQLite database of something else, or a chat

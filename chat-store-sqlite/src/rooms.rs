@@ -1,7 +1,9 @@
 //! Rooms, direct conversations, memberships and read markers.
 
 use async_trait::async_trait;
-use chat_core::store::{Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor};
+use chat_core::store::{
+    Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold, successor,
+};
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UserId};
 use sqlx::{Row, SqliteConnection};
 
@@ -11,8 +13,8 @@ use crate::codec::{self, StoreResult, int, map_err, member_columns, micros, room
 async fn insert_room(c: &mut SqliteConnection, room: &Room, member_count: u32) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO rooms (id, kind, name, topic, alias, visibility, capacity, password_hash, \
-         owner, member_count, last_seq, last_change, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+         owner, member_count, last_seq, last_change, created_at, updated_at, search) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
     )
     .bind(room.id.0)
     .bind(room.kind.as_str())
@@ -26,6 +28,7 @@ async fn insert_room(c: &mut SqliteConnection, room: &Room, member_count: u32) -
     .bind(i64::from(member_count))
     .bind(micros(room.created_at))
     .bind(micros(room.updated_at))
+    .bind(codec::room_search(room))
     .execute(c)
     .await
     .map_err(map_err)?;
@@ -147,7 +150,7 @@ impl RoomStore for SqliteStore {
                 Box::pin(async move {
                     let done = sqlx::query(
                         "UPDATE rooms SET name = ?, topic = ?, alias = ?, visibility = ?, \
-                         capacity = ?, password_hash = ?, updated_at = ? WHERE id = ?",
+                         capacity = ?, password_hash = ?, updated_at = ?, search = ? WHERE id = ?",
                     )
                     .bind(&room.name)
                     .bind(&room.topic)
@@ -156,6 +159,7 @@ impl RoomStore for SqliteStore {
                     .bind(room.capacity.map(i64::from))
                     .bind(&room.password_hash)
                     .bind(micros(room.updated_at))
+                    .bind(codec::room_search(&room))
                     .bind(room.id.0)
                     .execute(c)
                     .await
@@ -195,14 +199,12 @@ impl RoomStore for SqliteStore {
             " FROM rooms r \
              WHERE r.kind = 'group' AND r.visibility = 'public' \
                AND (?1 IS NULL OR r.id > ?1) \
-               AND (?2 IS NULL OR instr(lower(r.name), ?2) > 0 \
-                    OR instr(lower(coalesce(r.topic, '')), ?2) > 0 \
-                    OR instr(coalesce(r.alias, ''), ?2) > 0) \
+               AND (?2 IS NULL OR instr(r.search, ?2) > 0) \
              ORDER BY r.id LIMIT ?3"
         );
         sqlx::query(sql)
             .bind(query.after.map(|id| id.0))
-            .bind(query.search.as_deref().map(str::to_lowercase))
+            .bind(query.search.as_deref().map(fold))
             .bind(i64::from(query.limit))
             .fetch_all(&self.readers)
             .await

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chat_core::auth::TokenHash;
 use chat_core::store::{
     IssuedToken, NewSession, Rotation, SessionStore, TokenKind, TokenRecord, UserQuery, UserStore,
+    fold,
 };
 use chat_core::{Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
@@ -43,8 +44,8 @@ impl UserStore for SqliteStore {
                 Box::pin(async move {
                     sqlx::query(
                         "INSERT INTO users (id, username, email, display_name, profile, presence, \
-                         status_message, is_admin, password_hash, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         status_message, is_admin, password_hash, created_at, updated_at, search) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     )
                     .bind(user.id.0)
                     .bind(&user.username)
@@ -57,6 +58,7 @@ impl UserStore for SqliteStore {
                     .bind(hash)
                     .bind(micros(user.created_at))
                     .bind(micros(user.updated_at))
+                    .bind(codec::user_search(&user.username, &user.display_name))
                     .execute(c)
                     .await
                     .map_err(map_err)?;
@@ -123,7 +125,7 @@ impl UserStore for SqliteStore {
                     let done = sqlx::query(
                         "UPDATE users SET username = ?, email = ?, display_name = ?, profile = ?, \
                          presence = ?, status_message = ?, is_admin = ?, created_at = ?, \
-                         updated_at = ? WHERE id = ?",
+                         updated_at = ?, search = ? WHERE id = ?",
                     )
                     .bind(&user.username)
                     .bind(&user.email)
@@ -134,6 +136,7 @@ impl UserStore for SqliteStore {
                     .bind(user.is_admin)
                     .bind(micros(user.created_at))
                     .bind(micros(user.updated_at))
+                    .bind(codec::user_search(&user.username, &user.display_name))
                     .bind(user.id.0)
                     .execute(c)
                     .await
@@ -171,12 +174,12 @@ impl UserStore for SqliteStore {
             user_columns!(),
             " FROM users \
              WHERE (?1 IS NULL OR username > ?1) \
-               AND (?2 IS NULL OR instr(username, ?2) > 0 OR instr(lower(display_name), ?2) > 0) \
+               AND (?2 IS NULL OR instr(search, ?2) > 0) \
              ORDER BY username LIMIT ?3"
         );
         sqlx::query(sql)
             .bind(&query.after_username)
-            .bind(query.search.as_deref().map(str::to_lowercase))
+            .bind(query.search.as_deref().map(fold))
             .bind(i64::from(query.limit))
             .fetch_all(&self.readers)
             .await

@@ -106,3 +106,35 @@ async fn memory_urls_are_refused() {
         ));
     }
 }
+
+#[tokio::test]
+async fn rows_from_before_folded_search_are_found_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let url = format!("sqlite://{}", path.display());
+    let mut edith = sample_user("edith");
+    edith.display_name = "Édith".into();
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.insert_user(&edith, None).await.unwrap();
+    store.close().await;
+    // As a database written before migration 3 left it: no folded copy.
+    let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET search = NULL")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    raw.close().await.unwrap();
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    let query = chat_core::store::UserQuery {
+        search: Some("édith".into()),
+        after_username: None,
+        limit: 10,
+    };
+    let found = store.list_users(&query).await.unwrap();
+    assert_eq!(found.iter().map(|u| u.id).collect::<Vec<_>>(), [edith.id]);
+}

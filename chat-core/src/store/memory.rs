@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{
     AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberStore, MessageStore,
     NewSession, NewStoredMessage, ReadMarkerStore, RoomQuery, RoomStore, Rotation, SeqRange,
-    SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery, UserStore, successor,
+    SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery, UserStore, fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -80,8 +80,8 @@ fn direct_key(a: UserId, b: UserId) -> (UserId, UserId) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
-fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
-    haystack.to_lowercase().contains(needle_lower)
+fn contains_folded(haystack: &str, needle_folded: &str) -> bool {
+    fold(haystack).contains(needle_folded)
 }
 
 impl Inner {
@@ -290,7 +290,7 @@ impl UserStore for MemoryStore {
             Some(after) => Bound::Excluded(after.clone()),
             None => Bound::Unbounded,
         };
-        let search = query.search.as_deref().map(str::to_lowercase);
+        let search = query.search.as_deref().map(fold);
         Ok(inner
             .usernames
             .range((start, Bound::Unbounded))
@@ -526,7 +526,7 @@ impl RoomStore for MemoryStore {
             Some(after) => Bound::Excluded(after),
             None => Bound::Unbounded,
         };
-        let search = query.search.as_deref().map(str::to_lowercase);
+        let search = query.search.as_deref().map(fold);
         Ok(inner
             .rooms
             .range((start, Bound::Unbounded))

@@ -369,6 +369,13 @@ pub trait MemberStore: Send + Sync {
     async fn transfer_ownership(&self, room: RoomId, to: UserId) -> StoreResult<()>;
 }
 
+/// The case folding every store searches names by (Unicode lowercase mapping, not only ASCII):
+/// a search text matches a field when `fold(text)` occurs in `fold(field)`. A store whose query
+/// language cannot fold so keeps folded copies of the fields it searches.
+pub fn fold(text: &str) -> String {
+    text.to_lowercase()
+}
+
 /// What [`MemberStore::remove_member`] did to the room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Departure {

@@ -261,6 +261,7 @@ macro_rules! store_conformance_tests {
             room_input_is_validated,
             room_aliases_are_unique_and_join_links_work,
             public_rooms_are_listed_private_are_not,
+            searches_fold_case_beyond_ascii,
             private_rooms_are_joined_only_by_being_added,
             room_password_is_checked,
             capacity_is_enforced,

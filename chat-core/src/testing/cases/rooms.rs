@@ -152,6 +152,56 @@ pub async fn room_aliases_are_unique_and_join_links_work(h: Harness) {
         .unwrap();
 }
 
+pub async fn searches_fold_case_beyond_ascii(h: Harness) {
+    let chat = h.chat().await;
+    let edith = chat
+        .create_user(crate::NewUser {
+            display_name: Some("Édith Ω".into()),
+            ..crate::NewUser::named("edith")
+        })
+        .await
+        .unwrap();
+    let room = NewRoom {
+        topic: Some("Über STRASSE".into()),
+        ..NewRoom::named("Élan Ωmega")
+    };
+    let room = chat.create_room(edith.id, room).await.unwrap();
+    for text in ["élan", "ÉLAN ΩMEGA", "ωmega", "über", "strasse"] {
+        let found = chat
+            .public_rooms(edith.id, Some(text), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [room.id],
+            "{text:?} finds the room"
+        );
+    }
+    for text in ["édith", "ÉDITH ω", "Ω"] {
+        let found = chat
+            .directory(edith.id, Some(text), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|u| u.id).collect::<Vec<_>>(),
+            [edith.id],
+            "{text:?} finds the user"
+        );
+    }
+    // Folding is case only: accents are kept, and a renamed room is found by its new name.
+    let found = chat.public_rooms(edith.id, Some("elan"), None, None).await;
+    assert!(found.unwrap().is_empty());
+    let rename = RoomUpdate {
+        name: Some("Ærø".into()),
+        ..RoomUpdate::default()
+    };
+    chat.update_room(edith.id, room.id, rename).await.unwrap();
+    let found = chat.public_rooms(edith.id, Some("ÆRØ"), None, None).await;
+    assert_eq!(found.unwrap().len(), 1);
+    let found = chat.public_rooms(edith.id, Some("élan"), None, None).await;
+    assert!(found.unwrap().is_empty());
+}
+
 pub async fn public_rooms_are_listed_private_are_not(h: Harness) {
     let chat = h.chat().await;
     let alice = chat.new_user("alice").await;
