@@ -41,6 +41,13 @@ pub struct ChatConfig {
     pub failed_logins_allowed: u32,
     /// The window of `failed_logins_allowed` (default 5 minutes).
     pub failed_login_window: Duration,
+    /// Other users one user may add to rooms (by adding members or creating a room with them)
+    /// within `member_add_window` before further adds are refused with
+    /// [`Error::RateLimited`](crate::Error::RateLimited) (default 60; 0: no limit). Counted in
+    /// the store. Without it anyone could fill a stranger's room list by the thousand.
+    pub member_adds_allowed: u32,
+    /// The window of `member_adds_allowed` (default 1 minute).
+    pub member_add_window: Duration,
     /// How long a live-feed ticket may wait to be redeemed (default 30 s).
     pub ticket_ttl: Duration,
     /// How long a live connection counts as online without its engine's heartbeat (default
@@ -70,6 +77,8 @@ impl Default for ChatConfig {
             max_queued_hashes: 32,
             failed_logins_allowed: 5,
             failed_login_window: Duration::from_secs(5 * 60),
+            member_adds_allowed: 60,
+            member_add_window: Duration::from_secs(60),
             ticket_ttl: Duration::from_secs(30),
             connection_ttl: Duration::from_secs(60),
             gap_wait: Duration::from_millis(100),

@@ -148,12 +148,28 @@ impl Chat {
     /// of [`ChatConfig::failed_logins_allowed`](crate::ChatConfig::failed_logins_allowed);
     /// refuses it when none is left.
     pub(super) async fn count_attempt(&self, key: &str) -> Result<()> {
-        let allowed = self.config.failed_logins_allowed;
+        let config = &self.config;
+        self.spend(
+            key,
+            config.failed_logins_allowed,
+            config.failed_login_window,
+        )
+        .await
+    }
+
+    /// Spends one of `allowed` uses of `key` within `window`, counted in the store so every
+    /// process shares the budget; `RateLimited` when none is left. `allowed` 0: no limit.
+    pub(super) async fn spend(
+        &self,
+        key: &str,
+        allowed: u32,
+        window: std::time::Duration,
+    ) -> Result<()> {
         if allowed == 0 {
             return Ok(());
         }
         let now = self.now();
-        let window_end = expiry(now, self.config.failed_login_window);
+        let window_end = expiry(now, window);
         match self
             .store
             .count_attempt(key, allowed, now, window_end)

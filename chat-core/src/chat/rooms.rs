@@ -16,7 +16,9 @@ impl Chat {
     ///
     /// Errors: `Invalid` (name, topic, alias, capacity, password); `NotFound(User)` for an
     /// unknown member; `Conflict(AliasTaken)`; `Conflict(RoomFull)` when the members exceed the
-    /// capacity.
+    /// capacity; `RateLimited` when the listed members exceed what is left of the actor's
+    /// [`ChatConfig::member_adds_allowed`](crate::ChatConfig::member_adds_allowed) (the room is
+    /// then not created).
     pub async fn create_room(&self, actor: UserId, new: NewRoom) -> Result<Room> {
         self.actor(actor).await?;
         let name = validate::line("name", &new.name, 1, MAX_NAME)?;
@@ -32,6 +34,9 @@ impl Chat {
         }
         for member in &members {
             self.user_exists(*member).await?;
+        }
+        for _ in &members {
+            self.count_member_add(actor).await?;
         }
         let now = self.now();
         let room = Room {
@@ -307,7 +312,8 @@ impl Chat {
     /// admin; only the owner adds admins.
     ///
     /// Errors: `Forbidden`; `Invalid` (role owner); `NotFound(User)`;
-    /// `Conflict(AlreadyMember | RoomFull)`.
+    /// `Conflict(AlreadyMember | RoomFull)`; `RateLimited` past the actor's
+    /// [`ChatConfig::member_adds_allowed`](crate::ChatConfig::member_adds_allowed).
     pub async fn add_member(
         &self,
         actor: UserId,
@@ -318,7 +324,17 @@ impl Chat {
         let (room, me) = self.membership(actor, room_id).await?;
         Self::check_manage(&room, &me, role)?;
         self.user_exists(user).await?;
+        self.count_member_add(actor).await?;
         self.admit(room_id, user, role).await
+    }
+
+    /// Spends one of the actor's
+    /// [`ChatConfig::member_adds_allowed`](crate::ChatConfig::member_adds_allowed).
+    async fn count_member_add(&self, actor: UserId) -> Result<()> {
+        let config = &self.config;
+        let key = format!("member-add:{actor}");
+        self.spend(&key, config.member_adds_allowed, config.member_add_window)
+            .await
     }
 
     fn check_manage(room: &Room, me: &Member, role: Role) -> Result<()> {

@@ -58,6 +58,9 @@ struct Cli {
     /// Requests that may wait for a hashing slot; beyond them, 429 at once.
     #[arg(long, env = "CHAT_MAX_QUEUED_HASHES", default_value_t = 32)]
     max_queued_hashes: usize,
+    /// Other users one user may add to rooms per minute (0: no limit).
+    #[arg(long, env = "CHAT_MEMBER_ADDS_PER_MINUTE", default_value_t = 60)]
+    member_adds_per_minute: u32,
     /// Messages per second per user (0: no limit).
     #[arg(long, env = "CHAT_SENDS_PER_SECOND", default_value_t = 20)]
     sends_per_second: u32,
@@ -120,6 +123,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         config.max_concurrent_hashes = slots;
     }
     config.max_queued_hashes = cli.max_queued_hashes;
+    config.member_adds_allowed = cli.member_adds_per_minute;
+    config.member_add_window = Duration::from_secs(60);
     let chat = Arc::new(Chat::builder(store).config(config).build()?);
     if let Some(Command::CreateAdmin {
         username,

@@ -406,6 +406,56 @@ pub async fn only_managers_edit_and_only_the_owner_deletes(h: Harness) {
     assert!(chat.rooms_of(bob.id, bob.id).await.unwrap().is_empty());
 }
 
+pub async fn adding_others_to_rooms_is_limited_per_user(h: Harness) {
+    let chat = h.chat().await;
+    let peer = chat.peer();
+    let allowed = chat.config().member_adds_allowed as usize;
+    let mallory = chat.new_user("mallory").await;
+    let room = chat.new_room(&mallory, "spam").await;
+    let mut victims = Vec::new();
+    for n in 0..=allowed {
+        victims.push(chat.new_user(&format!("victim{n}")).await);
+    }
+    // Half the budget here, half on another engine: one budget.
+    for (n, victim) in victims[..allowed].iter().enumerate() {
+        let engine = if n % 2 == 0 { &chat.chat } else { &peer };
+        engine
+            .add_member(mallory.id, room.id, victim.id, Role::Member)
+            .await
+            .unwrap();
+    }
+    let last = victims[allowed].id;
+    assert_err!(
+        peer.add_member(mallory.id, room.id, last, Role::Member)
+            .await,
+        Error::RateLimited { .. }
+    );
+    let listed = NewRoom {
+        members: vec![last],
+        ..NewRoom::named("spam two")
+    };
+    assert_err!(
+        chat.create_room(mallory.id, listed.clone()).await,
+        Error::RateLimited { .. }
+    );
+    assert_eq!(
+        chat.rooms_of(mallory.id, mallory.id).await.unwrap().len(),
+        1,
+        "a refused room is not created"
+    );
+    assert_eq!(chat.rooms_of(last, last).await.unwrap().len(), 0);
+    // Joining oneself and others' adds are not held up; the window passes.
+    let owner = chat.new_user("owner").await;
+    let other = chat.new_room(&owner, "fine").await;
+    chat.join_room(mallory.id, other.id, None).await.unwrap();
+    chat.add_member(owner.id, other.id, last, Role::Member)
+        .await
+        .unwrap();
+    let window = chrono::TimeDelta::from_std(chat.config().member_add_window).unwrap();
+    chat.clock.advance(window);
+    chat.create_room(mallory.id, listed).await.unwrap();
+}
+
 pub async fn managers_add_and_remove_members(h: Harness) {
     let chat = h.chat().await;
     let alice = chat.new_user("alice").await;
