@@ -374,6 +374,17 @@ async fn rooms_membership_and_roles() {
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     let mine = app.get("/rooms?mine=true", &bob).await;
     assert_eq!(mine.body["items"][0]["id"], room.as_str());
+    // My rooms come in pages like the public ones.
+    let second = app.room(&bob, json!({ "name": "second" })).await;
+    let first = app.get("/rooms?mine=true&limit=1", &bob).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
+    let cursor = first.body["next_cursor"].as_str().expect("a cursor");
+    let next = app
+        .get(&format!("/rooms?mine=true&limit=1&cursor={cursor}"), &bob)
+        .await;
+    assert_eq!(next.body["items"][0]["id"], second.as_str());
+    let bad = app.get("/rooms?mine=true&cursor=nope", &bob).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         app.get("/rooms?mine=true", &carol).await.body["items"]
             .as_array()

@@ -1,9 +1,7 @@
 //! Rooms, direct conversations, memberships and read markers.
 
 use async_trait::async_trait;
-use chat_core::store::{
-    Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold, successor,
-};
+use chat_core::store::{Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor};
 use chat_core::{
     Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UserId, Visibility,
 };
@@ -203,7 +201,6 @@ impl RoomStore for SledStore {
             Some(after) => std::ops::Bound::Excluded(after.0.as_bytes().to_vec()),
             None => std::ops::Bound::Unbounded,
         };
-        let search = query.search.as_deref().map(fold);
         let mut rooms = Vec::new();
         let scan = self
             .trees
@@ -217,34 +214,41 @@ impl RoomStore for SledStore {
             if room.kind != RoomKind::Group || room.visibility != Visibility::Public {
                 continue;
             }
-            let matches = search.as_deref().is_none_or(|needle| {
-                fold(&room.name).contains(needle)
-                    || room
-                        .topic
-                        .as_deref()
-                        .is_some_and(|topic| fold(topic).contains(needle))
-                    || room
-                        .alias
-                        .as_deref()
-                        .is_some_and(|alias| alias.contains(needle))
-            });
-            if matches {
+            if query.matches(&room) {
                 rooms.push(room);
             }
         }
         Ok(rooms)
     }
 
-    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>> {
+    async fn rooms_of_user(
+        &self,
+        user: UserId,
+        query: &RoomQuery,
+    ) -> StoreResult<Vec<(Room, Member)>> {
+        let prefix = user.0.as_bytes();
+        let start = match query.after {
+            Some(after) => std::ops::Bound::Excluded(pair(user.0, after.0.as_bytes())),
+            None => std::ops::Bound::Included(prefix.to_vec()),
+        };
         let mut rooms = Vec::new();
         let scan = self
             .trees
             .tree(Kind::MembersByUser)
-            .scan_prefix(user.0.as_bytes());
+            .range((start, std::ops::Bound::Unbounded));
         for key in scan.keys() {
-            let room_id = RoomId(second(&key.map_err(backend)?)?);
+            if rooms.len() >= query.limit as usize {
+                break;
+            }
+            let key = key.map_err(backend)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let room_id = RoomId(second(&key)?);
             let member = read::<Member>(&self.trees, Kind::Members, member_key(room_id, user))?;
-            if let (Some(room), Some(member)) = (room(&self.trees, room_id)?, member) {
+            if let (Some(room), Some(member)) = (room(&self.trees, room_id)?, member)
+                && query.matches(&room)
+            {
                 rooms.push((room, member));
             }
         }

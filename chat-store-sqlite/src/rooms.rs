@@ -214,17 +214,26 @@ impl RoomStore for SqliteStore {
             .collect()
     }
 
-    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>> {
+    async fn rooms_of_user(
+        &self,
+        user: UserId,
+        query: &RoomQuery,
+    ) -> StoreResult<Vec<(Room, Member)>> {
         let sql = concat!(
             "SELECT ",
             room_columns!(),
             ", ",
             member_columns!(),
-            " FROM members m \
-             JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY m.room_id"
+            " FROM members m JOIN rooms r ON r.id = m.room_id \
+             WHERE m.user_id = ?1 AND (?2 IS NULL OR m.room_id > ?2) \
+               AND (?3 IS NULL OR instr(r.search, ?3) > 0) \
+             ORDER BY m.room_id LIMIT ?4"
         );
         sqlx::query(sql)
             .bind(user.0)
+            .bind(query.after.map(|id| id.0))
+            .bind(query.search.as_deref().map(fold))
+            .bind(i64::from(query.limit))
             .fetch_all(&self.readers)
             .await
             .map_err(map_err)?

@@ -130,8 +130,12 @@ impl RoomStore for CountingStore {
     async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>> {
         self.count().list_public_rooms(query).await
     }
-    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>> {
-        self.count().rooms_of_user(user).await
+    async fn rooms_of_user(
+        &self,
+        user: UserId,
+        query: &RoomQuery,
+    ) -> StoreResult<Vec<(Room, Member)>> {
+        self.count().rooms_of_user(user, query).await
     }
     async fn find_or_create_direct(
         &self,

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{SessionId, UserId};
 use crate::room::RoomKind;
-use crate::store::{IssuedToken, NewSession, Rotation, TokenKind, UserQuery};
+use crate::store::{IssuedToken, NewSession, RoomQuery, Rotation, TokenKind, UserQuery};
 use crate::user::{DirectoryEntry, NewUser, PasswordChange, Profile, User, UserUpdate};
 use crate::validate;
 
@@ -440,7 +440,7 @@ impl Chat {
         }
         if user.presence != before.presence || user.status_message != before.status_message {
             let online = !self.store.online_users(&[id], self.now()).await?.is_empty();
-            for (room, _) in self.store.rooms_of_user(id).await? {
+            for (room, _) in self.store.rooms_of_user(id, &RoomQuery::ALL).await? {
                 self.publish(Event::Presence {
                     room_id: room.id,
                     user_id: id,
@@ -462,7 +462,7 @@ impl Chat {
             return Err(Error::Forbidden("only admins delete other users"));
         }
         self.user_exists(id).await?;
-        for (room, _) in self.store.rooms_of_user(id).await? {
+        for (room, _) in self.store.rooms_of_user(id, &RoomQuery::ALL).await? {
             if room.kind == RoomKind::Group {
                 self.depart(room.id, id, None).await?;
             }

@@ -21,7 +21,7 @@ use crate::events::subscription::Opened;
 use crate::events::{Event, EventBus, EventStream, InProcessBus, Subscription};
 use crate::ids::{IdSource, SessionId, UserId, UuidV7};
 use crate::room::{Member, Room, RoomKind, Visibility};
-use crate::store::Store;
+use crate::store::{RoomQuery, Store};
 use crate::user::User;
 
 /// The chat engine. Build one per store and share it (it is `Send + Sync`; wrap it in an `Arc`).
@@ -193,7 +193,7 @@ impl Chat {
         let lease = self.node.connect(user).await?;
         let rooms = self
             .store
-            .rooms_of_user(user)
+            .rooms_of_user(user, &RoomQuery::ALL)
             .await?
             .into_iter()
             .map(|(room, _)| (room.id, room.last_seq))

@@ -6,7 +6,7 @@ use crate::events::Event;
 use crate::ids::{RoomId, UserId};
 use crate::message::{DirectConversation, Message, Page, ReadState, RoomUnread, UnreadSummary};
 use crate::room::{Member, Room, RoomKind};
-use crate::store::SeqRange;
+use crate::store::{RoomQuery, SeqRange};
 use crate::validate;
 
 fn read_state(room: &Room, member: &Member) -> ReadState {
@@ -56,7 +56,7 @@ impl Chat {
     /// Unread counts across all the actor's rooms: the total and each room with unread messages.
     pub async fn unread_summary(&self, actor: UserId) -> Result<UnreadSummary> {
         let mut summary = UnreadSummary::default();
-        for (room, member) in self.store.rooms_of_user(actor).await? {
+        for (room, member) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
             let unread = read_state(&room, &member).unread;
             if unread > 0 {
                 summary.total += unread;
@@ -74,7 +74,7 @@ impl Chat {
     pub async fn unread_messages(&self, actor: UserId, limit: Option<u32>) -> Result<Vec<Message>> {
         let limit = self.list_limit(limit)?;
         let mut unread = Vec::new();
-        for (room, member) in self.store.rooms_of_user(actor).await? {
+        for (room, member) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
             if room.last_seq > member.last_read_seq {
                 let range = SeqRange {
                     before: None,
@@ -92,7 +92,7 @@ impl Chat {
     pub async fn messages_to_me(&self, actor: UserId, limit: Option<u32>) -> Result<Vec<Message>> {
         let limit = self.list_limit(limit)?;
         let mut received = Vec::new();
-        for (room, _) in self.store.rooms_of_user(actor).await? {
+        for (room, _) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
             if room.kind == RoomKind::Direct {
                 let range = SeqRange {
                     before: None,
@@ -135,7 +135,7 @@ impl Chat {
     pub async fn direct_conversations(&self, actor: UserId) -> Result<Vec<DirectConversation>> {
         self.actor(actor).await?;
         let mut conversations = Vec::new();
-        for (room, member) in self.store.rooms_of_user(actor).await? {
+        for (room, member) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
             if room.kind != RoomKind::Direct {
                 continue;
             }

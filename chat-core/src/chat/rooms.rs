@@ -126,7 +126,43 @@ impl Chat {
         limit: Option<u32>,
     ) -> Result<Vec<Room>> {
         self.actor(actor).await?;
-        let query = RoomQuery {
+        let query = self.room_query(search, after, limit)?;
+        Ok(self.store.list_public_rooms(&query).await?)
+    }
+
+    /// The rooms and direct conversations a user belongs to, ordered by room id, after the
+    /// cursor `after`, whose name, topic or alias contains `search`: oneself, or anyone for an
+    /// admin.
+    pub async fn rooms_of(
+        &self,
+        actor: UserId,
+        user: UserId,
+        search: Option<&str>,
+        after: Option<RoomId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Membership>> {
+        let me = self.actor(actor).await?;
+        if me.id != user && !me.is_admin {
+            return Err(Error::Forbidden("only admins see other users' rooms"));
+        }
+        self.user_exists(user).await?;
+        let query = self.room_query(search, after, limit)?;
+        Ok(self
+            .store
+            .rooms_of_user(user, &query)
+            .await?
+            .into_iter()
+            .map(|(room, member)| Membership { room, member })
+            .collect())
+    }
+
+    fn room_query(
+        &self,
+        search: Option<&str>,
+        after: Option<RoomId>,
+        limit: Option<u32>,
+    ) -> Result<RoomQuery> {
+        Ok(RoomQuery {
             search: validate::optional_line("q", search, 100)?,
             after,
             limit: validate::limit(
@@ -134,24 +170,7 @@ impl Chat {
                 self.config.default_page_size,
                 self.config.max_page_size,
             )?,
-        };
-        Ok(self.store.list_public_rooms(&query).await?)
-    }
-
-    /// The rooms and direct conversations a user belongs to: oneself, or anyone for an admin.
-    pub async fn rooms_of(&self, actor: UserId, user: UserId) -> Result<Vec<Membership>> {
-        let me = self.actor(actor).await?;
-        if me.id != user && !me.is_admin {
-            return Err(Error::Forbidden("only admins see other users' rooms"));
-        }
-        self.user_exists(user).await?;
-        Ok(self
-            .store
-            .rooms_of_user(user)
-            .await?
-            .into_iter()
-            .map(|(room, member)| Membership { room, member })
-            .collect())
+        })
     }
 
     /// Edits a group room: its owner or admins.

@@ -12,7 +12,7 @@ use crate::chat::Lease;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::ids::{RoomId, SessionId, UserId};
-use crate::store::{SeqRange, Store};
+use crate::store::{RoomQuery, SeqRange, Store};
 
 /// Message events held per room while an earlier number is missing, before the gap is filled
 /// from the store without waiting any longer.
@@ -447,7 +447,7 @@ impl Subscription {
         }
         // Each room continues from its newest message now: what came before, the client reads
         // from the store when it hears `Resync`.
-        let memberships = self.store.rooms_of_user(self.user).await?;
+        let memberships = self.store.rooms_of_user(self.user, &RoomQuery::ALL).await?;
         let mut rooms = HashMap::with_capacity(memberships.len());
         for (room, _) in memberships {
             let mut feed = RoomFeed::after(room.last_seq);

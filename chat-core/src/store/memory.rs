@@ -526,7 +526,6 @@ impl RoomStore for MemoryStore {
             Some(after) => Bound::Excluded(after),
             None => Bound::Unbounded,
         };
-        let search = query.search.as_deref().map(fold);
         Ok(inner
             .rooms
             .range((start, Bound::Unbounded))
@@ -534,37 +533,34 @@ impl RoomStore for MemoryStore {
             .filter(|room| {
                 room.kind == crate::room::RoomKind::Group && room.visibility == Visibility::Public
             })
-            .filter(|room| match &search {
-                Some(needle) => {
-                    contains_folded(&room.name, needle)
-                        || room
-                            .topic
-                            .as_deref()
-                            .is_some_and(|topic| contains_folded(topic, needle))
-                        || room
-                            .alias
-                            .as_deref()
-                            .is_some_and(|alias| alias.contains(needle.as_str()))
-                }
-                None => true,
-            })
+            .filter(|room| query.matches(room))
             .take(query.limit as usize)
             .cloned()
             .collect())
     }
 
-    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>> {
+    async fn rooms_of_user(
+        &self,
+        user: UserId,
+        query: &RoomQuery,
+    ) -> StoreResult<Vec<(Room, Member)>> {
         let inner = self.lock();
         let Some(rooms) = inner.rooms_by_user.get(&user) else {
             return Ok(Vec::new());
         };
+        let start = match query.after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
         Ok(rooms
-            .iter()
+            .range((start, Bound::Unbounded))
             .filter_map(|id| inner.rooms.get(id))
+            .filter(|data| query.matches(&data.room))
             .filter_map(|data| {
                 let member = data.members.get(&user)?;
                 Some((data.room.clone(), member.clone()))
             })
+            .take(query.limit as usize)
             .collect())
     }
 

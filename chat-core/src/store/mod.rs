@@ -266,15 +266,41 @@ pub trait SessionStore: Send + Sync {
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
-/// A page of the public room list.
+/// A page of a room list (the public rooms, or a user's), ordered by room id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomQuery {
-    /// Only rooms whose name, topic or alias contains this text (case-insensitive).
+    /// Only rooms whose name, topic or alias contains this text ([`fold`]ed).
     pub search: Option<String>,
     /// Only rooms with a larger id (the page cursor).
     pub after: Option<RoomId>,
     /// At most this many.
     pub limit: u32,
+}
+
+impl RoomQuery {
+    /// Every room, for the engine's own walks over a user's rooms (unread totals, resyncs,
+    /// account deletion); what callers list is paged.
+    pub const ALL: Self = Self {
+        search: None,
+        after: None,
+        limit: u32::MAX,
+    };
+
+    /// Whether `room` passes the search text, by [`fold`]: for stores that filter in Rust.
+    pub fn matches(&self, room: &Room) -> bool {
+        let Some(search) = &self.search else {
+            return true;
+        };
+        let needle = fold(search);
+        [
+            Some(room.name.as_str()),
+            room.topic.as_deref(),
+            room.alias.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|field| fold(field).contains(&needle))
+    }
 }
 
 /// Rooms and direct conversations.
@@ -306,8 +332,13 @@ pub trait RoomStore: Send + Sync {
     /// Public group rooms ordered by id, after the cursor, filtered by the search text.
     async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>>;
 
-    /// Every room the user is a member of, with the membership, ordered by room id.
-    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<(Room, Member)>>;
+    /// The rooms the user is a member of, with the membership, ordered by room id: a page
+    /// after the cursor, filtered by the search text, as for public rooms.
+    async fn rooms_of_user(
+        &self,
+        user: UserId,
+        query: &RoomQuery,
+    ) -> StoreResult<Vec<(Room, Member)>>;
 
     /// The direct conversation between two users, creating it (as `room`, with `members`) if
     /// there is none, atomically: concurrent calls for the same unordered pair all return the

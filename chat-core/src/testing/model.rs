@@ -287,7 +287,7 @@ async fn record(reference: &TestChat, made: &mut Made, op: &Op) {
             for user in made.users.clone() {
                 for (room, _) in reference
                     .store
-                    .rooms_of_user(user)
+                    .rooms_of_user(user, &crate::store::RoomQuery::ALL)
                     .await
                     .unwrap_or_default()
                 {
@@ -323,7 +323,7 @@ async fn state(chat: &TestChat, made: &Made) -> String {
     for user in &made.users {
         let rooms = chat
             .store
-            .rooms_of_user(*user)
+            .rooms_of_user(*user, &crate::store::RoomQuery::ALL)
             .await
             .map_err(|e| e.to_string());
         out += &format!(

@@ -290,19 +290,32 @@ async fn delete_user_by(state: AppState, actor: Actor, id: UserId) -> ApiResult<
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A user's rooms and conversations: oneself, or anyone for admins.
-#[utoipa::path(get, path = "/users/{id}/rooms", tag = "users", params(("id" = Uuid, Path)),
+/// A user's rooms and conversations, paged by room id: oneself, or anyone for admins.
+#[utoipa::path(get, path = "/users/{id}/rooms", tag = "users",
+    params(("id" = Uuid, Path), ListQuery),
     responses((status = 200, body = ListPage<RoomOut>), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn user_rooms(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<Uuid>,
+    Query(query): Query<ListQuery>,
 ) -> Out<ListPage<RoomOut>> {
-    let rooms = state.chat.rooms_of(actor.user_id, user_id(id)).await?;
-    let items = rooms.into_iter().map(|m| m.room.into()).collect();
-    Ok(axum::Json(ListPage {
-        items,
-        next_cursor: None,
-    }))
+    let after = super::rooms::room_cursor(query.cursor.as_deref())?;
+    let rooms = state
+        .chat
+        .rooms_of(
+            actor.user_id,
+            user_id(id),
+            query.q.as_deref(),
+            after,
+            query.limit,
+        )
+        .await?;
+    let rooms = rooms.into_iter().map(|m| m.room).collect();
+    Ok(axum::Json(super::rooms::room_page(
+        &state,
+        rooms,
+        query.limit,
+    )))
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_core::{Conflict, Error, NewRoom, Role, RoomUpdate};
+use chat_core::{Conflict, Error, NewRoom, Role, Room, RoomId, RoomUpdate};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -47,46 +47,48 @@ pub(crate) async fn list_rooms(
     actor: Actor,
     Query(query): Query<RoomsQuery>,
 ) -> Out<ListPage<RoomOut>> {
-    if query.mine == Some(true) {
-        let needle = query.q.as_deref().map(str::to_lowercase);
-        let items = state
+    let after = room_cursor(query.cursor.as_deref())?;
+    let q = query.q.as_deref();
+    let rooms = if query.mine == Some(true) {
+        let mine = state
             .chat
-            .rooms_of(actor.user_id, actor.user_id)
+            .rooms_of(actor.user_id, actor.user_id, q, after, query.limit)
+            .await?;
+        mine.into_iter().map(|m| m.room).collect()
+    } else {
+        state
+            .chat
+            .public_rooms(actor.user_id, q, after, query.limit)
             .await?
-            .into_iter()
-            .map(|m| m.room)
-            .filter(|room| {
-                needle
-                    .as_deref()
-                    .is_none_or(|needle| room.name.to_lowercase().contains(needle))
-            })
-            .map(Into::into)
-            .collect();
-        return Ok(axum::Json(ListPage {
-            items,
-            next_cursor: None,
-        }));
-    }
-    let after = match query.cursor.as_deref() {
-        Some(cursor) => Some(
+    };
+    Ok(axum::Json(room_page(&state, rooms, query.limit)))
+}
+
+/// A room list's `cursor`: the id of the last room of the page before.
+pub(crate) fn room_cursor(cursor: Option<&str>) -> ApiResult<Option<RoomId>> {
+    cursor
+        .map(|cursor| {
             cursor
                 .parse()
-                .map_err(|_| ApiError::malformed("cursor is not a room id"))?,
-        ),
-        None => None,
-    };
-    let rooms = state
-        .chat
-        .public_rooms(actor.user_id, query.q.as_deref(), after, query.limit)
-        .await?;
-    let limit = query.limit.unwrap_or(state.chat.config().default_page_size) as usize;
+                .map_err(|_| ApiError::malformed("cursor is not a room id"))
+        })
+        .transpose()
+}
+
+/// A page of rooms, with a cursor when it is full (there may be more).
+pub(crate) fn room_page(
+    state: &AppState,
+    rooms: Vec<Room>,
+    limit: Option<u32>,
+) -> ListPage<RoomOut> {
+    let limit = limit.unwrap_or(state.chat.config().default_page_size) as usize;
     let next_cursor = (rooms.len() == limit)
         .then(|| rooms.last().map(|r| r.id.to_string()))
         .flatten();
-    Ok(axum::Json(ListPage {
+    ListPage {
         items: rooms.into_iter().map(Into::into).collect(),
         next_cursor,
-    }))
+    }
 }
 
 /// A room: for members, or anyone when public.

@@ -268,7 +268,12 @@ pub async fn members_leaving_at_once_keep_the_room_whole(h: Harness) {
             None,
             "round {round}: the room went with its last member"
         );
-        assert!(chat.rooms_of(other.id, other.id).await.unwrap().is_empty());
+        assert!(
+            chat.rooms_of(other.id, other.id, None, None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // The owner and its successor: the one who stays owns the room.
         let admin = chat.new_user(&format!("admin{round}")).await;

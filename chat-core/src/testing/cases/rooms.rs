@@ -98,7 +98,12 @@ pub async fn room_input_is_validated(h: Harness) {
         chat.create_room(alice.id, too_many).await,
         Error::Conflict(Conflict::RoomFull)
     );
-    assert!(chat.rooms_of(alice.id, alice.id).await.unwrap().is_empty());
+    assert!(
+        chat.rooms_of(alice.id, alice.id, None, None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn room_aliases_are_unique_and_join_links_work(h: Harness) {
@@ -403,7 +408,12 @@ pub async fn only_managers_edit_and_only_the_owner_deletes(h: Harness) {
         chat.room(alice.id, room.id).await,
         Error::NotFound(Entity::Room)
     );
-    assert!(chat.rooms_of(bob.id, bob.id).await.unwrap().is_empty());
+    assert!(
+        chat.rooms_of(bob.id, bob.id, None, None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn adding_others_to_rooms_is_limited_per_user(h: Harness) {
@@ -439,11 +449,20 @@ pub async fn adding_others_to_rooms_is_limited_per_user(h: Harness) {
         Error::RateLimited { .. }
     );
     assert_eq!(
-        chat.rooms_of(mallory.id, mallory.id).await.unwrap().len(),
+        chat.rooms_of(mallory.id, mallory.id, None, None, None)
+            .await
+            .unwrap()
+            .len(),
         1,
         "a refused room is not created"
     );
-    assert_eq!(chat.rooms_of(last, last).await.unwrap().len(), 0);
+    assert_eq!(
+        chat.rooms_of(last, last, None, None, None)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
     // Joining oneself and others' adds are not held up; the window passes.
     let owner = chat.new_user("owner").await;
     let other = chat.new_room(&owner, "fine").await;
@@ -603,7 +622,10 @@ pub async fn rooms_of_user_lists_memberships(h: Harness) {
     chat.new_room(&bob, "three").await;
     chat.join_room(alice.id, two.id, None).await.unwrap();
     let direct = chat.direct_room(alice.id, bob.id).await.unwrap();
-    let mine = chat.rooms_of(alice.id, alice.id).await.unwrap();
+    let mine = chat
+        .rooms_of(alice.id, alice.id, None, None, None)
+        .await
+        .unwrap();
     let listed: Vec<_> = mine.iter().map(|m| (m.room.id, m.member.role)).collect();
     assert_eq!(
         listed,
@@ -613,12 +635,41 @@ pub async fn rooms_of_user_lists_memberships(h: Harness) {
             (direct.id, Role::Member)
         ]
     );
-    assert_err!(chat.rooms_of(alice.id, bob.id).await, Error::Forbidden(_));
+    // Paged by room id, and searched like public rooms.
+    let page = |after, limit| chat.rooms_of(alice.id, alice.id, None, after, Some(limit));
+    let first = page(None, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = page(Some(first[1].room.id), 2).await.unwrap();
+    let ids: Vec<_> = first.iter().chain(&rest).map(|m| m.room.id).collect();
+    assert_eq!(ids, [one.id, two.id, direct.id]);
+    let found = chat
+        .rooms_of(alice.id, alice.id, Some("TWO"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|m| m.room.id).collect::<Vec<_>>(),
+        [two.id]
+    );
+    assert_err!(
+        chat.rooms_of(alice.id, alice.id, None, None, Some(100_000))
+            .await,
+        Error::Invalid { field: "limit", .. }
+    );
+    assert_err!(
+        chat.rooms_of(alice.id, bob.id, None, None, None).await,
+        Error::Forbidden(_)
+    );
     let admin = chat
         .create_admin(crate::NewUser::named("root"), None)
         .await
         .unwrap();
-    assert_eq!(chat.rooms_of(admin.id, bob.id).await.unwrap().len(), 3);
+    assert_eq!(
+        chat.rooms_of(admin.id, bob.id, None, None, None)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 pub async fn owner_changes_roles_and_transfers_ownership(h: Harness) {

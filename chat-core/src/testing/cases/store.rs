@@ -4,7 +4,7 @@ use chrono::TimeDelta;
 
 use crate::auth::TokenHash;
 use crate::store::{
-    Departure, IssuedToken, NewSession, NewStoredMessage, Rotation, SeqRange, TokenKind,
+    Departure, IssuedToken, NewSession, NewStoredMessage, RoomQuery, Rotation, SeqRange, TokenKind,
 };
 use crate::testing::{Harness, epoch};
 use crate::{
@@ -316,7 +316,13 @@ pub async fn store_missing_records_map_to_not_found(h: Harness) {
     assert!(store.message(nothing).await.unwrap().is_none());
     assert!(store.member(nowhere, nobody).await.unwrap().is_none());
     assert!(store.members(nowhere).await.unwrap().is_empty());
-    assert!(store.rooms_of_user(nobody).await.unwrap().is_empty());
+    assert!(
+        store
+            .rooms_of_user(nobody, &RoomQuery::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.password_hash(nobody).await.unwrap().is_none());
     assert!(store.password_hash(UserId(id(1))).await.unwrap().is_none());
     assert_eq!(
@@ -340,7 +346,13 @@ pub async fn store_delete_room_removes_members_and_messages(h: Harness) {
     assert!(store.room_by_alias("room-100").await.unwrap().is_none());
     assert!(store.message(MessageId(id(1))).await.unwrap().is_none());
     assert!(store.members(room.id).await.unwrap().is_empty());
-    assert!(store.rooms_of_user(UserId(id(2))).await.unwrap().is_empty());
+    assert!(
+        store
+            .rooms_of_user(UserId(id(2)), &RoomQuery::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The alias and the transaction id are free again.
     let again = self::room(101, None);
     let mut again = again;
@@ -420,7 +432,13 @@ pub async fn store_remove_member_hands_on_ownership_and_deletes_the_empty_room(h
     assert!(store.room(room.id).await.unwrap().is_none());
     assert!(store.room_by_alias("room-100").await.unwrap().is_none());
     assert!(store.message(MessageId(id(1))).await.unwrap().is_none());
-    assert!(store.rooms_of_user(UserId(id(2))).await.unwrap().is_empty());
+    assert!(
+        store
+            .rooms_of_user(UserId(id(2)), &RoomQuery::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         store.remove_member(room.id, UserId(id(2))).await,
         Err(StoreError::NotFound(Entity::Member))
@@ -479,7 +497,7 @@ pub async fn store_values_round_trip_exactly(h: Harness) {
         Some(owner.clone())
     );
     assert_eq!(
-        store.rooms_of_user(full.id).await.unwrap(),
+        store.rooms_of_user(full.id, &RoomQuery::ALL).await.unwrap(),
         [(private.clone(), owner)]
     );
 
