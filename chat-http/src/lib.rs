@@ -31,6 +31,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod routes;
+mod serve;
 mod sockets;
 mod ws;
 
@@ -49,6 +50,7 @@ pub use crate::auth::{Actor, Authenticator, BearerTokens};
 pub use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use crate::limits::Limits;
 pub use crate::openapi::ApiDoc;
+pub use crate::serve::{ConnectionLimits, serve};
 
 /// The shared state of every handler.
 #[derive(Clone)]

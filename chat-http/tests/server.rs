@@ -117,9 +117,7 @@ async fn the_binary_serves_a_whole_conversation() {
 #[tokio::test]
 async fn websockets_deliver_to_members_only() {
     let app = App::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = listener.local_addr().unwrap().to_string();
-    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    let base = app.serve().await;
 
     let (alice, _) = app.signup("alice").await;
     let (bob, _) = app.signup("bob").await;

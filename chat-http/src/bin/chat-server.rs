@@ -16,7 +16,7 @@ use chat_core::store::{MemoryStore, Store};
 use chat_core::{
     Chat, ChatConfig, Conflict, Error, NewMessage, NewRoom, NewUser, Role, Visibility,
 };
-use chat_http::{ChatHttp, Limits};
+use chat_http::{ChatHttp, ConnectionLimits, Limits};
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -67,6 +67,12 @@ struct Cli {
     /// Burst of messages per user above the steady rate.
     #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 50)]
     send_burst: u32,
+    /// Connections open at once; beyond it new ones are closed at once.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a request's headers may take to arrive, and a keep-alive connection may idle.
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    header_timeout_secs: u64,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "CHAT_LOG", default_value = "info,tower_http=warn")]
     log: String,
@@ -166,12 +172,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %cli.database, "listening");
     println!("chat-server listening on http://{address} (API docs: http://{address}/api/v1/docs)");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
+    let connections = ConnectionLimits::default()
+        .with_max_connections(connection_cap(cli.max_connections))
+        .with_header_read_timeout(Duration::from_secs(cli.header_timeout_secs));
+    chat_http::serve(listener, app, connections, shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -198,6 +202,25 @@ async fn open_sled(database: &str) -> Result<Arc<dyn Store>, Failure> {
 #[cfg(not(feature = "sled"))]
 async fn open_sled(_: &str) -> Result<Arc<dyn Store>, Failure> {
     Err("this chat-server was built without the `sled` feature".into())
+}
+
+/// Descriptors kept for the store, logs and the listener, beyond the connections.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the open-file limit as far as the system allows and keeps the connection cap below
+/// it, so that connections can never take the descriptors the store needs.
+fn connection_cap(wanted: usize) -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let room = usize::try_from(limit.saturating_sub(RESERVED_DESCRIPTORS)).unwrap_or(usize::MAX);
+    if wanted > room {
+        tracing::warn!(
+            wanted,
+            limit,
+            cap = room,
+            "open-file limit too low: fewer connections"
+        );
+    }
+    wanted.min(room).max(1)
 }
 
 /// Waits for Ctrl-C or SIGTERM; requests in flight finish, then the server stops.

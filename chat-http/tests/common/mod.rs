@@ -92,11 +92,19 @@ impl App {
             .collect()
     }
 
-    /// Serves the router on a free loopback port; its `host:port`.
+    /// Serves the router on a free loopback port, as chat-server does; its `host:port`.
     pub async fn serve(&self) -> String {
+        self.serve_with(chat_http::ConnectionLimits::default())
+            .await
+    }
+
+    /// [`App::serve`] with these connection limits.
+    pub async fn serve_with(&self, limits: chat_http::ConnectionLimits) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = listener.local_addr().unwrap().to_string();
-        tokio::spawn(axum::serve(listener, self.router.clone()).into_future());
+        let router = self.router.clone();
+        let forever = std::future::pending();
+        tokio::spawn(chat_http::serve(listener, router, limits, forever));
         base
     }
 
