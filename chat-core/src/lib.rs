@@ -56,7 +56,9 @@ pub use crate::message::{
     Changes, DirectConversation, HistoryPage, Message, NewMessage, Page, ReadState, RoomUnread,
     Sent, UnreadSummary,
 };
-pub use crate::room::{Member, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility};
+pub use crate::room::{
+    Member, MemberCursor, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility,
+};
 pub use crate::user::{
     DirectoryEntry, NewUser, PasswordChange, Presence, Profile, User, UserUpdate,
 };

@@ -170,6 +170,51 @@ pub struct Member {
     pub last_read_seq: u64,
 }
 
+/// Where a page of a room's members ends (members are listed by `joined_at`, then user id).
+/// Written as `MICROS.UUID`; clients pass it back as they got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberCursor {
+    /// The last listed member's `joined_at`.
+    pub joined_at: DateTime<Utc>,
+    /// The last listed member.
+    pub user_id: UserId,
+}
+
+impl MemberCursor {
+    /// The cursor just after `member`.
+    pub fn of(member: &Member) -> Self {
+        Self {
+            joined_at: member.joined_at,
+            user_id: member.user_id,
+        }
+    }
+
+    /// Whether `member` comes after the cursor.
+    pub fn precedes(&self, member: &Member) -> bool {
+        *self < Self::of(member)
+    }
+}
+
+impl std::fmt::Display for MemberCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.joined_at.timestamp_micros(), self.user_id)
+    }
+}
+
+impl std::str::FromStr for MemberCursor {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || crate::Error::invalid("cursor", "not a member cursor");
+        let (micros, user) = s.split_once('.').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        Ok(Self {
+            joined_at: DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
+            user_id: user.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
 /// What it takes to create a group room.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

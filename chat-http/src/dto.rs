@@ -568,6 +568,15 @@ pub struct ChangesQuery {
     pub limit: Option<u32>,
 }
 
+/// `?cursor=&limit=`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(default)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
 /// `?limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(default)]

@@ -395,6 +395,22 @@ async fn rooms_membership_and_roles() {
 
     let members = app.get(&format!("/rooms/{room}/members"), &alice).await;
     assert_eq!(members.body["items"].as_array().unwrap().len(), 2);
+    let first = app
+        .get(&format!("/rooms/{room}/members?limit=1"), &alice)
+        .await;
+    let cursor = first.body["next_cursor"].as_str().expect("a cursor");
+    let second = app
+        .get(
+            &format!("/rooms/{room}/members?limit=1&cursor={cursor}"),
+            &alice,
+        )
+        .await;
+    assert_ne!(first.body["items"][0], second.body["items"][0]);
+    assert_eq!(second.body["items"].as_array().unwrap().len(), 1);
+    let bad = app
+        .get(&format!("/rooms/{room}/members?cursor=x"), &alice)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let patch = json!({ "capacity": 5, "topic": null });
     assert_eq!(
         app.patch(&format!("/rooms/{room}"), &bob, patch.clone())

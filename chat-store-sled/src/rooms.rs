@@ -1,7 +1,9 @@
 //! Rooms, direct conversations, memberships and read markers.
 
 use async_trait::async_trait;
-use chat_core::store::{Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor};
+use chat_core::store::{
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor,
+};
 use chat_core::{
     Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UserId, Visibility,
 };
@@ -376,10 +378,10 @@ impl MemberStore for SledStore {
         Ok(Some((room, member)))
     }
 
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
-        let mut members = members_of(&self.trees, room)?;
-        members.sort_by_key(|m| (m.joined_at, m.user_id));
-        Ok(members)
+    async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>> {
+        // Keyed by user, so a page reads the room's whole member list: bounded by the room's
+        // capacity. An index by joining time would make it a range read.
+        Ok(query.page(members_of(&self.trees, room)?))
     }
 
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member> {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold, successor,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold, successor,
 };
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UserId};
 use sqlx::{Row, SqliteConnection};
@@ -459,9 +459,26 @@ impl MemberStore for SqliteStore {
         Ok(Some((codec::room(&row)?, member)))
     }
 
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
-        let mut c = self.readers.acquire().await.map_err(map_err)?;
-        fetch_members(&mut c, room).await
+    async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>> {
+        let sql = concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members m WHERE m.room_id = ?1 \
+               AND (?2 IS NULL OR (m.joined_at, m.user_id) > (?2, ?3)) \
+             ORDER BY m.joined_at, m.user_id LIMIT ?4"
+        );
+        let after = query.after.as_ref();
+        sqlx::query(sql)
+            .bind(room.0)
+            .bind(after.map(|cursor| micros(cursor.joined_at)))
+            .bind(after.map(|cursor| cursor.user_id.0))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::member)
+            .collect()
     }
 
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member> {

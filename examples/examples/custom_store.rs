@@ -167,8 +167,8 @@ impl MemberStore for CountingStore {
     ) -> StoreResult<Option<(Room, Option<Member>)>> {
         self.count().room_with_member(room, user).await
     }
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
-        self.count().members(room).await
+    async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>> {
+        self.count().members(room, query).await
     }
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member> {
         self.count().set_role(room, user, role).await

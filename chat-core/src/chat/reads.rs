@@ -6,7 +6,7 @@ use crate::events::Event;
 use crate::ids::{RoomId, UserId};
 use crate::message::{DirectConversation, Message, Page, ReadState, RoomUnread, UnreadSummary};
 use crate::room::{Member, Room, RoomKind};
-use crate::store::{RoomQuery, SeqRange};
+use crate::store::{MemberQuery, RoomQuery, SeqRange};
 use crate::validate;
 
 fn read_state(room: &Room, member: &Member) -> ReadState {
@@ -141,7 +141,7 @@ impl Chat {
             }
             let other = self
                 .store
-                .members(room.id)
+                .members(room.id, &MemberQuery::ALL)
                 .await?
                 .into_iter()
                 .find(|m| m.user_id != actor);

@@ -4,8 +4,10 @@ use super::Chat;
 use crate::error::{Conflict, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
-use crate::room::{Member, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility};
-use crate::store::{Departure, RoomQuery};
+use crate::room::{
+    Member, MemberCursor, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility,
+};
+use crate::store::{Departure, MemberQuery, RoomQuery};
 use crate::validate;
 
 const MAX_NAME: usize = 100;
@@ -437,10 +439,26 @@ impl Chat {
         Ok(member)
     }
 
-    /// The members of a room with their roles: for members, or anyone when it is public.
-    pub async fn members(&self, actor: UserId, room_id: RoomId) -> Result<Vec<Member>> {
+    /// The members of a room with their roles, in joining order, after the cursor `after`
+    /// ([`MemberCursor::of`] the last member of the page before): for members, or anyone when
+    /// it is public.
+    pub async fn members(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        after: Option<MemberCursor>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Member>> {
         self.visible_room(actor, room_id).await?;
-        Ok(self.store.members(room_id).await?)
+        let query = MemberQuery {
+            after,
+            limit: validate::limit(
+                limit,
+                self.config.default_page_size,
+                self.config.max_page_size,
+            )?,
+        };
+        Ok(self.store.members(room_id, &query).await?)
     }
 
     /// One member of a room: for members, or anyone when it is public.

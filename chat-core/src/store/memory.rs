@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberStore, MessageStore,
-    NewSession, NewStoredMessage, ReadMarkerStore, RoomQuery, RoomStore, Rotation, SeqRange,
-    SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery, UserStore, fold, successor,
+    AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberQuery, MemberStore,
+    MessageStore, NewSession, NewStoredMessage, ReadMarkerStore, RoomQuery, RoomStore, Rotation,
+    SeqRange, SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery, UserStore, fold,
+    successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -682,15 +683,14 @@ impl MemberStore for MemoryStore {
             .map(|data| (data.room.clone(), data.members.get(&user).cloned())))
     }
 
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
+    async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>> {
         let inner = self.lock();
-        let mut members: Vec<Member> = inner
+        let members = inner
             .rooms
             .get(&room)
             .map(|data| data.members.values().cloned().collect())
             .unwrap_or_default();
-        members.sort_by_key(|member| (member.joined_at, member.user_id));
-        Ok(members)
+        Ok(query.page(members))
     }
 
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> StoreResult<Member> {

@@ -44,7 +44,7 @@ use crate::auth::TokenHash;
 use crate::error::StoreError;
 use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 use crate::message::{Message, Sent};
-use crate::room::{Member, Role, Room};
+use crate::room::{Member, MemberCursor, Role, Room};
 use crate::user::User;
 
 /// The result of every storage method.
@@ -303,6 +303,33 @@ impl RoomQuery {
     }
 }
 
+/// A page of a room's members, ordered by `joined_at`, then user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberQuery {
+    /// Only members after this one in that order (the page cursor).
+    pub after: Option<MemberCursor>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl MemberQuery {
+    /// Every member, for the engine's own use (the other side of a direct conversation).
+    pub const ALL: Self = Self {
+        after: None,
+        limit: u32::MAX,
+    };
+
+    /// This page of `members` (in any order): for stores that page in Rust.
+    pub fn page(&self, mut members: Vec<Member>) -> Vec<Member> {
+        members.sort_by_key(MemberCursor::of);
+        if let Some(after) = &self.after {
+            members.retain(|member| after.precedes(member));
+        }
+        members.truncate(self.limit as usize);
+        members
+    }
+}
+
 /// Rooms and direct conversations.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
@@ -385,8 +412,8 @@ pub trait MemberStore: Send + Sync {
         user: UserId,
     ) -> StoreResult<Option<(Room, Option<Member>)>>;
 
-    /// The room's members, ordered by `joined_at`, then user id.
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+    /// The room's members, ordered by `joined_at`, then user id: a page after the cursor.
+    async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>>;
 
     /// Changes a member's role.
     ///

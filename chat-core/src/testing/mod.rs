@@ -267,6 +267,7 @@ macro_rules! store_conformance_tests {
             capacity_is_enforced,
             only_managers_edit_and_only_the_owner_deletes,
             managers_add_and_remove_members,
+            members_are_paged_in_joining_order,
             adding_others_to_rooms_is_limited_per_user,
             admins_cannot_remove_the_owner_or_other_admins,
             owner_leaving_hands_on_ownership,

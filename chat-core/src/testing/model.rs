@@ -340,7 +340,10 @@ async fn state(chat: &TestChat, made: &Made) -> String {
         out += &format!(
             "room {room}: {:?}\n members {:?}\n messages {:?}\n changes {:?}\n",
             chat.store.room(*room).await.ok(),
-            chat.store.members(*room).await.ok(),
+            chat.store
+                .members(*room, &crate::store::MemberQuery::ALL)
+                .await
+                .ok(),
             chat.store.messages(*room, all).await.ok(),
             chat.store.changes(*room, 0, 1000).await.ok(),
         );

@@ -2,14 +2,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_core::{Conflict, Error, NewRoom, Role, Room, RoomId, RoomUpdate};
+use chat_core::{Conflict, Error, MemberCursor, NewRoom, Role, Room, RoomId, RoomUpdate};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::dto::{
-    JoinIn, ListPage, MarkedOut, MemberIn, MemberOut, OwnerIn, ReadIn, RoomIn, RoomOut, RoomPatch,
-    RoomsQuery, UnreadOut, room_id, user_id,
+    JoinIn, ListPage, MarkedOut, MemberIn, MemberOut, OwnerIn, PageQuery, ReadIn, RoomIn, RoomOut,
+    RoomPatch, RoomsQuery, UnreadOut, room_id, user_id,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrDefault, Path, Query};
@@ -173,19 +173,34 @@ pub(crate) async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The members with their roles.
-#[utoipa::path(get, path = "/rooms/{id}/members", tag = "rooms", params(("id" = Uuid, Path)),
+/// The members with their roles, in joining order, paged.
+#[utoipa::path(get, path = "/rooms/{id}/members", tag = "rooms",
+    params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = ListPage<MemberOut>), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn members(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<Uuid>,
+    Query(query): Query<PageQuery>,
 ) -> Out<ListPage<MemberOut>> {
-    let members = state.chat.members(actor.user_id, room_id(id)).await?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(str::parse::<MemberCursor>)
+        .transpose()
+        .map_err(|_| ApiError::malformed("cursor is not a member cursor"))?;
+    let members = state
+        .chat
+        .members(actor.user_id, room_id(id), after, query.limit)
+        .await?;
+    let limit = query.limit.unwrap_or(state.chat.config().default_page_size) as usize;
+    let next_cursor = (members.len() == limit)
+        .then(|| members.last().map(|m| MemberCursor::of(m).to_string()))
+        .flatten();
     Ok(axum::Json(ListPage {
         items: members.into_iter().map(Into::into).collect(),
-        next_cursor: None,
+        next_cursor,
     }))
 }
 

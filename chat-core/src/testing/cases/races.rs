@@ -105,7 +105,13 @@ pub async fn two_joins_for_the_last_seat(h: Harness) {
         assert_eq!((won, full), (1, 1), "round {round}: {results:?}");
         let room = chat.room(owner.id, room.id).await.unwrap();
         assert_eq!(room.member_count, 2);
-        assert_eq!(chat.members(owner.id, room.id).await.unwrap().len(), 2);
+        assert_eq!(
+            chat.members(owner.id, room.id, None, None)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }
 
@@ -144,7 +150,7 @@ pub async fn concurrent_first_direct_messages_share_one_conversation(h: Harness)
         );
         assert_eq!(chat.direct_conversations(a.id).await.unwrap().len(), 1);
         assert_eq!(chat.direct_conversations(b.id).await.unwrap().len(), 1);
-        assert_eq!(chat.members(a.id, room).await.unwrap().len(), 2);
+        assert_eq!(chat.members(a.id, room, None, None).await.unwrap().len(), 2);
     }
 }
 
@@ -292,7 +298,7 @@ pub async fn members_leaving_at_once_keep_the_room_whole(h: Harness) {
         let room = chat.room(stays.id, room.id).await.unwrap();
         assert_eq!(room.owner, Some(stays.id), "round {round}");
         assert_eq!(room.member_count, 1, "round {round}");
-        let members = chat.members(stays.id, room.id).await.unwrap();
+        let members = chat.members(stays.id, room.id, None, None).await.unwrap();
         assert_eq!(members.len(), 1, "round {round}");
         assert_eq!(members[0].role, crate::Role::Owner, "round {round}");
     }

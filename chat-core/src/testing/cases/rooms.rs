@@ -25,7 +25,7 @@ pub async fn rooms_are_created_with_owner_membership(h: Harness) {
     assert_eq!(room.visibility, Visibility::Public);
     assert!(!room.has_password());
 
-    let members = chat.members(alice.id, room.id).await.unwrap();
+    let members = chat.members(alice.id, room.id, None, None).await.unwrap();
     let roles: Vec<_> = members.iter().map(|m| (m.user_id, m.role)).collect();
     assert_eq!(roles, [(alice.id, Role::Owner), (bob.id, Role::Member)]);
     assert_eq!(chat.room(bob.id, room.id).await.unwrap(), room);
@@ -235,8 +235,17 @@ pub async fn public_rooms_are_listed_private_are_not(h: Harness) {
     assert_eq!(next.iter().map(|r| r.id).collect::<Vec<_>>(), [go.id]);
 
     assert_err!(chat.room(bob.id, secret.id).await, Error::Forbidden(_));
-    assert_err!(chat.members(bob.id, secret.id).await, Error::Forbidden(_));
-    assert_eq!(chat.members(bob.id, rust.id).await.unwrap().len(), 1);
+    assert_err!(
+        chat.members(bob.id, secret.id, None, None).await,
+        Error::Forbidden(_)
+    );
+    assert_eq!(
+        chat.members(bob.id, rust.id, None, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let unknown = crate::RoomId(uuid::Uuid::from_u128(u128::MAX));
     assert_err!(
         chat.room(bob.id, unknown).await,
@@ -475,6 +484,45 @@ pub async fn adding_others_to_rooms_is_limited_per_user(h: Harness) {
     chat.create_room(mallory.id, listed).await.unwrap();
 }
 
+pub async fn members_are_paged_in_joining_order(h: Harness) {
+    let chat = h.chat().await;
+    let owner = chat.new_user("owner").await;
+    let room = chat.new_room(&owner, "crowd").await;
+    let mut joined = vec![owner.id];
+    for n in 0..5 {
+        // Two join in the same instant: the user id breaks the tie.
+        if n != 3 {
+            chat.clock.advance(chrono::TimeDelta::seconds(1));
+        }
+        let user = chat.new_user(&format!("member{n}")).await;
+        chat.join_room(user.id, room.id, None).await.unwrap();
+        joined.push(user.id);
+    }
+    joined[3..5].sort();
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = chat
+            .members(owner.id, room.id, after, Some(2))
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(crate::MemberCursor::of(last));
+        let cursor: crate::MemberCursor = after.unwrap().to_string().parse().unwrap();
+        assert_eq!(Some(cursor), after, "a cursor survives its text form");
+        listed.extend(page.iter().map(|m| m.user_id));
+    }
+    assert_eq!(listed, joined);
+    assert_err!(
+        "12.nope".parse::<crate::MemberCursor>(),
+        Error::Invalid {
+            field: "cursor",
+            ..
+        }
+    );
+}
+
 pub async fn managers_add_and_remove_members(h: Harness) {
     let chat = h.chat().await;
     let alice = chat.new_user("alice").await;
@@ -561,7 +609,13 @@ pub async fn admins_cannot_remove_the_owner_or_other_admins(h: Harness) {
         .unwrap();
     // Removing oneself is leaving.
     chat.remove_member(bob.id, room.id, bob.id).await.unwrap();
-    assert_eq!(chat.members(alice.id, room.id).await.unwrap().len(), 1);
+    assert_eq!(
+        chat.members(alice.id, room.id, None, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn owner_leaving_hands_on_ownership(h: Harness) {

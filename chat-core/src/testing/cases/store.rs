@@ -4,7 +4,8 @@ use chrono::TimeDelta;
 
 use crate::auth::TokenHash;
 use crate::store::{
-    Departure, IssuedToken, NewSession, NewStoredMessage, RoomQuery, Rotation, SeqRange, TokenKind,
+    Departure, IssuedToken, MemberQuery, NewSession, NewStoredMessage, RoomQuery, Rotation,
+    SeqRange, TokenKind,
 };
 use crate::testing::{Harness, epoch};
 use crate::{
@@ -315,7 +316,13 @@ pub async fn store_missing_records_map_to_not_found(h: Harness) {
     assert!(store.room(nowhere).await.unwrap().is_none());
     assert!(store.message(nothing).await.unwrap().is_none());
     assert!(store.member(nowhere, nobody).await.unwrap().is_none());
-    assert!(store.members(nowhere).await.unwrap().is_empty());
+    assert!(
+        store
+            .members(nowhere, &MemberQuery::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .rooms_of_user(nobody, &RoomQuery::ALL)
@@ -345,7 +352,13 @@ pub async fn store_delete_room_removes_members_and_messages(h: Harness) {
     assert!(store.room(room.id).await.unwrap().is_none());
     assert!(store.room_by_alias("room-100").await.unwrap().is_none());
     assert!(store.message(MessageId(id(1))).await.unwrap().is_none());
-    assert!(store.members(room.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .members(room.id, &MemberQuery::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .rooms_of_user(UserId(id(2)), &RoomQuery::ALL)
