@@ -53,6 +53,10 @@ pub struct Plan {
     fanout_duration: Duration,
     idle_sockets: usize,
     auth_duration: Duration,
+    /// Clients logging in at once in the login burst…
+    auth_clients: usize,
+    /// …for this long, before the server's idle memory is read.
+    login_burst: Duration,
 }
 
 impl Plan {
@@ -67,6 +71,8 @@ impl Plan {
             fanout_duration: Duration::from_secs(5),
             idle_sockets: 10_000,
             auth_duration: Duration::from_secs(3),
+            auth_clients: 16,
+            login_burst: Duration::from_secs(10),
         }
     }
 
@@ -81,6 +87,8 @@ impl Plan {
             fanout_duration: Duration::from_millis(500),
             idle_sockets: 50,
             auth_duration: Duration::from_millis(500),
+            auth_clients: 4,
+            login_burst: Duration::from_millis(500),
         }
     }
 }

@@ -129,11 +129,17 @@ pub async fn run_all(
         rows.push(connections(&client, &server, store, plan.idle_sockets).await?);
     }
     if scenarios.iter().any(|s| s == "auth") {
-        rows.extend(auth(&client, store, plan.auth_duration).await?);
+        // A server of its own, so that what the earlier scenarios left in memory does not
+        // count against the idle figure.
+        drop(server);
+        let server = Running::start(binary, &database)?;
+        let client = Client::new(&server.base);
+        rows.extend(auth(&client, &server, store, plan).await?);
     }
     Ok(rows)
 }
 
+#[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -161,6 +167,22 @@ impl Client {
             .as_str()
             .ok_or_else(|| format!("login of {name}: {reply}"))?;
         Ok(token.to_owned())
+    }
+
+    /// One `register` or `login` with the load password: how long it took.
+    async fn auth(&self, path: &str, name: &str) -> Result<Duration, Failure> {
+        let body = json!({ "username": name, "password": "a-strong-password" });
+        let sent = Instant::now();
+        let response = self
+            .http
+            .post(format!("{}/api/v1/auth/{path}", self.base))
+            .json(&body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("{path} of {name}: {}", response.status()).into());
+        }
+        Ok(sent.elapsed())
     }
 
     async fn socket(&self, token: &str) -> Result<Socket, Failure> {
@@ -431,48 +453,96 @@ async fn connections(
     })
 }
 
-/// Registrations, then logins, per second (Argon2id at the server's default cost).
-async fn auth(client: &Client, store: &str, duration: Duration) -> Result<Vec<Row>, Failure> {
+/// Registrations, then logins, per second (Argon2id at the server's default cost): one client
+/// each, then logins from `auth_clients` at once; then the server's resident memory once it
+/// has been idle for a moment (`hashing` bounds Argon2's memory while it runs; what matters
+/// afterwards is that it is given back).
+async fn auth(
+    client: &Client,
+    server: &Running,
+    store: &str,
+    plan: &Plan,
+) -> Result<Vec<Row>, Failure> {
+    let rss_at_start = server.rss_kib().unwrap_or_default();
     let mut rows = Vec::new();
-    let mut names = Vec::new();
-    for (scenario, path) in [("auth: register", "register"), ("auth: login", "login")] {
-        let started = Instant::now();
-        let mut latencies = Latencies::default();
-        let mut i = 0;
-        while started.elapsed() < duration {
-            let name = if path == "register" {
-                format!("newcomer{i}")
-            } else {
-                names
-                    .get(i % names.len().max(1))
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let body = json!({ "username": name, "password": "a-strong-password" });
-            let sent = Instant::now();
-            let response = client
-                .http
-                .post(format!("{}/api/v1/auth/{path}", client.base))
-                .json(&body)
-                .send()
-                .await?;
-            if !response.status().is_success() {
-                return Err(format!("{path} failed: {}", response.status()).into());
-            }
-            latencies.record(sent.elapsed());
-            if path == "register" {
-                names.push(name);
-            }
-            i += 1;
-        }
-        let note = "one client, Argon2id 19 MiB × 2".to_owned();
-        rows.push(row(
-            store,
-            scenario.into(),
-            started.elapsed(),
-            &mut latencies,
-            note,
-        ));
+    let mut names: Vec<String> = Vec::new();
+    let started = Instant::now();
+    let mut latencies = Latencies::default();
+    while started.elapsed() < plan.auth_duration {
+        let name = format!("newcomer{}", names.len());
+        latencies.record(client.auth("register", &name).await?);
+        names.push(name);
     }
+    let note = "one client, Argon2id 19 MiB × 2".to_owned();
+    let elapsed = started.elapsed();
+    rows.push(row(
+        store,
+        "auth: register".into(),
+        elapsed,
+        &mut latencies,
+        note,
+    ));
+
+    let started = Instant::now();
+    let mut latencies = Latencies::default();
+    for name in names.iter().cycle() {
+        if started.elapsed() >= plan.auth_duration {
+            break;
+        }
+        latencies.record(client.auth("login", name).await?);
+    }
+    let note = "one client".to_owned();
+    let elapsed = started.elapsed();
+    rows.push(row(
+        store,
+        "auth: login".into(),
+        elapsed,
+        &mut latencies,
+        note,
+    ));
+
+    let names = Arc::new(names);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..plan.auth_clients)
+        .map(|k| {
+            let (client, names) = (client.clone(), Arc::clone(&names));
+            let duration = plan.login_burst;
+            tokio::spawn(async move {
+                let mut latencies = Latencies::default();
+                let mut refused = 0u64;
+                let mut i = k;
+                while started.elapsed() < duration {
+                    match client.auth("login", &names[i % names.len()]).await {
+                        Ok(took) => latencies.record(took),
+                        Err(_) => refused += 1,
+                    }
+                    i += 1;
+                }
+                (latencies, refused)
+            })
+        })
+        .collect();
+    let mut latencies = Latencies::default();
+    let mut refused = 0;
+    for task in tasks {
+        let (more, more_refused) = task.await?;
+        latencies.add(more);
+        refused += more_refused;
+    }
+    let elapsed = started.elapsed();
+    let peak = server.rss_kib().unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = server.rss_kib().unwrap_or_default();
+    let note = format!(
+        "{} clients for {:.1} s, {refused} refused (429); server RSS {} MiB at start, {} MiB \
+         at the end, {} MiB idle 2 s later",
+        plan.auth_clients,
+        plan.login_burst.as_secs_f64(),
+        rss_at_start / 1024,
+        peak / 1024,
+        idle / 1024
+    );
+    let scenario = format!("auth: login × {}", plan.auth_clients);
+    rows.push(row(store, scenario, elapsed, &mut latencies, note));
     Ok(rows)
 }
