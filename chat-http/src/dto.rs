@@ -528,6 +528,7 @@ pub struct ReadIn {
 
 /// `?q=&cursor=&limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct ListQuery {
     /// Search text.
@@ -539,6 +540,7 @@ pub struct ListQuery {
 
 /// `GET /rooms?mine=&q=&cursor=&limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct RoomsQuery {
     /// Only my rooms (and conversations) instead of the public ones.
@@ -550,6 +552,7 @@ pub struct RoomsQuery {
 
 /// `?before=&after=&limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct HistoryQuery {
     /// Only messages with a smaller sequence number.
@@ -561,6 +564,7 @@ pub struct HistoryQuery {
 
 /// `?since=&limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct ChangesQuery {
     /// The `next_cursor` of the last catch-up; 0 for everything.
@@ -570,6 +574,7 @@ pub struct ChangesQuery {
 
 /// `?cursor=&limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page.
@@ -579,6 +584,7 @@ pub struct PageQuery {
 
 /// `?limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct LimitQuery {
     pub limit: Option<u32>,

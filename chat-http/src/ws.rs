@@ -28,6 +28,7 @@ use crate::extract::Query;
 
 /// `?ticket=` for browsers, which cannot set headers on a WebSocket.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     /// A ticket from `POST /auth/ws-ticket` (single use).
     ticket: Option<String>,
