@@ -38,8 +38,7 @@ pub type EventStream = BoxStream<'static, Delivery>;
 /// - **A lost event costs latency, never data**: everything an event says is in the store, and
 ///   subscriptions read it from there after `Lagged` or when a sequence number is missing.
 ///
-/// The conformance suite for buses is
-/// [`bus_conformance_tests!`](crate::bus_conformance_tests).
+/// The conformance suite for buses is the `bus_conformance_tests!` macro (feature `testing`).
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes an event to every subscriber. Never blocks, whatever the subscribers do.
     fn publish(&self, event: Arc<Event>);

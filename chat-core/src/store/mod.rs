@@ -14,7 +14,7 @@
 //!
 //! Every implementation must guarantee, for every method:
 //! - the errors named in its docs, as the [`StoreError`] variants named there (the conformance
-//!   suite in [`testing`](crate::testing) checks them); any other failure is
+//!   suite in the `testing` module, feature `testing`, checks them); any other failure is
 //!   [`StoreError::Backend`];
 //! - that a method documented as atomic is atomic against every other method, from any number of
 //!   concurrent callers;
@@ -24,7 +24,7 @@
 //! # Implementing your own store
 //!
 //! The simplest correct store wraps another one; a real one maps each method onto its database.
-//! Run the conformance suite on it with [`store_conformance_tests!`](crate::store_conformance_tests).
+//! Run the conformance suite on it with the `store_conformance_tests!` macro (feature `testing`).
 //!
 //! ```
 //! use std::sync::Arc;

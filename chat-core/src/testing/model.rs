@@ -1,4 +1,4 @@
-//! The model test: random sequences of operations applied through [`Chat`] to the store under
+//! The model test: random sequences of operations applied through [`Chat`](crate::Chat) to the store under
 //! test and to [`MemoryStore`](crate::store::MemoryStore) must give the same results, step by
 //! step, and leave the same state.
 
