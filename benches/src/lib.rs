@@ -36,7 +36,7 @@ pub struct Fixture {
 impl Fixture {
     /// Creates the users and the room in `store`.
     pub async fn new(store: Arc<dyn Store>, senders: usize) -> Self {
-        let chat = Chat::new(Arc::clone(&store)).expect("engine");
+        let chat = Chat::new(Arc::clone(&store));
         let owner = chat
             .create_user(NewUser::named("owner"))
             .await

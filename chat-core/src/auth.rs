@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
-use crate::config::HashCost;
 use crate::error::{Error, Result};
 use crate::ids::{SessionId, UserId};
 use crate::user::User;
@@ -226,17 +225,15 @@ impl Drop for Waiting {
 }
 
 impl PasswordHasher {
-    pub(crate) fn new(cost: HashCost, max_concurrent: usize, max_queued: usize) -> Result<Self> {
-        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
-            .map_err(|e| Error::Internal(format!("argon2 parameters: {e}").into()))?;
-        Ok(Self {
+    pub(crate) fn new(params: Params, max_concurrent: usize, max_queued: usize) -> Self {
+        Self {
             argon2: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
             memory: Arc::default(),
             waiting: Arc::default(),
             max_queued,
             dummy: OnceCell::new(),
-        })
+        }
     }
 
     /// A hashing slot, held until the hash is done (even if its caller goes away first).
@@ -315,6 +312,13 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HashCost;
+
+    #[test]
+    fn the_default_cost_is_argon2s_default() {
+        // `Chat::new` relies on it to need no check.
+        assert_eq!(HashCost::default().params().unwrap(), Params::default());
+    }
 
     #[test]
     fn tokens_are_256_bit_and_distinct() {
@@ -328,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_only_their_password() {
-        let hasher = PasswordHasher::new(HashCost::insecure_fast(), 2, 8).unwrap();
+        let hasher = PasswordHasher::new(HashCost::insecure_fast().params().unwrap(), 2, 8);
         let hash = hasher.hash("correct horse").await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(
@@ -345,7 +349,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_standard_phc_strings_both_ways() {
         use argon2::{PasswordHasher as _, PasswordVerifier as _};
-        let hasher = PasswordHasher::new(HashCost::insecure_fast(), 2, 8).unwrap();
+        let hasher = PasswordHasher::new(HashCost::insecure_fast().params().unwrap(), 2, 8);
         // Ours, checked by the argon2 crate's own verifier…
         let ours = hasher.hash("correct horse").await.unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
@@ -379,7 +383,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hashing_beyond_the_slots_and_the_queue_is_refused() {
         // One slot, two waiting: of ten at once, at most three are hashed, the rest refused.
-        let hasher = Arc::new(PasswordHasher::new(HashCost::default(), 1, 2).unwrap());
+        let hasher = Arc::new(PasswordHasher::new(Params::default(), 1, 2));
         let attempts: Vec<_> = (0..10)
             .map(|i| {
                 let hasher = Arc::clone(&hasher);

@@ -60,6 +60,44 @@ pub struct ChatConfig {
     pub gap_wait: Duration,
 }
 
+/// `with_FIELD(value)` for every field, so a configuration reads as one expression:
+/// `ChatConfig::default().with_max_page_size(500).with_gap_wait(Duration::from_millis(50))`.
+macro_rules! setters {
+    ($($setter:ident => $field:ident: $type:ty,)*) => {
+        impl ChatConfig {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                pub fn $setter(mut self, $field: $type) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    with_max_body_chars => max_body_chars: usize,
+    with_max_metadata_bytes => max_metadata_bytes: usize,
+    with_max_txn_id_bytes => max_txn_id_bytes: usize,
+    with_default_page_size => default_page_size: u32,
+    with_max_page_size => max_page_size: u32,
+    with_max_room_capacity => max_room_capacity: u32,
+    with_min_password_chars => min_password_chars: usize,
+    with_access_token_ttl => access_token_ttl: Duration,
+    with_refresh_token_ttl => refresh_token_ttl: Duration,
+    with_password_hashing => password_hashing: HashCost,
+    with_max_concurrent_hashes => max_concurrent_hashes: usize,
+    with_max_queued_hashes => max_queued_hashes: usize,
+    with_failed_logins_allowed => failed_logins_allowed: u32,
+    with_failed_login_window => failed_login_window: Duration,
+    with_member_adds_allowed => member_adds_allowed: u32,
+    with_member_add_window => member_add_window: Duration,
+    with_ticket_ttl => ticket_ttl: Duration,
+    with_connection_ttl => connection_ttl: Duration,
+    with_gap_wait => gap_wait: Duration,
+}
+
 impl Default for ChatConfig {
     fn default() -> Self {
         Self {
@@ -97,6 +135,14 @@ pub struct HashCost {
     pub parallelism: u32,
 }
 
+impl HashCost {
+    /// The Argon2 parameters, or `Invalid` for a cost Argon2 refuses.
+    pub(crate) fn params(self) -> crate::Result<argon2::Params> {
+        argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| crate::Error::invalid("password_hashing", e.to_string()))
+    }
+}
+
 impl Default for HashCost {
     /// The OWASP-recommended minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
     fn default() -> Self {
@@ -116,5 +162,44 @@ impl HashCost {
             iterations: 1,
             parallelism: 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::{Chat, Error};
+
+    #[test]
+    fn a_configuration_is_one_expression_and_a_bad_cost_is_refused() {
+        let config = ChatConfig::default()
+            .with_max_page_size(500)
+            .with_gap_wait(Duration::from_millis(20));
+        assert_eq!(
+            (config.max_page_size, config.gap_wait.as_millis()),
+            (500, 20)
+        );
+        let store = Arc::new(MemoryStore::new());
+        let chat = Chat::builder(store.clone()).config(config).build().unwrap();
+        let shared = chat.clone();
+        assert_eq!(shared.config().max_page_size, 500);
+        let impossible = HashCost {
+            memory_kib: 1,
+            iterations: 0,
+            parallelism: 0,
+        };
+        let refused = Chat::builder(store)
+            .config(ChatConfig::default().with_password_hashing(impossible))
+            .build();
+        assert!(matches!(
+            refused,
+            Err(Error::Invalid {
+                field: "password_hashing",
+                ..
+            })
+        ));
     }
 }

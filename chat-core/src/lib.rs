@@ -18,7 +18,7 @@
 //! use chat_core::{Chat, NewMessage, NewRoom, NewUser, store::MemoryStore};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let chat = Chat::new(Arc::new(MemoryStore::new()))?;
+//! let chat = Chat::new(Arc::new(MemoryStore::new()));
 //! let alice = chat.create_user(NewUser::named("alice")).await?;
 //! let bob = chat.create_user(NewUser::named("bob")).await?;
 //!

@@ -14,7 +14,7 @@
 //! use std::sync::Arc;
 //! use chat_core::{Chat, store::MemoryStore};
 //!
-//! let chat = Arc::new(Chat::new(Arc::new(MemoryStore::new()))?);
+//! let chat = Arc::new(Chat::new(Arc::new(MemoryStore::new())));
 //! let app = axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "the host's own page" }))
 //!     .merge(chat_http::ChatHttp::new(chat).router());

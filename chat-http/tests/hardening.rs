@@ -17,9 +17,9 @@ fn login_body(name: &str, password: &str) -> Value {
 
 #[tokio::test]
 async fn failed_logins_lock_an_account_for_a_window_then_the_right_password_works() {
-    let mut config = open_config();
-    config.failed_logins_allowed = 3;
-    config.failed_login_window = Duration::from_millis(800);
+    let config = open_config()
+        .with_failed_logins_allowed(3)
+        .with_failed_login_window(Duration::from_millis(800));
     let app = App::with(open_limits(), config);
     app.signup("alice").await;
     for _ in 0..3 {

@@ -45,7 +45,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = chat_store_sled::SledStore::open("sled://chat-data").await?;
-//! let chat = chat_core::Chat::new(std::sync::Arc::new(store))?;
+//! let chat = chat_core::Chat::new(std::sync::Arc::new(store));
 //! # Ok(()) }
 //! ```
 

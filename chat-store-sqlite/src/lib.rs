@@ -22,7 +22,7 @@
 //! use chat_store_sqlite::SqliteStore;
 //!
 //! let store = SqliteStore::open("sqlite://chat.db").await?;
-//! let chat = Chat::new(Arc::new(store))?;
+//! let chat = Chat::new(Arc::new(store));
 //! # Ok(()) }
 //! ```
 

@@ -41,7 +41,7 @@ impl Authenticator for HostAuth {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let chat = Arc::new(Chat::new(Arc::new(MemoryStore::new()))?);
+    let chat = Arc::new(Chat::new(Arc::new(MemoryStore::new())));
     for account in ["ada", "grace"] {
         chat.create_user(NewUser::named(account)).await?;
     }

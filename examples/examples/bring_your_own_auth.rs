@@ -26,7 +26,7 @@ impl HostAccounts {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let chat = Chat::new(Arc::new(MemoryStore::new()))?;
+    let chat = Chat::new(Arc::new(MemoryStore::new()));
 
     // When the host creates an account, it creates a chat user: no password, the host owns
     // identity. `login` never works for these users.

@@ -255,7 +255,7 @@ impl ConnectionStore for CountingStore {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let store = Arc::new(CountingStore::default());
-    let chat = Chat::new(store.clone())?;
+    let chat = Chat::new(store.clone());
     let alice = chat.create_user(NewUser::named("alice")).await?;
     let room = chat
         .create_room(alice.id, NewRoom::named("general"))

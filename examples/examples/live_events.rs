@@ -12,7 +12,7 @@ use chat_core::{Chat, Error, NewMessage, NewRoom, NewUser};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let chat = Arc::new(Chat::new(Arc::new(MemoryStore::new()))?);
+    let chat = Arc::new(Chat::new(Arc::new(MemoryStore::new())));
     let alice = chat.create_user(NewUser::named("alice")).await?;
     let bob = chat.create_user(NewUser::named("bob")).await?;
     let mallory = chat.create_user(NewUser::named("mallory")).await?;

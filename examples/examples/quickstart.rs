@@ -11,7 +11,7 @@ use chat_core::{Chat, NewMessage, NewRoom, NewUser, Page};
 #[tokio::main]
 async fn main() -> Result<(), chat_core::Error> {
     // One engine over one store. Swap MemoryStore for a SQLite or sled store to keep the data.
-    let chat = Chat::new(Arc::new(MemoryStore::new()))?;
+    let chat = Chat::new(Arc::new(MemoryStore::new()));
 
     // Users register with a password (Argon2id) and log in for tokens...
     let alice = chat

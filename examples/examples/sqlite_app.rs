@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // First run: create a user, a room and 25 messages.
     let (alice, room) = {
         let store = SqliteStore::open(&url).await?;
-        let chat = Chat::new(Arc::new(store))?;
+        let chat = Chat::new(Arc::new(store));
         let alice = chat.create_user(NewUser::named("alice")).await?;
         let room = chat
             .create_room(alice.id, NewRoom::named("journal"))
@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Second run: everything is still there, acknowledged writes were durable.
-    let chat = Chat::new(Arc::new(SqliteStore::open(&url).await?))?;
+    let chat = Chat::new(Arc::new(SqliteStore::open(&url).await?));
     let reopened = chat.room(alice.id, room.id).await?;
     println!(
         "reopened '{}': {} messages",

@@ -24,14 +24,15 @@ use crate::room::{Member, Room, RoomKind, Visibility};
 use crate::store::{RoomQuery, Store};
 use crate::user::User;
 
-/// The chat engine. Build one per store and share it (it is `Send + Sync`; wrap it in an `Arc`).
+/// The chat engine. Build one per store and share it: it is `Send + Sync`, and cloning it is
+/// cheap (every part is shared), so each task or handler can hold its own.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use chat_core::{Chat, NewMessage, NewRoom, NewUser, store::MemoryStore};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let chat = Chat::new(Arc::new(MemoryStore::new()))?;
+/// let chat = Chat::new(Arc::new(MemoryStore::new()));
 /// let alice = chat.create_user(NewUser::named("alice")).await?;
 /// let room = chat.create_room(alice.id, NewRoom::named("general")).await?;
 /// let sent = chat.send(alice.id, room.id, NewMessage::text("hello")).await?;
@@ -39,14 +40,15 @@ use crate::user::User;
 /// # Ok::<_, chat_core::Error>(())
 /// # }).unwrap();
 /// ```
+#[derive(Clone)]
 pub struct Chat {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
     node: Arc<connections::Node>,
-    config: ChatConfig,
+    config: Arc<ChatConfig>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
-    hasher: PasswordHasher,
+    hasher: Arc<PasswordHasher>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -91,14 +93,21 @@ impl ChatBuilder {
         self
     }
 
-    /// The engine. Fails only when the password hashing cost is invalid.
+    /// The engine.
+    ///
+    /// Errors: `Invalid { field: "password_hashing" }` for a cost Argon2 refuses.
     pub fn build(self) -> Result<Chat> {
-        Ok(Chat {
-            hasher: PasswordHasher::new(
-                self.config.password_hashing,
+        let params = self.config.password_hashing.params()?;
+        Ok(self.finish(params))
+    }
+
+    fn finish(self, params: argon2::Params) -> Chat {
+        Chat {
+            hasher: Arc::new(PasswordHasher::new(
+                params,
                 self.config.max_concurrent_hashes,
                 self.config.max_queued_hashes,
-            )?,
+            )),
             node: connections::Node::new(
                 Arc::clone(&self.store),
                 Arc::clone(&self.clock),
@@ -106,17 +115,19 @@ impl ChatBuilder {
             ),
             store: self.store,
             bus: self.bus,
-            config: self.config,
+            config: Arc::new(self.config),
             clock: self.clock,
             ids: self.ids,
-        })
+        }
     }
 }
 
 impl Chat {
     /// An engine over `store` with default settings, an in-process bus and the system clock.
-    pub fn new(store: Arc<dyn Store>) -> Result<Self> {
-        Self::builder(store).build()
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        // The default cost is Argon2's own default, which needs no checking (a unit test pins
+        // that the two agree).
+        Self::builder(store).finish(argon2::Params::default())
     }
 
     /// A builder for other settings, bus, clock or ids.

@@ -56,7 +56,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Sends as fast as it can and prints `ack <seq> <id>` for each acknowledged message.
 fn child(store: impl Future<Output = Arc<dyn Store>>) {
     runtime().block_on(async {
-        let chat = Arc::new(Chat::new(store.await).expect("engine"));
+        let chat = Arc::new(Chat::new(store.await));
         let owner = chat
             .create_user(NewUser::named("owner"))
             .await

@@ -95,10 +95,7 @@ pub fn sample_user(name: &str) -> User {
 
 /// The configuration of test engines: defaults but for a cheap password hash.
 pub fn test_config() -> ChatConfig {
-    ChatConfig {
-        password_hashing: HashCost::insecure_fast(),
-        ..ChatConfig::default()
-    }
+    ChatConfig::default().with_password_hashing(HashCost::insecure_fast())
 }
 
 impl Harness {

@@ -122,15 +122,17 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let store = open_store(&cli.database, cli.durability).await?;
-    let mut config = ChatConfig::default();
-    config.failed_logins_allowed = cli.failed_logins;
-    config.failed_login_window = Duration::from_secs(cli.lockout_secs);
-    if let Some(slots) = cli.max_concurrent_hashes {
-        config.max_concurrent_hashes = slots;
-    }
-    config.max_queued_hashes = cli.max_queued_hashes;
-    config.member_adds_allowed = cli.member_adds_per_minute;
-    config.member_add_window = Duration::from_secs(60);
+    let defaults = ChatConfig::default();
+    let config = ChatConfig::default()
+        .with_failed_logins_allowed(cli.failed_logins)
+        .with_failed_login_window(Duration::from_secs(cli.lockout_secs))
+        .with_max_concurrent_hashes(
+            cli.max_concurrent_hashes
+                .unwrap_or(defaults.max_concurrent_hashes),
+        )
+        .with_max_queued_hashes(cli.max_queued_hashes)
+        .with_member_adds_allowed(cli.member_adds_per_minute)
+        .with_member_add_window(Duration::from_secs(60));
     let chat = Arc::new(Chat::builder(store).config(config).build()?);
     if let Some(Command::CreateAdmin {
         username,

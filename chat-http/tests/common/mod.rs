@@ -46,9 +46,7 @@ pub fn open_limits() -> Limits {
 /// The engine's settings for tests: cheap hashing, no failed-login lockout unless a test sets
 /// one.
 pub fn open_config() -> ChatConfig {
-    let mut config = chat_core::testing::test_config();
-    config.failed_logins_allowed = 0;
-    config
+    chat_core::testing::test_config().with_failed_logins_allowed(0)
 }
 
 impl App {

@@ -27,8 +27,7 @@ struct Seeded {
 /// Passwords are hashed cheaply so that logging in thousands of users takes seconds; the
 /// server verifies each hash with the cost recorded in it.
 async fn prepare(store: Arc<dyn Store>, plan: &Plan) -> Result<Seeded, Failure> {
-    let mut config = chat_core::ChatConfig::default();
-    config.password_hashing = HashCost::insecure_fast();
+    let config = chat_core::ChatConfig::default().with_password_hashing(HashCost::insecure_fast());
     let chat = Chat::builder(store).config(config).build()?;
     let register = async |name: String| -> Result<UserId, Failure> {
         Ok(chat.register(NewUser::named(name), PASSWORD).await?.id)
