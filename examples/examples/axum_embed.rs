@@ -27,7 +27,6 @@ impl Authenticator for HostAuth {
             .and_then(|value| value.to_str().ok())
             .ok_or_else(ApiError::unauthenticated)?;
         let user = chat
-            .store()
             .user_by_username(account)
             .await
             .map_err(|_| ApiError::unauthenticated())?

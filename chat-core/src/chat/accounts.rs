@@ -336,6 +336,14 @@ impl Chat {
         Ok(self.user_exists(id).await?.directory_entry())
     }
 
+    /// The user with this username (any case), for a host that maps its own accounts to chat
+    /// users (an `Authenticator`, say). No acting user and no permission check: never answer
+    /// an end user's request with it.
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let username = username.trim().to_ascii_lowercase();
+        Ok(self.store.user_by_username(&username).await?)
+    }
+
     /// The public directory, ordered by username: users whose username or display name contains
     /// `search`, after the username cursor `after`.
     pub async fn directory(

@@ -146,11 +146,6 @@ impl Chat {
         &self.config
     }
 
-    /// The store underneath, for what the engine does not cover.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// A live feed of the events of every room `actor` belongs to, now and as it joins more,
     /// for a user the host authenticates itself. It ends when every login of the user ends
     /// (the account is deleted, the password changed). See [`Subscription`].

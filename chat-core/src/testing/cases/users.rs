@@ -27,6 +27,10 @@ pub async fn users_are_created_and_found_by_name_and_email(h: Harness) {
     assert_eq!(by_name.as_ref(), Some(&alice));
     let by_email = chat.store.user_by_email("alice@example.com").await.unwrap();
     assert_eq!(by_email.as_ref(), Some(&alice));
+    // The host's lookup, for mapping its own accounts: any case, and none for a stranger.
+    let for_host = chat.user_by_username(" ALICE ").await.unwrap();
+    assert_eq!(for_host.as_ref(), Some(&alice));
+    assert_eq!(chat.user_by_username("nobody").await.unwrap(), None);
 
     let bob = chat.new_user("bob").await;
     assert_eq!(
