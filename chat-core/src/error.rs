@@ -64,8 +64,6 @@ pub enum Entity {
     Member,
     /// A message.
     Message,
-    /// A login session or token.
-    Session,
 }
 
 impl std::fmt::Display for Entity {
@@ -75,7 +73,6 @@ impl std::fmt::Display for Entity {
             Self::Room => "room",
             Self::Member => "member",
             Self::Message => "message",
-            Self::Session => "session",
         })
     }
 }
@@ -109,6 +106,60 @@ impl StoreError {
     }
 }
 
+/// Why [`Error::Forbidden`] refused an operation: what a caller can match on (the text is for
+/// people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denied {
+    /// The actor is not a member of the room.
+    #[error("not a member of this room")]
+    NotMember,
+    /// Only the room's owner and admins do this (edit the room, manage members).
+    #[error("only the room's owner and admins do this")]
+    NotManager,
+    /// Only the room's owner does this (delete the room, change roles, manage admins).
+    #[error("only the room's owner does this")]
+    NotOwner,
+    /// Only the sender edits a message.
+    #[error("only the sender edits a message")]
+    NotSender,
+    /// Only the sender, or the room's owner and admins, delete a message.
+    #[error("only the sender or the room's owner and admins delete a message")]
+    NotSenderOrManager,
+    /// The owner cannot be removed, nor change its own role: it hands ownership over first.
+    #[error("the owner hands ownership over first")]
+    OwnerStays,
+    /// Direct conversations are not joined, left, edited or managed: they have exactly two
+    /// members.
+    #[error("direct conversations have exactly two members")]
+    DirectConversation,
+    /// Private rooms are joined only by being added.
+    #[error("private rooms are joined by being added")]
+    PrivateRoom,
+    /// The room has a password and none was given.
+    #[error("the room needs a password")]
+    PasswordRequired,
+    /// The room password given is wrong.
+    #[error("wrong room password")]
+    WrongRoomPassword,
+    /// The current password given to change a password is wrong.
+    #[error("current password is wrong")]
+    WrongCurrentPassword,
+    /// Only the user itself changes its password.
+    #[error("only the user changes their password")]
+    NotOwnPassword,
+    /// Only site admins do this to other users (see their accounts or rooms, list, edit or
+    /// delete them).
+    #[error("only admins do this to other users")]
+    NotAdmin,
+    /// Admin rights are granted and taken by another admin only.
+    #[error("only another admin changes admin rights")]
+    OwnAdminRights,
+    /// Live-feed tickets are for logins made with a password, not a host's own authentication.
+    #[error("tickets are for logins made with a password")]
+    NotALogin,
+}
+
 /// The error of every [`Chat`](crate::Chat) operation. Each variant is something a caller can act
 /// on; [`Error::code`] gives a stable code for it.
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +168,9 @@ pub enum Error {
     /// The thing does not exist, or the actor may not know that it exists.
     #[error("{0} not found")]
     NotFound(Entity),
-    /// The actor is known but not allowed to do this.
+    /// The actor is known but not allowed to do this, for this reason.
     #[error("forbidden: {0}")]
-    Forbidden(&'static str),
+    Forbidden(Denied),
     /// The operation conflicts with the current state.
     #[error("conflict: {0}")]
     Conflict(Conflict),

@@ -50,7 +50,7 @@ mod validate;
 
 pub use crate::chat::{Chat, ChatBuilder};
 pub use crate::config::{ChatConfig, HashCost};
-pub use crate::error::{BoxError, Conflict, Entity, Error, Result, StoreError};
+pub use crate::error::{BoxError, Conflict, Denied, Entity, Error, Result, StoreError};
 pub use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 pub use crate::message::{
     Changes, DirectConversation, HistoryPage, Message, NewMessage, Page, ReadState, RoomUnread,

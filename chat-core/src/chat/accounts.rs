@@ -4,7 +4,7 @@ use super::{Chat, expiry};
 use crate::auth::{
     Authenticated, LoginName, LoginOutcome, Ticket, TokenHash, TokenPair, new_token,
 };
-use crate::error::{Error, Result};
+use crate::error::{Denied, Error, Result};
 use crate::events::Event;
 use crate::ids::{SessionId, UserId};
 use crate::room::RoomKind;
@@ -311,12 +311,12 @@ impl Chat {
         change: &PasswordChange,
     ) -> Result<String> {
         if me.id != id {
-            return Err(Error::Forbidden("only the user changes their password"));
+            return Err(Error::Forbidden(Denied::NotOwnPassword));
         }
         validate::password(&change.new, self.config.min_password_chars)?;
         let hash = self.store.password_hash(id).await?;
         if !self.hasher.verify(&change.current, hash).await? {
-            return Err(Error::Forbidden("current password is wrong"));
+            return Err(Error::Forbidden(Denied::WrongCurrentPassword));
         }
         self.hasher.hash(&change.new).await
     }
@@ -325,7 +325,7 @@ impl Chat {
     pub async fn user(&self, actor: UserId, id: UserId) -> Result<User> {
         let me = self.actor(actor).await?;
         if me.id != id && !me.is_admin {
-            return Err(Error::Forbidden("only admins see other users' accounts"));
+            return Err(Error::Forbidden(Denied::NotAdmin));
         }
         self.user_exists(id).await
     }
@@ -366,7 +366,7 @@ impl Chat {
         limit: Option<u32>,
     ) -> Result<Vec<User>> {
         if !self.actor(actor).await?.is_admin {
-            return Err(Error::Forbidden("only admins list users"));
+            return Err(Error::Forbidden(Denied::NotAdmin));
         }
         self.find_users(actor, search, after, limit).await
     }
@@ -401,10 +401,10 @@ impl Chat {
     pub async fn update_user(&self, actor: UserId, id: UserId, update: UserUpdate) -> Result<User> {
         let me = self.actor(actor).await?;
         if me.id != id && !me.is_admin {
-            return Err(Error::Forbidden("only admins edit other users"));
+            return Err(Error::Forbidden(Denied::NotAdmin));
         }
         if update.is_admin.is_some() && (!me.is_admin || me.id == id) {
-            return Err(Error::Forbidden("only another admin changes admin rights"));
+            return Err(Error::Forbidden(Denied::OwnAdminRights));
         }
         let mut user = self.user_exists(id).await?;
         let before = user.clone();
@@ -467,7 +467,7 @@ impl Chat {
     pub async fn delete_user(&self, actor: UserId, id: UserId) -> Result<()> {
         let me = self.actor(actor).await?;
         if me.id != id && !me.is_admin {
-            return Err(Error::Forbidden("only admins delete other users"));
+            return Err(Error::Forbidden(Denied::NotAdmin));
         }
         self.user_exists(id).await?;
         for (room, _) in self.store.rooms_of_user(id, &RoomQuery::ALL).await? {

@@ -1,7 +1,7 @@
 //! Sending, editing, deleting and reading messages.
 
 use super::Chat;
-use crate::error::{Conflict, Entity, Error, Result};
+use crate::error::{Conflict, Denied, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::message::{Changes, HistoryPage, Message, NewMessage, Page, Sent};
@@ -80,7 +80,7 @@ impl Chat {
     /// without a password.
     async fn join_to_post(&self, room: &Room, actor: UserId) -> Result<()> {
         if !room.is_open() {
-            return Err(Error::Forbidden("not a member of this room"));
+            return Err(Error::Forbidden(Denied::NotMember));
         }
         self.actor(actor).await?;
         match self.admit(room.id, actor, Role::Member).await {
@@ -125,7 +125,7 @@ impl Chat {
         self.membership(actor, room_id).await?;
         let message = self.message_in(room_id, id).await?;
         if message.sender != actor {
-            return Err(Error::Forbidden("only the sender edits a message"));
+            return Err(Error::Forbidden(Denied::NotSender));
         }
         if message.is_deleted() {
             return Err(Error::NotFound(Entity::Message));
@@ -148,9 +148,7 @@ impl Chat {
         let (_, me) = self.membership(actor, room_id).await?;
         let message = self.message_in(room_id, id).await?;
         if message.sender != actor && !me.role.can_manage() {
-            return Err(Error::Forbidden(
-                "only the sender or the room's owner and admins delete a message",
-            ));
+            return Err(Error::Forbidden(Denied::NotSenderOrManager));
         }
         if message.is_deleted() {
             return Err(Error::NotFound(Entity::Message));

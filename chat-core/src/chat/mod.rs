@@ -16,7 +16,7 @@ pub(crate) use self::connections::Lease;
 use crate::auth::{Authenticated, PasswordHasher, TokenHash};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ChatConfig;
-use crate::error::{Entity, Error, Result};
+use crate::error::{Denied, Entity, Error, Result};
 use crate::events::subscription::Opened;
 use crate::events::{Event, EventBus, EventStream, InProcessBus, Subscription};
 use crate::ids::{IdSource, SessionId, UserId, UuidV7};
@@ -291,7 +291,7 @@ impl Chat {
     ) -> Result<(Room, Member)> {
         match self.room_and_member(actor, room_id).await? {
             (room, Some(member)) => Ok((room, member)),
-            (_, None) => Err(Error::Forbidden("not a member of this room")),
+            (_, None) => Err(Error::Forbidden(Denied::NotMember)),
         }
     }
 
@@ -302,7 +302,7 @@ impl Chat {
         if public || member.is_some() {
             Ok(room)
         } else {
-            Err(Error::Forbidden("not a member of this room"))
+            Err(Error::Forbidden(Denied::NotMember))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Group rooms, direct conversations and membership.
 
 use super::Chat;
-use crate::error::{Conflict, Entity, Error, Result};
+use crate::error::{Conflict, Denied, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
 use crate::room::{
@@ -145,7 +145,7 @@ impl Chat {
     ) -> Result<Vec<Membership>> {
         let me = self.actor(actor).await?;
         if me.id != user && !me.is_admin {
-            return Err(Error::Forbidden("only admins see other users' rooms"));
+            return Err(Error::Forbidden(Denied::NotAdmin));
         }
         self.user_exists(user).await?;
         let query = self.room_query(search, after, limit)?;
@@ -187,10 +187,10 @@ impl Chat {
     ) -> Result<Room> {
         let (mut room, me) = self.membership(actor, room_id).await?;
         if room.is_direct() {
-            return Err(Error::Forbidden("direct conversations cannot be edited"));
+            return Err(Error::Forbidden(Denied::DirectConversation));
         }
         if !me.role.can_manage() {
-            return Err(Error::Forbidden("only the owner and admins edit the room"));
+            return Err(Error::Forbidden(Denied::NotManager));
         }
         if let Some(name) = &update.name {
             room.name = validate::line("name", name, 1, MAX_NAME)?;
@@ -227,7 +227,7 @@ impl Chat {
     pub async fn delete_room(&self, actor: UserId, room_id: RoomId) -> Result<()> {
         let (room, me) = self.membership(actor, room_id).await?;
         if room.is_direct() || me.role != Role::Owner {
-            return Err(Error::Forbidden("only the owner deletes the room"));
+            return Err(Error::Forbidden(Denied::NotOwner));
         }
         self.store.delete_room(room_id).await?;
         self.publish(Event::RoomDeleted { room_id });
@@ -252,19 +252,19 @@ impl Chat {
         self.actor(actor).await?;
         let room = self.room_by_id(room_id).await?;
         if room.is_direct() {
-            return Err(Error::Forbidden("direct conversations cannot be joined"));
+            return Err(Error::Forbidden(Denied::DirectConversation));
         }
         if room.visibility == Visibility::Private {
-            return Err(Error::Forbidden("private rooms are joined by being added"));
+            return Err(Error::Forbidden(Denied::PrivateRoom));
         }
         if let Some(hash) = &room.password_hash {
             let Some(password) = password else {
-                return Err(Error::Forbidden("the room needs a password"));
+                return Err(Error::Forbidden(Denied::PasswordRequired));
             };
             let key = format!("room-password:{room_id}:{actor}");
             self.count_attempt(&key).await?;
             if !self.hasher.verify(password, Some(hash.clone())).await? {
-                return Err(Error::Forbidden("wrong room password"));
+                return Err(Error::Forbidden(Denied::WrongRoomPassword));
             }
             self.clear_attempts(&key).await?;
         }
@@ -299,7 +299,7 @@ impl Chat {
     pub async fn leave_room(&self, actor: UserId, room_id: RoomId) -> Result<()> {
         let room = self.room_by_id(room_id).await?;
         if room.is_direct() {
-            return Err(Error::Forbidden("direct conversations cannot be left"));
+            return Err(Error::Forbidden(Denied::DirectConversation));
         }
         self.depart(room_id, actor, None).await
     }
@@ -360,12 +360,10 @@ impl Chat {
 
     fn check_manage(room: &Room, me: &Member, role: Role) -> Result<()> {
         if room.is_direct() {
-            return Err(Error::Forbidden(
-                "direct conversations have exactly two members",
-            ));
+            return Err(Error::Forbidden(Denied::DirectConversation));
         }
         if !me.role.can_manage() {
-            return Err(Error::Forbidden("only the owner and admins manage members"));
+            return Err(Error::Forbidden(Denied::NotManager));
         }
         if role == Role::Owner {
             return Err(Error::invalid(
@@ -374,7 +372,7 @@ impl Chat {
             ));
         }
         if role == Role::Admin && me.role != Role::Owner {
-            return Err(Error::Forbidden("only the owner manages admins"));
+            return Err(Error::Forbidden(Denied::NotOwner));
         }
         Ok(())
     }
@@ -392,7 +390,7 @@ impl Chat {
             .await?
             .ok_or(Error::NotFound(Entity::Member))?;
         if target.role == Role::Owner {
-            return Err(Error::Forbidden("the owner cannot be removed"));
+            return Err(Error::Forbidden(Denied::OwnerStays));
         }
         Self::check_manage(&room, &me, target.role)?;
         self.depart(room_id, user, Some(actor)).await
@@ -409,12 +407,10 @@ impl Chat {
     ) -> Result<Member> {
         let (room, me) = self.membership(actor, room_id).await?;
         if room.is_direct() || me.role != Role::Owner {
-            return Err(Error::Forbidden("only the owner changes roles"));
+            return Err(Error::Forbidden(Denied::NotOwner));
         }
         if user == actor {
-            return Err(Error::Forbidden(
-                "the owner hands over ownership to change role",
-            ));
+            return Err(Error::Forbidden(Denied::OwnerStays));
         }
         self.store
             .member(room_id, user)

@@ -130,9 +130,9 @@ pub(crate) async fn logout(
 pub(crate) async fn ws_ticket(State(state): State<AppState>, actor: Actor) -> Out<TicketOut> {
     // A host that authenticates requests itself has no login to bind a ticket to; its
     // browsers authenticate the WebSocket upgrade the same way as every other request.
-    let session_id = actor.session_id.ok_or(chat_core::Error::Forbidden(
-        "tickets are for logins made with a password",
-    ))?;
+    let session_id = actor
+        .session_id
+        .ok_or(chat_core::Error::Forbidden(chat_core::Denied::NotALogin))?;
     let login = Authenticated {
         user_id: actor.user_id,
         session_id,

@@ -1,7 +1,7 @@
 //! Direct conversations between two users.
 
 use crate::testing::Harness;
-use crate::{Entity, Error, NewMessage, Page, Role, RoomKind, RoomUpdate, UserId};
+use crate::{Denied, Entity, Error, NewMessage, Page, Role, RoomKind, RoomUpdate, UserId};
 
 pub async fn direct_conversation_is_created_once_per_pair(h: Harness) {
     let chat = h.chat().await;
@@ -54,20 +54,20 @@ pub async fn direct_conversations_cannot_be_joined_left_or_managed(h: Harness) {
     let room = chat.direct_room(alice.id, bob.id).await.unwrap();
     assert_err!(
         chat.join_room(carol.id, room.id, None).await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::DirectConversation)
     );
     assert_err!(
         chat.leave_room(alice.id, room.id).await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::DirectConversation)
     );
     assert_err!(
         chat.add_member(alice.id, room.id, carol.id, Role::Member)
             .await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::DirectConversation)
     );
     assert_err!(
         chat.remove_member(alice.id, room.id, bob.id).await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::DirectConversation)
     );
     let rename = RoomUpdate {
         name: Some("ours".into()),

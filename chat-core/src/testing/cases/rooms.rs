@@ -1,7 +1,9 @@
 //! Group rooms: creation, visibility, joining, capacity, roles and ownership.
 
 use crate::testing::Harness;
-use crate::{Conflict, Entity, Error, NewMessage, NewRoom, Role, RoomKind, RoomUpdate, Visibility};
+use crate::{
+    Conflict, Denied, Entity, Error, NewMessage, NewRoom, Role, RoomKind, RoomUpdate, Visibility,
+};
 
 pub async fn rooms_are_created_with_owner_membership(h: Harness) {
     let chat = h.chat().await;
@@ -264,12 +266,12 @@ pub async fn private_rooms_are_joined_only_by_being_added(h: Harness) {
     let room = chat.create_room(alice.id, private).await.unwrap();
     assert_err!(
         chat.join_room(bob.id, room.id, None).await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::PrivateRoom)
     );
     assert_err!(
         chat.send(bob.id, room.id, NewMessage::text("let me in"))
             .await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::NotMember)
     );
     chat.add_member(alice.id, room.id, bob.id, Role::Member)
         .await
@@ -292,11 +294,11 @@ pub async fn room_password_is_checked(h: Harness) {
     assert!(!room.is_open());
     assert_err!(
         chat.join_room(bob.id, room.id, None).await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::PasswordRequired)
     );
     assert_err!(
         chat.join_room(bob.id, room.id, Some("open barley")).await,
-        Error::Forbidden(_)
+        Error::Forbidden(Denied::WrongRoomPassword)
     );
     assert_err!(
         chat.send(bob.id, room.id, NewMessage::text("no implicit join"))
@@ -408,7 +410,10 @@ pub async fn only_managers_edit_and_only_the_owner_deletes(h: Harness) {
         chat.delete_room(carol.id, room.id).await,
         Error::Forbidden(_)
     );
-    assert_err!(chat.delete_room(bob.id, room.id).await, Error::Forbidden(_));
+    assert_err!(
+        chat.delete_room(bob.id, room.id).await,
+        Error::Forbidden(Denied::NotOwner)
+    );
     chat.send(bob.id, room.id, NewMessage::text("soon gone"))
         .await
         .unwrap();
