@@ -22,13 +22,15 @@
 //! let alice = chat.create_user(NewUser::named("alice")).await?;
 //! let bob = chat.create_user(NewUser::named("bob")).await?;
 //!
-//! let room = chat.create_room(alice.id, NewRoom::named("general")).await?;
-//! chat.join_room(bob.id, room.id, None).await?;
-//! chat.send(alice.id, room.id, NewMessage::text("hi bob")).await?;
-//! assert_eq!(chat.read_state(bob.id, room.id).await?.unread, 1);
+//! // Act as one user; a room handle takes only the other user's id where one is needed.
+//! let (alice, bob) = (chat.as_user(alice.id), chat.as_user(bob.id));
+//! let room = alice.create_room(NewRoom::named("general")).await?;
+//! bob.room(room.id).join(None).await?;
+//! alice.room(room.id).send(NewMessage::text("hi bob")).await?;
+//! assert_eq!(bob.room(room.id).read_state().await?.unread, 1);
 //!
-//! chat.send_direct(bob.id, alice.id, NewMessage::text("hi alice")).await?;
-//! assert_eq!(chat.unread_summary(alice.id).await?.total, 1);
+//! bob.send_direct(alice.id(), NewMessage::text("hi alice")).await?;
+//! assert_eq!(alice.unread().await?.total, 1);
 //! # Ok::<_, chat_core::Error>(())
 //! # }).unwrap();
 //! ```
@@ -48,7 +50,7 @@ pub mod testing;
 mod user;
 mod validate;
 
-pub use crate::chat::{Chat, ChatBuilder};
+pub use crate::chat::{AsUser, Chat, ChatBuilder, InRoom};
 pub use crate::config::{ChatConfig, HashCost};
 pub use crate::error::{BoxError, Conflict, Denied, Entity, Error, Result, StoreError};
 pub use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
@@ -62,3 +64,8 @@ pub use crate::room::{
 pub use crate::user::{
     DirectoryEntry, NewUser, PasswordChange, Presence, Profile, User, UserUpdate,
 };
+
+/// The README's Rust examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

@@ -26,15 +26,15 @@ async fn main() -> Result<(), chat_core::Error> {
     let bob = chat.register(NewUser::named("bob"), "builder-1234").await?;
     println!("registered {} and {}", alice.username, bob.username);
 
-    // A public room: Alice owns it, Bob joins.
-    let room = chat
-        .create_room(alice.id, NewRoom::named("general"))
-        .await?;
-    chat.join_room(bob.id, room.id, None).await?;
+    // Act as one user at a time; the engine checks what each may do.
+    let (me, bob) = (chat.as_user(alice.id), chat.as_user(bob.id));
 
-    // Every operation names the acting user first; the engine checks what they may do.
+    // A public room: Alice owns it, Bob joins.
+    let room = me.create_room(NewRoom::named("general")).await?;
+    let (general, bobs_general) = (me.room(room.id), bob.room(room.id));
+    bobs_general.join(None).await?;
     for text in ["hello!", "anyone here?"] {
-        let sent = chat.send(alice.id, room.id, NewMessage::text(text)).await?;
+        let sent = general.send(NewMessage::text(text)).await?;
         println!(
             "#{} {}: {}",
             sent.message.seq, alice.username, sent.message.body
@@ -42,28 +42,28 @@ async fn main() -> Result<(), chat_core::Error> {
     }
 
     // A direct message creates the two-person conversation on first use.
-    let dm = chat
-        .send_direct(alice.id, bob.id, NewMessage::text("psst, bob"))
+    let dm = me
+        .send_direct(bob.id(), NewMessage::text("psst, bob"))
         .await?;
     println!("direct message in conversation {}", dm.message.room_id);
 
     // Bob has two unread messages in the room and one in the conversation.
-    let summary = chat.unread_summary(bob.id).await?;
+    let summary = bob.unread().await?;
     println!("bob has {} unread message(s)", summary.total);
     for unread in &summary.rooms {
         println!("  room {}: {} unread", unread.room_id, unread.unread);
     }
 
     // Bob reads the room's history and marks it read.
-    let page = chat.history(bob.id, room.id, Page::newest(50)).await?;
+    let page = bobs_general.history(Page::newest(50)).await?;
     let newest = page.items.last().map_or(0, |m| m.seq);
-    let state = chat.mark_read(bob.id, room.id, newest).await?;
+    let state = bobs_general.mark_read(newest).await?;
     println!("after reading: {} unread in general", state.unread);
 
     // What is left for Bob: the direct message.
-    for message in chat.unread_messages(bob.id, None).await? {
+    for message in chat.unread_messages(bob.id(), None).await? {
         println!("still unread: {}", message.body);
     }
-    assert_eq!(chat.unread_summary(bob.id).await?.total, 1);
+    assert_eq!(bob.unread().await?.total, 1);
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod connections;
+mod handles;
 mod messages;
 mod reads;
 mod rooms;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub(crate) use self::connections::Lease;
+pub use self::handles::{AsUser, InRoom};
 use crate::auth::{Authenticated, PasswordHasher, TokenHash};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ChatConfig;

@@ -271,6 +271,7 @@ macro_rules! store_conformance_tests {
             last_member_leaving_deletes_the_room,
             rooms_of_user_lists_memberships,
             owner_changes_roles_and_transfers_ownership,
+            handles_act_as_their_user,
             // direct conversations
             direct_conversation_is_created_once_per_pair,
             direct_conversations_cannot_be_joined_left_or_managed,

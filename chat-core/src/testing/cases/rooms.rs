@@ -773,3 +773,42 @@ pub async fn owner_changes_roles_and_transfers_ownership(h: Harness) {
     );
     chat.delete_room(carol.id, room.id).await.unwrap();
 }
+
+pub async fn handles_act_as_their_user(h: Harness) {
+    let chat = h.chat().await;
+    let (alice, bob, carol) = (
+        chat.new_user("alice").await,
+        chat.new_user("bob").await,
+        chat.new_user("carol").await,
+    );
+    let (me, bob_acts) = (chat.as_user(alice.id), chat.as_user(bob.id));
+    let room = me.create_room(NewRoom::named("handles")).await.unwrap();
+    let general = me.room(room.id);
+    assert_eq!(general.id(), room.id);
+    bob_acts.room(room.id).join(None).await.unwrap();
+    let sent = bob_acts
+        .room(room.id)
+        .send(NewMessage::text("hi"))
+        .await
+        .unwrap();
+    assert_eq!(sent.message.sender, bob.id);
+    assert_eq!(general.read_state().await.unwrap().unread, 1);
+    general.mark_read(sent.message.seq).await.unwrap();
+    assert_eq!(me.unread().await.unwrap().total, 0);
+    // The one user id a room handle takes is the other user's.
+    general.add_member(carol.id, Role::Admin).await.unwrap();
+    let carol_there = chat.member(alice.id, room.id, carol.id).await.unwrap();
+    assert_eq!(carol_there.role, Role::Admin);
+    assert_err!(
+        bob_acts.room(room.id).remove_member(carol.id).await,
+        Error::Forbidden(Denied::NotManager)
+    );
+    general.set_role(bob.id, Role::Owner).await.unwrap();
+    assert_eq!(general.info().await.unwrap().owner, Some(bob.id));
+    let direct = me.direct_room(bob.id).await.unwrap();
+    direct.send(NewMessage::text("psst")).await.unwrap();
+    let conversations = bob_acts.direct_conversations().await.unwrap();
+    assert_eq!(conversations.len(), 1);
+    assert_eq!(me.rooms(None, None, None).await.unwrap().len(), 2);
+    assert_eq!(me.account().await.unwrap().id, alice.id);
+}
