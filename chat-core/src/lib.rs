@@ -62,7 +62,7 @@ pub use crate::room::{
     Member, MemberCursor, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility,
 };
 pub use crate::user::{
-    DirectoryEntry, NewUser, PasswordChange, Presence, Profile, User, UserUpdate,
+    DirectoryEntry, NewUser, PasswordChange, Presence, Profile, User, UserUpdate, UserView,
 };
 
 /// The README's Rust examples, compiled and run as doc tests so they cannot rot.

@@ -100,6 +100,16 @@ impl Presence {
     }
 }
 
+/// A user as the actor may see it: the whole record (oneself, or anyone for an admin), or the
+/// public face (anyone else). From [`Chat::user_view`](crate::Chat::user_view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserView {
+    /// Every field.
+    Full(User),
+    /// What anyone may see.
+    Public(DirectoryEntry),
+}
+
 /// The public face of a user, which anyone may look up to start a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryEntry {

@@ -9,7 +9,7 @@ use crate::events::Event;
 use crate::ids::{SessionId, UserId};
 use crate::room::RoomKind;
 use crate::store::{IssuedToken, NewSession, RoomQuery, Rotation, TokenKind, UserQuery};
-use crate::user::{DirectoryEntry, NewUser, PasswordChange, Profile, User, UserUpdate};
+use crate::user::{DirectoryEntry, NewUser, PasswordChange, Profile, User, UserUpdate, UserView};
 use crate::validate;
 
 const MAX_PROFILE_FIELD: usize = 200;
@@ -328,6 +328,18 @@ impl Chat {
             return Err(Error::Forbidden(Denied::NotAdmin));
         }
         self.user_exists(id).await
+    }
+
+    /// A user as the actor may see them: the full record for oneself and for admins, the
+    /// public face for everyone else.
+    pub async fn user_view(&self, actor: UserId, id: UserId) -> Result<UserView> {
+        let me = self.actor(actor).await?;
+        let user = self.user_exists(id).await?;
+        Ok(if me.id == id || me.is_admin {
+            UserView::Full(user)
+        } else {
+            UserView::Public(user.directory_entry())
+        })
     }
 
     /// The public face of any user, to start a conversation.

@@ -349,6 +349,29 @@ impl Chat {
         self.admit(room_id, user, role).await
     }
 
+    /// Makes `user` a member with `role`: adds them ([`Chat::add_member`]) or, when they are a
+    /// member already, changes their role ([`Chat::set_role`]). Returns the member and whether
+    /// they were added.
+    pub async fn put_member(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        user: UserId,
+        role: Role,
+    ) -> Result<(Member, bool)> {
+        // A role change spends nothing of the actor's member-add budget.
+        if self.store.member(room_id, user).await?.is_some() {
+            return Ok((self.set_role(actor, room_id, user, role).await?, false));
+        }
+        match self.add_member(actor, room_id, user, role).await {
+            Ok(member) => Ok((member, true)),
+            Err(Error::Conflict(Conflict::AlreadyMember)) => {
+                Ok((self.set_role(actor, room_id, user, role).await?, false))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Spends one of the actor's
     /// [`ChatConfig::member_adds_allowed`](crate::ChatConfig::member_adds_allowed).
     async fn count_member_add(&self, actor: UserId) -> Result<()> {

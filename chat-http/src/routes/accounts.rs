@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chat_core::auth::{Authenticated, LoginName, TokenPair};
-use chat_core::{NewUser, PasswordChange, UserId, UserUpdate};
+use chat_core::{NewUser, PasswordChange, UserId, UserUpdate, UserView};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -232,14 +232,12 @@ pub(crate) async fn get_user(
 }
 
 async fn get_user_by(state: AppState, actor: Actor, id: UserId) -> Out<UserOut> {
-    match state.chat.user(actor.user_id, id).await {
-        Ok(user) => Ok(axum::Json(state.user_out(actor.user_id, user).await?)),
-        Err(chat_core::Error::Forbidden(_)) => {
-            let entry = state.chat.directory_entry(actor.user_id, id).await?;
+    match state.chat.user_view(actor.user_id, id).await? {
+        UserView::Full(user) => Ok(axum::Json(state.user_out(actor.user_id, user).await?)),
+        UserView::Public(entry) => {
             let online = state.online(actor.user_id, &[id]).await?.contains(&id);
             Ok(axum::Json(UserOut::public(entry, online)))
         }
-        Err(error) => Err(error.into()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_core::{Conflict, Error, MemberCursor, NewRoom, Role, Room, RoomId, RoomUpdate};
+use chat_core::{MemberCursor, NewRoom, Role, Room, RoomId, RoomUpdate};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -218,14 +218,16 @@ pub(crate) async fn put_member(
 ) -> ApiResult<(StatusCode, axum::Json<MemberOut>)> {
     let role: Role = body.role.map_or(Role::Member, Into::into);
     let (room, user) = (room_id(id), user_id(user));
-    match state.chat.add_member(actor.user_id, room, user, role).await {
-        Ok(member) => Ok((StatusCode::CREATED, axum::Json(member.into()))),
-        Err(Error::Conflict(Conflict::AlreadyMember)) => {
-            let member = state.chat.set_role(actor.user_id, room, user, role).await?;
-            Ok((StatusCode::OK, axum::Json(member.into())))
-        }
-        Err(error) => Err(error.into()),
-    }
+    let (member, added) = state
+        .chat
+        .put_member(actor.user_id, room, user, role)
+        .await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(member.into())))
 }
 
 /// Hand ownership to another member: the owner only. The old owner becomes an admin.

@@ -744,6 +744,22 @@ pub async fn owner_changes_roles_and_transfers_ownership(h: Harness) {
         .await
         .unwrap();
     assert_eq!(promoted.role, Role::Admin);
+    // put_member: a role change for a member, an add for anyone else.
+    let (same, added) = chat
+        .put_member(alice.id, room.id, bob.id, Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!((same.role, added), (Role::Admin, false));
+    let dave = chat.new_user("dave").await;
+    let (new, added) = chat
+        .put_member(alice.id, room.id, dave.id, Role::Member)
+        .await
+        .unwrap();
+    assert_eq!((new.user_id, added), (dave.id, true));
+    assert_err!(
+        chat.put_member(bob.id, room.id, dave.id, Role::Admin).await,
+        Error::Forbidden(Denied::NotOwner)
+    );
     assert_err!(
         chat.set_role(bob.id, room.id, carol.id, Role::Admin).await,
         Error::Forbidden(_)

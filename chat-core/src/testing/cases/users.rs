@@ -240,6 +240,23 @@ pub async fn directory_lists_public_entries_with_search_and_cursor(h: Harness) {
         chat.directory_entry(alice.id, bob.id).await.unwrap(),
         bob.directory_entry()
     );
+    // The view of a user: public for others, whole for oneself and admins.
+    assert_eq!(
+        chat.user_view(alice.id, bob.id).await.unwrap(),
+        crate::UserView::Public(bob.directory_entry())
+    );
+    assert_eq!(
+        chat.user_view(bob.id, bob.id).await.unwrap(),
+        crate::UserView::Full(bob.clone())
+    );
+    let root = chat
+        .create_admin(NewUser::named("root"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        chat.user_view(root.id, bob.id).await.unwrap(),
+        crate::UserView::Full(bob)
+    );
 }
 
 pub async fn only_admins_list_and_manage_users(h: Harness) {
