@@ -60,6 +60,7 @@ mod users;
 use std::path::{Path, PathBuf};
 
 pub use chat_core::StoreError;
+use chat_core::store::Location;
 pub use sled;
 
 use crate::codec::{StoreResult, backend};
@@ -140,10 +141,12 @@ impl SledStore {
     /// Errors: [`StoreError::Incompatible`] for a directory of other content or of a newer
     /// format; it is then left untouched.
     pub async fn open_with(location: &str, durability: Durability) -> Result<Self, StoreError> {
-        let dir = PathBuf::from(location.strip_prefix("sled://").unwrap_or(location));
-        if dir.as_os_str().is_empty() {
-            return Err(backend(format!("{location:?} names no directory")));
-        }
+        // A `sled://` URL, read by `Location`, or a plain directory path.
+        let dir = match location.parse::<Location>() {
+            Ok(Location::Sled(dir)) => dir,
+            _ if !location.is_empty() && !location.contains("://") => PathBuf::from(location),
+            _ => return Err(backend(format!("{location:?} is not a sled location"))),
+        };
         let db = tokio::task::spawn_blocking(move || {
             check_directory(&dir)?;
             sled::Config::new().path(&dir).open().map_err(backend)

@@ -38,6 +38,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use chat_core::StoreError;
+use chat_core::store::Location;
 pub use sqlx;
 use sqlx::SqlitePool;
 
@@ -68,23 +69,23 @@ pub struct SqliteOptions {
 
 impl SqliteOptions {
     /// Options for a file path or a `sqlite://` URL (`sqlite://chat.db`,
-    /// `sqlite:///var/lib/chat.db`), with default settings.
+    /// `sqlite:///var/lib/chat.db`), read by [`Location`], with default settings.
     pub fn new(location: &str) -> Result<Self, StoreError> {
-        let path = location
-            .strip_prefix("sqlite://")
-            .or_else(|| location.strip_prefix("sqlite:"))
-            .unwrap_or(location);
-        let path = path.split('?').next().unwrap_or_default();
-        if path.is_empty() || path.starts_with(":memory:") {
-            return Err(StoreError::backend(format!(
-                "{location:?} is not a database file path; use chat_core's MemoryStore for memory"
-            )));
+        match location.parse::<Location>().map_err(StoreError::backend)? {
+            Location::Sqlite(path) => Ok(Self::at(path)),
+            _ => Err(StoreError::backend(format!(
+                "{location:?} is not a SQLite location"
+            ))),
         }
-        Ok(Self {
-            path: PathBuf::from(path),
+    }
+
+    /// Options for the database file at `path`, with default settings.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
             durability: Durability::default(),
             readers: 4,
-        })
+        }
     }
 
     /// Sets the durability.

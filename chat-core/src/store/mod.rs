@@ -34,11 +34,13 @@
 //! # let _ = store;
 //! ```
 
+mod location;
 mod memory;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use self::location::{BadLocation, Location};
 pub use self::memory::MemoryStore;
 use crate::auth::TokenHash;
 use crate::error::StoreError;

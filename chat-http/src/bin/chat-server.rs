@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::store::{MemoryStore, Store};
+use chat_core::store::{Location, MemoryStore, Store};
 use chat_core::{
     Chat, ChatConfig, Conflict, Error, NewMessage, NewRoom, NewUser, Role, Visibility,
 };
@@ -183,17 +183,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn open_store(database: &str, durability: DurabilityArg) -> Result<Arc<dyn Store>, Failure> {
-    if database == "memory" {
-        return Ok(Arc::new(MemoryStore::new()));
+    match database.parse::<Location>()? {
+        Location::Memory => Ok(Arc::new(MemoryStore::new())),
+        Location::Sqlite(path) => {
+            let options = SqliteOptions::at(path).durability(match durability {
+                DurabilityArg::Full => Durability::Full,
+                DurabilityArg::Normal => Durability::Normal,
+            });
+            Ok(Arc::new(SqliteStore::open_with(options).await?))
+        }
+        Location::Sled(_) => open_sled(database).await,
+        _ => Err(format!("{database}: this chat-server has no store for it").into()),
     }
-    if database.starts_with("sled://") {
-        return open_sled(database).await;
-    }
-    let options = SqliteOptions::new(database)?.durability(match durability {
-        DurabilityArg::Full => Durability::Full,
-        DurabilityArg::Normal => Durability::Normal,
-    });
-    Ok(Arc::new(SqliteStore::open_with(options).await?))
 }
 
 #[cfg(feature = "sled")]
