@@ -41,6 +41,15 @@ impl Message {
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
     }
+
+    /// The message as `viewer` may see it: the transaction id is its sender's alone (it
+    /// matches a retry or a pending message to its acknowledgement), so others get none.
+    pub fn seen_by(mut self, viewer: UserId) -> Self {
+        if self.sender != viewer {
+            self.txn_id = None;
+        }
+        self
+    }
 }
 
 /// What a sender provides to send a message.

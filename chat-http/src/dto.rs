@@ -269,16 +269,16 @@ pub struct MessageOut {
     pub change_id: u64,
 }
 
-impl MessageOut {
-    /// The message as `viewer` sees it.
-    pub fn for_viewer(message: Message, viewer: UserId) -> Self {
+impl From<Message> for MessageOut {
+    /// The message as `Chat` handed it out (a transaction id only to its sender).
+    fn from(message: Message) -> Self {
         Self {
             id: message.id.0,
             room_id: message.room_id.0,
             seq: message.seq,
             sender_id: message.sender.0,
             deleted: message.is_deleted(),
-            txn_id: message.txn_id.filter(|_| message.sender == viewer),
+            txn_id: message.txn_id,
             body: message.body,
             reply_to: message.reply_to.map(|m| m.0),
             metadata: message.metadata,

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use chat_core::auth::Authenticated;
 use chat_core::events::{Event, Subscription};
-use chat_core::{MessageId, NewMessage, RoomId, UserId};
+use chat_core::{MessageId, NewMessage, RoomId};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -147,7 +147,7 @@ async fn serve(socket: WebSocket, state: AppState, mut feed: Subscription) {
                     out.close(4001, "logged out");
                     break;
                 }
-                Some(event) => event_frame(event, actor.user_id).is_none_or(|frame| out.event(frame)),
+                Some(event) => event_frame(event).is_none_or(|frame| out.event(frame)),
                 // The feed could not go on (see `Subscription`): the client reconnects and
                 // catches up.
                 None => {
@@ -334,7 +334,7 @@ async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Option<Valu
                     if sent.created {
                         state.metrics.messages.inc();
                     }
-                    let message = MessageOut::for_viewer(sent.message, actor.user_id);
+                    let message = MessageOut::from(sent.message);
                     json!({ "type": "ack", "txn_id": txn_id, "message": message })
                 }
                 Err(error) => error_frame(txn_id, error),
@@ -358,10 +358,11 @@ async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Option<Valu
     })
 }
 
-/// The frame of an event, as `viewer` sees it; `None` for events without a frame. The frame's
+/// The frame of an event (as `Chat` delivered it to this user); `None` for events without a
+/// frame. The frame's
 /// `type` is the event's name.
-fn event_frame(event: &Event, viewer: UserId) -> Option<Value> {
-    let message = |m: &chat_core::Message| MessageOut::for_viewer(m.clone(), viewer);
+fn event_frame(event: &Event) -> Option<Value> {
+    let message = |m: &chat_core::Message| MessageOut::from(m.clone());
     let mut frame = match event {
         Event::MessageCreated { message: m }
         | Event::MessageUpdated { message: m }

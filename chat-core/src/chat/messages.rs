@@ -100,7 +100,7 @@ impl Chat {
     /// checks that a send was stored.
     pub async fn message(&self, actor: UserId, room_id: RoomId, id: MessageId) -> Result<Message> {
         self.membership(actor, room_id).await?;
-        self.message_in(room_id, id).await
+        Ok(self.message_in(room_id, id).await?.seen_by(actor))
     }
 
     async fn message_in(&self, room_id: RoomId, id: MessageId) -> Result<Message> {
@@ -157,17 +157,23 @@ impl Chat {
         self.publish(Event::MessageDeleted {
             message: message.clone(),
         });
-        Ok(message)
+        Ok(message.seen_by(actor))
     }
 
     /// A page of a room's history, oldest first (see [`Page`]): for members.
     pub async fn history(&self, actor: UserId, room_id: RoomId, page: Page) -> Result<HistoryPage> {
         self.membership(actor, room_id).await?;
-        self.page(room_id, page).await
+        self.page(room_id, page, actor).await
     }
 
-    /// Reads `limit + 1` messages to learn whether more lie beyond the page.
-    pub(super) async fn page(&self, room_id: RoomId, page: Page) -> Result<HistoryPage> {
+    /// Reads `limit + 1` messages to learn whether more lie beyond the page; as `viewer` sees
+    /// them.
+    pub(super) async fn page(
+        &self,
+        room_id: RoomId,
+        page: Page,
+        viewer: UserId,
+    ) -> Result<HistoryPage> {
         let limit = validate::limit(
             page.limit,
             self.config.default_page_size,
@@ -187,6 +193,7 @@ impl Chat {
                 items.remove(0);
             }
         }
+        let items = items.into_iter().map(|m| m.seen_by(viewer)).collect();
         Ok(HistoryPage { items, has_more })
     }
 
@@ -199,7 +206,7 @@ impl Chat {
     ) -> Result<HistoryPage> {
         self.actor(actor).await?;
         match self.store.direct_room(actor, other).await? {
-            Some(room) => self.page(room.id, page).await,
+            Some(room) => self.page(room.id, page, actor).await,
             None => Ok(HistoryPage {
                 items: Vec::new(),
                 has_more: false,
@@ -222,6 +229,7 @@ impl Chat {
         let mut items = self.store.changes(room_id, cursor, limit + 1).await?;
         let has_more = items.len() > limit as usize;
         items.truncate(limit as usize);
+        let items: Vec<Message> = items.into_iter().map(|m| m.seen_by(actor)).collect();
         let next_cursor = items.last().map_or(cursor, |m| m.change_id);
         Ok(Changes {
             items,

@@ -122,6 +122,7 @@ impl Chat {
         newest_first: bool,
     ) -> Vec<Message> {
         messages.retain(|m| m.sender != actor && !m.is_deleted());
+        let mut messages: Vec<Message> = messages.into_iter().map(|m| m.seen_by(actor)).collect();
         messages.sort_by_key(|m| (m.created_at, m.room_id, m.seq));
         if newest_first {
             messages.reverse();
@@ -149,7 +150,8 @@ impl Chat {
                 Some(other) => self.store.user(other.user_id).await?,
                 None => None,
             };
-            let last_message = self.page(room.id, Page::newest(1)).await?.items.pop();
+            let newest = self.page(room.id, Page::newest(1), actor).await?;
+            let last_message = newest.items.into_iter().next();
             conversations.push(DirectConversation {
                 unread: read_state(&room, &member).unread,
                 other: other.map(|user| user.directory_entry()),

@@ -191,7 +191,7 @@ impl Subscription {
     async fn before_bus(&mut self) -> Option<Option<Arc<Event>>> {
         loop {
             if let Some(event) = self.ready.pop_front() {
-                return Some(Some(event));
+                return Some(Some(seen_by(event, self.user)));
             }
             if self.ended {
                 return Some(None);
@@ -470,5 +470,24 @@ impl Subscription {
             self.release(room);
         }
         Ok(())
+    }
+}
+
+/// The event as `viewer` may see it: a message's transaction id is its sender's alone (see
+/// [`Message::seen_by`](crate::Message::seen_by)); shared events are copied only then.
+fn seen_by(event: Arc<Event>, viewer: UserId) -> Arc<Event> {
+    let hide = |m: &crate::Message| m.txn_id.is_some() && m.sender != viewer;
+    let seen = |m: &crate::Message| m.clone().seen_by(viewer);
+    match &*event {
+        Event::MessageCreated { message } if hide(message) => Arc::new(Event::MessageCreated {
+            message: seen(message),
+        }),
+        Event::MessageUpdated { message } if hide(message) => Arc::new(Event::MessageUpdated {
+            message: seen(message),
+        }),
+        Event::MessageDeleted { message } if hide(message) => Arc::new(Event::MessageDeleted {
+            message: seen(message),
+        }),
+        _ => event,
     }
 }

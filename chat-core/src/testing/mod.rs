@@ -286,6 +286,7 @@ macro_rules! store_conformance_tests {
             posting_to_an_open_room_joins_implicitly,
             txn_id_makes_send_idempotent,
             txn_id_reused_with_other_content_conflicts,
+            transaction_ids_are_the_senders_alone,
             replies_must_be_in_the_same_room,
             only_the_sender_edits,
             sender_or_managers_delete_leaving_a_tombstone,

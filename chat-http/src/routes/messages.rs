@@ -17,26 +17,19 @@ use crate::extract::{Json, Path, Query};
 type Out<T> = ApiResult<axum::Json<T>>;
 
 /// 201 for a new message, 200 for a retried transaction id.
-fn sent(state: &AppState, sent: Sent, viewer: UserId) -> (StatusCode, axum::Json<MessageOut>) {
+fn sent(state: &AppState, sent: Sent) -> (StatusCode, axum::Json<MessageOut>) {
     let status = if sent.created {
         state.metrics.messages.inc();
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    (
-        status,
-        axum::Json(MessageOut::for_viewer(sent.message, viewer)),
-    )
+    (status, axum::Json(MessageOut::from(sent.message)))
 }
 
-fn history(page: HistoryPage, viewer: UserId) -> axum::Json<HistoryOut> {
+fn history(page: HistoryPage) -> axum::Json<HistoryOut> {
     axum::Json(HistoryOut {
-        items: page
-            .items
-            .into_iter()
-            .map(|m| MessageOut::for_viewer(m, viewer))
-            .collect(),
+        items: page.items.into_iter().map(MessageOut::from).collect(),
         has_more: page.has_more,
     })
 }
@@ -67,7 +60,7 @@ pub(crate) async fn send(
         .chat
         .send(actor.user_id, room_id(id), body.into())
         .await?;
-    Ok(sent(&state, message, actor.user_id))
+    Ok(sent(&state, message))
 }
 
 /// A page of history, oldest first.
@@ -85,7 +78,7 @@ pub(crate) async fn list(
         .chat
         .history(actor.user_id, room_id(id), page(query))
         .await?;
-    Ok(history(found, actor.user_id))
+    Ok(history(found))
 }
 
 /// Everything that changed after a cursor — new, edited and deleted messages — for catching
@@ -105,11 +98,7 @@ pub(crate) async fn changes(
         .changes(actor.user_id, room_id(id), query.since, query.limit)
         .await?;
     Ok(axum::Json(ChangesOut {
-        items: changes
-            .items
-            .into_iter()
-            .map(|m| MessageOut::for_viewer(m, actor.user_id))
-            .collect(),
+        items: changes.items.into_iter().map(MessageOut::from).collect(),
         next_cursor: changes.next_cursor,
         has_more: changes.has_more,
     }))
@@ -129,7 +118,7 @@ pub(crate) async fn get(
         .chat
         .message(actor.user_id, room_id(id), chat_core::MessageId(message))
         .await?;
-    Ok(axum::Json(MessageOut::for_viewer(found, actor.user_id)))
+    Ok(axum::Json(MessageOut::from(found)))
 }
 
 /// Edit my message.
@@ -152,7 +141,7 @@ pub(crate) async fn edit(
             &body.body,
         )
         .await?;
-    Ok(axum::Json(MessageOut::for_viewer(edited, actor.user_id)))
+    Ok(axum::Json(MessageOut::from(edited)))
 }
 
 /// Delete a message (its sender, or the room's owner and admins); a tombstone keeps its place.
@@ -193,9 +182,7 @@ pub(crate) async fn conversations(
                 let online = online.contains(&other.id);
                 UserOut::public(other, online)
             }),
-            last_message: c
-                .last_message
-                .map(|m| MessageOut::for_viewer(m, actor.user_id)),
+            last_message: c.last_message.map(MessageOut::from),
             unread: c.unread,
         })
         .collect();
@@ -222,7 +209,7 @@ pub(crate) async fn send_direct(
         .chat
         .send_direct(actor.user_id, user_id(to), body.into())
         .await?;
-    Ok(sent(&state, message, actor.user_id))
+    Ok(sent(&state, message))
 }
 
 /// The history of my conversation with one user.
@@ -240,7 +227,7 @@ pub(crate) async fn direct_history(
         .chat
         .direct_history(actor.user_id, user_id(other), page(query))
         .await?;
-    Ok(history(found, actor.user_id))
+    Ok(history(found))
 }
 
 /// Unread counts across my rooms.
@@ -265,12 +252,9 @@ pub(crate) async fn unread_summary(
     }))
 }
 
-fn messages(items: Vec<chat_core::Message>, viewer: UserId) -> axum::Json<ListPage<MessageOut>> {
+fn messages(items: Vec<chat_core::Message>) -> axum::Json<ListPage<MessageOut>> {
     axum::Json(ListPage {
-        items: items
-            .into_iter()
-            .map(|m| MessageOut::for_viewer(m, viewer))
-            .collect(),
+        items: items.into_iter().map(MessageOut::from).collect(),
         next_cursor: None,
     })
 }
@@ -288,7 +272,7 @@ pub(crate) async fn unread_messages(
         .chat
         .unread_messages(actor.user_id, query.limit)
         .await?;
-    Ok(messages(found, actor.user_id))
+    Ok(messages(found))
 }
 
 /// Direct messages others sent me, newest first.
@@ -304,5 +288,5 @@ pub(crate) async fn received(
         .chat
         .messages_to_me(actor.user_id, query.limit)
         .await?;
-    Ok(messages(found, actor.user_id))
+    Ok(messages(found))
 }

@@ -591,3 +591,59 @@ pub async fn invisible_text_is_refused(h: Harness) {
         .unwrap();
     assert_eq!(sent.message.body, joined);
 }
+
+pub async fn transaction_ids_are_the_senders_alone(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "general").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let mut alices_feed = chat.subscribe(alice.id).await.unwrap();
+    let mut bobs_feed = chat.subscribe(bob.id).await.unwrap();
+    let new = NewMessage {
+        txn_id: Some("client-1".into()),
+        ..NewMessage::text("hi")
+    };
+    let sent = chat.send(alice.id, room.id, new).await.unwrap().message;
+    let txn = Some("client-1".to_owned());
+    assert_eq!(sent.txn_id, txn);
+    // Alice sees it wherever she reads her message; Bob nowhere.
+    let read = |viewer: crate::UserId| {
+        let chat = std::sync::Arc::clone(&chat.chat);
+        async move {
+            let one = chat.message(viewer, room.id, sent.id).await.unwrap();
+            let history = chat
+                .history(viewer, room.id, Page::default())
+                .await
+                .unwrap();
+            let changes = chat.changes(viewer, room.id, 0, None).await.unwrap();
+            [
+                one.txn_id,
+                history.items[0].txn_id.clone(),
+                changes.items[0].txn_id.clone(),
+            ]
+        }
+    };
+    assert_eq!(
+        read(alice.id).await,
+        [txn.clone(), txn.clone(), txn.clone()]
+    );
+    assert_eq!(read(bob.id).await, [None, None, None]);
+    let live = |event: Option<std::sync::Arc<crate::events::Event>>| match event.as_deref() {
+        Some(crate::events::Event::MessageCreated { message }) => message.txn_id.clone(),
+        other => panic!("expected message.created, got {other:?}"),
+    };
+    let next_message = async |feed: &mut crate::events::Subscription| loop {
+        let event = super::events::next(feed).await;
+        if matches!(
+            event.as_deref(),
+            Some(crate::events::Event::MessageCreated { .. })
+        ) {
+            return event;
+        }
+    };
+    assert_eq!(live(next_message(&mut alices_feed).await), txn);
+    assert_eq!(live(next_message(&mut bobs_feed).await), None);
+    let unread = chat.unread_messages(bob.id, None).await.unwrap();
+    assert_eq!(unread[0].txn_id, None);
+}
