@@ -414,7 +414,8 @@ pub trait MemberStore: Send + Sync {
         user: UserId,
     ) -> StoreResult<Option<(Room, Option<Member>)>>;
 
-    /// The room's members, ordered by `joined_at`, then user id: a page after the cursor.
+    /// The room's members, ordered by `joined_at`, then user id: a page after the cursor. An
+    /// unknown room has none (no error).
     async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>>;
 
     /// Changes a member's role.
@@ -546,11 +547,11 @@ pub trait MessageStore: Send + Sync {
 
     /// A page of the room's history, oldest first: with `after`, the oldest `limit` above it;
     /// otherwise the newest `limit` below `before` (or of all). Must cost the same however long
-    /// the history is.
+    /// the history is. An unknown room has none (no error).
     async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>>;
 
     /// The room's messages whose `change_id` is greater than `after`, ordered by `change_id`,
-    /// at most `limit`.
+    /// at most `limit`. An unknown room has none (no error).
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>>;
 }
 

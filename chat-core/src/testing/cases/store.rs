@@ -458,6 +458,112 @@ pub async fn store_remove_member_hands_on_ownership_and_deletes_the_empty_room(h
     ));
 }
 
+pub async fn store_tombstones_are_neither_edited_nor_deleted_again(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    let first = MessageId(id(1));
+    store
+        .append_message(&message(1, &room, 1, None))
+        .await
+        .unwrap();
+    let at = epoch() + TimeDelta::seconds(5);
+    let tombstone = store.delete_message(first, at).await.unwrap();
+    assert_eq!(
+        (tombstone.body.as_str(), tombstone.deleted_at),
+        ("", Some(at))
+    );
+    assert_eq!((tombstone.seq, tombstone.change_id), (1, 2));
+    assert!(matches!(
+        store.edit_message(first, "back", at).await,
+        Err(StoreError::NotFound(Entity::Message))
+    ));
+    assert!(matches!(
+        store.delete_message(first, at).await,
+        Err(StoreError::NotFound(Entity::Message))
+    ));
+    let nothing = MessageId(id(99));
+    assert!(matches!(
+        store.edit_message(nothing, "x", at).await,
+        Err(StoreError::NotFound(Entity::Message))
+    ));
+    // Nothing moved: the tombstone is as it was, and no change cursor was spent.
+    assert_eq!(store.message(first).await.unwrap(), Some(tombstone));
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().last_change, 2);
+}
+
+pub async fn store_room_counters_are_the_stores_own(h: Harness) {
+    let (store, _guard) = h.store().await;
+    store.insert_user(&user(1, "one"), None).await.unwrap();
+    let claimed = Room {
+        member_count: 7,
+        last_seq: 9,
+        last_change: 9,
+        ..room(100, None)
+    };
+    store
+        .create_room(&claimed, &member(&claimed, 1, Role::Owner))
+        .await
+        .unwrap();
+    let stored = store.room(claimed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.member_count, stored.last_seq, stored.last_change),
+        (1, 0, 0)
+    );
+    let edited = Room {
+        name: "renamed".into(),
+        owner: Some(UserId(id(5))),
+        member_count: 40,
+        last_seq: 40,
+        last_change: 40,
+        ..stored.clone()
+    };
+    store.update_room(&edited).await.unwrap();
+    let stored = store.room(claimed.id).await.unwrap().unwrap();
+    assert_eq!(stored.name, "renamed");
+    assert_eq!(
+        (
+            stored.owner,
+            stored.member_count,
+            stored.last_seq,
+            stored.last_change
+        ),
+        (Some(UserId(id(1))), 1, 0, 0)
+    );
+}
+
+pub async fn store_reads_of_unknown_rooms_are_empty(h: Harness) {
+    let (store, _guard) = h.store().await;
+    let nowhere = RoomId(id(404));
+    let range = SeqRange {
+        before: None,
+        after: None,
+        limit: 10,
+    };
+    assert!(store.messages(nowhere, range).await.unwrap().is_empty());
+    assert!(store.changes(nowhere, 0, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .members(nowhere, &MemberQuery::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.room(nowhere).await.unwrap().is_none());
+    assert!(
+        store
+            .room_with_member(nowhere, UserId(id(1)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .member(nowhere, UserId(id(1)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 pub async fn store_values_round_trip_exactly(h: Harness) {
     let (store, _guard) = h.store().await;
     let at = epoch() + TimeDelta::microseconds(123_456_789);
