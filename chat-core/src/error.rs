@@ -91,9 +91,6 @@ pub enum StoreError {
     /// The write would break a uniqueness or capacity rule.
     #[error("{0}")]
     Conflict(Conflict),
-    /// The stored data is not something this code can read (another format, a newer schema).
-    #[error("incompatible store: {0}")]
-    Incompatible(String),
     /// Any other failure of the backend.
     #[error("storage backend failed")]
     Backend(#[source] BoxError),
@@ -102,6 +99,35 @@ pub enum StoreError {
 impl StoreError {
     /// Wraps any backend error.
     pub fn backend(error: impl Into<BoxError>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+/// Why a store could not be opened: the errors of opening, which no store method returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The location names no store of this kind.
+    #[error(transparent)]
+    BadLocation(#[from] crate::store::BadLocation),
+    /// What is there is not something this code can read (another application's data, a
+    /// newer format); it was left untouched.
+    #[error("incompatible store: {0}")]
+    Incompatible(String),
+    /// Any other failure while opening.
+    #[error("opening the store failed: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl OpenError {
+    /// Wraps any backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+impl From<StoreError> for OpenError {
+    fn from(error: StoreError) -> Self {
         Self::Backend(error.into())
     }
 }

@@ -11,7 +11,7 @@
 //!   [`Durability::Background`] leaves flushing to sled's background thread: fast, but a crash
 //!   loses the last writes.
 //! - **Format**: a `CHAT_FORMAT` file in the directory names the layout version. A directory
-//!   with other content, or a newer version, is refused with [`StoreError::Incompatible`]
+//!   with other content, or a newer version, is refused with [`OpenError::Incompatible`]
 //!   before sled opens it, so nothing in it changes.
 //!
 //! ## Key layout
@@ -59,8 +59,8 @@ mod users;
 
 use std::path::{Path, PathBuf};
 
-pub use chat_core::StoreError;
-use chat_core::store::Location;
+use chat_core::store::{BadLocation, Location};
+pub use chat_core::{OpenError, StoreError};
 pub use sled;
 
 use crate::codec::{StoreResult, backend};
@@ -91,12 +91,12 @@ pub struct SledStore {
     writer: Writer,
 }
 
-fn incompatible(dir: &Path, why: impl std::fmt::Display) -> StoreError {
-    StoreError::Incompatible(format!("{}: {why}", dir.display()))
+fn incompatible(dir: &Path, why: impl std::fmt::Display) -> OpenError {
+    OpenError::Incompatible(format!("{}: {why}", dir.display()))
 }
 
 /// Refuses a directory that is not ours (or is newer), reading only; stamps a new one.
-fn check_directory(dir: &Path) -> StoreResult<()> {
+fn check_directory(dir: &Path) -> Result<(), OpenError> {
     let marker = dir.join(FORMAT_FILE);
     match std::fs::read_to_string(&marker) {
         Ok(text) => {
@@ -117,42 +117,51 @@ fn check_directory(dir: &Path) -> StoreResult<()> {
             let occupied = match std::fs::read_dir(dir) {
                 Ok(mut entries) => entries.next().is_some(),
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
-                Err(error) => return Err(backend(error)),
+                Err(error) => return Err(OpenError::backend(error)),
             };
             if occupied {
                 return Err(incompatible(dir, "not a chat database"));
             }
-            std::fs::create_dir_all(dir).map_err(backend)?;
-            std::fs::write(&marker, format!("{FORMAT_PREFIX}{FORMAT}\n")).map_err(backend)
+            std::fs::create_dir_all(dir).map_err(OpenError::backend)?;
+            std::fs::write(&marker, format!("{FORMAT_PREFIX}{FORMAT}\n"))
+                .map_err(OpenError::backend)
         }
-        Err(error) => Err(backend(error)),
+        Err(error) => Err(OpenError::backend(error)),
     }
 }
 
 impl SledStore {
     /// Opens (or creates) the database in a directory or at a `sled://` URL, flushing before
     /// every acknowledgement.
-    pub async fn open(location: &str) -> Result<Self, StoreError> {
+    pub async fn open(location: &str) -> Result<Self, OpenError> {
         Self::open_with(location, Durability::default()).await
     }
 
     /// Opens (or creates) the database with the given durability.
     ///
-    /// Errors: [`StoreError::Incompatible`] for a directory of other content or of a newer
+    /// Errors: [`OpenError::Incompatible`] for a directory of other content or of a newer
     /// format; it is then left untouched.
-    pub async fn open_with(location: &str, durability: Durability) -> Result<Self, StoreError> {
+    pub async fn open_with(location: &str, durability: Durability) -> Result<Self, OpenError> {
         // A `sled://` URL, read by `Location`, or a plain directory path.
         let dir = match location.parse::<Location>() {
             Ok(Location::Sled(dir)) => dir,
             _ if !location.is_empty() && !location.contains("://") => PathBuf::from(location),
-            _ => return Err(backend(format!("{location:?} is not a sled location"))),
+            _ => {
+                return Err(OpenError::BadLocation(BadLocation {
+                    url: location.to_owned(),
+                    why: "not a sled location",
+                }));
+            }
         };
         let db = tokio::task::spawn_blocking(move || {
             check_directory(&dir)?;
-            sled::Config::new().path(&dir).open().map_err(backend)
+            sled::Config::new()
+                .path(&dir)
+                .open()
+                .map_err(OpenError::backend)
         })
         .await
-        .map_err(backend)??;
+        .map_err(OpenError::backend)??;
         let trees = Trees::open(&db)?;
         let writer = Writer::spawn(db.clone(), trees.clone(), durability)?;
         Ok(Self { db, trees, writer })

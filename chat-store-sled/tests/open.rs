@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chat_core::StoreError;
+use chat_core::OpenError;
 use chat_core::store::UserStore;
 use chat_core::testing::sample_user;
 use chat_store_sled::{Durability, SledStore};
@@ -27,9 +27,9 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-fn assert_incompatible(result: Result<SledStore, StoreError>, why: &str) {
+fn assert_incompatible(result: Result<SledStore, OpenError>, why: &str) {
     match result {
-        Err(StoreError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
+        Err(OpenError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
         Err(other) => panic!("expected Incompatible({why}), got {other:?}"),
         Ok(_) => panic!("expected Incompatible({why}), the store opened"),
     }

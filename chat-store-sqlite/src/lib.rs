@@ -13,7 +13,7 @@
 //!   the process, but the last transactions may be lost if the machine loses power.
 //! - **Schema.** Numbered migrations in `migrations/`, applied on open. A file that is not a
 //!   chat database, or whose schema is newer than this code, is refused with
-//!   [`StoreError::Incompatible`] before anything is written to it.
+//!   [`OpenError::Incompatible`] before anything is written to it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,8 +37,8 @@ mod writer;
 
 use std::path::PathBuf;
 
-pub use chat_core::StoreError;
-use chat_core::store::Location;
+use chat_core::store::{BadLocation, Location};
+pub use chat_core::{OpenError, StoreError};
 pub use sqlx;
 use sqlx::SqlitePool;
 
@@ -70,12 +70,13 @@ pub struct SqliteOptions {
 impl SqliteOptions {
     /// Options for a file path or a `sqlite://` URL (`sqlite://chat.db`,
     /// `sqlite:///var/lib/chat.db`), read by [`Location`], with default settings.
-    pub fn new(location: &str) -> Result<Self, StoreError> {
-        match location.parse::<Location>().map_err(StoreError::backend)? {
+    pub fn new(location: &str) -> Result<Self, OpenError> {
+        match location.parse::<Location>()? {
             Location::Sqlite(path) => Ok(Self::at(path)),
-            _ => Err(StoreError::backend(format!(
-                "{location:?} is not a SQLite location"
-            ))),
+            _ => Err(OpenError::BadLocation(BadLocation {
+                url: location.to_owned(),
+                why: "not a SQLite location",
+            })),
         }
     }
 
@@ -104,15 +105,15 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (or creates) the database at a path or `sqlite://` URL with default settings.
-    pub async fn open(location: &str) -> Result<Self, StoreError> {
+    pub async fn open(location: &str) -> Result<Self, OpenError> {
         Self::open_with(SqliteOptions::new(location)?).await
     }
 
     /// Opens (or creates) the database with the given options.
     ///
-    /// Errors: [`StoreError::Incompatible`] when the file is not a chat database or its schema
+    /// Errors: [`OpenError::Incompatible`] when the file is not a chat database or its schema
     /// is newer than this code; the file is then left untouched.
-    pub async fn open_with(options: SqliteOptions) -> Result<Self, StoreError> {
+    pub async fn open_with(options: SqliteOptions) -> Result<Self, OpenError> {
         let (writer, readers) = open::open(&options).await?;
         Ok(Self {
             readers,

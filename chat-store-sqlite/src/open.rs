@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use chat_core::StoreError;
+use chat_core::OpenError;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
@@ -17,8 +17,8 @@ static MIGRATOR: Migrator = sqlx::migrate!();
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-fn incompatible(path: &Path, why: impl std::fmt::Display) -> StoreError {
-    StoreError::Incompatible(format!("{}: {why}", path.display()))
+fn incompatible(path: &Path, why: impl std::fmt::Display) -> OpenError {
+    OpenError::Incompatible(format!("{}: {why}", path.display()))
 }
 
 fn newest_known_version() -> i64 {
@@ -28,7 +28,7 @@ fn newest_known_version() -> i64 {
 /// The writer connection (migrated) and the reader pool.
 pub(crate) async fn open(
     options: &SqliteOptions,
-) -> Result<(SqliteConnection, SqlitePool), StoreError> {
+) -> Result<(SqliteConnection, SqlitePool), OpenError> {
     let path = options.path.as_path();
     if path.exists() {
         check_existing(path).await?;
@@ -47,7 +47,7 @@ pub(crate) async fn open(
         .journal_mode(SqliteJournalMode::Wal)
         .connect()
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(OpenError::backend)?;
     // `run_direct` rather than `run`: the latter's future is not `Send` for every lifetime
     // (sqlx's "Acquire is not general enough"), which a `dyn Store` opener needs.
     MIGRATOR
@@ -58,7 +58,7 @@ pub(crate) async fn open(
                 path,
                 format!("schema version {version} is newer than this code knows"),
             ),
-            other => StoreError::backend(other),
+            other => OpenError::backend(other),
         })?;
     fold_old_rows(&mut writer).await?;
     let readers = SqlitePoolOptions::new()
@@ -66,13 +66,13 @@ pub(crate) async fn open(
         .min_connections(0)
         .connect_with(base.read_only(true))
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(OpenError::backend)?;
     Ok((writer, readers))
 }
 
 /// Fills the folded `search` column of rows written before migration 3, which SQL cannot fold.
-async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), StoreError> {
-    let mut tx = c.begin().await.map_err(StoreError::backend)?;
+async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), OpenError> {
+    let mut tx = c.begin().await.map_err(OpenError::backend)?;
     let sql = concat!(
         "SELECT ",
         room_columns!(),
@@ -81,7 +81,7 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), StoreError> {
     for row in sqlx::query(sql)
         .fetch_all(&mut *tx)
         .await
-        .map_err(StoreError::backend)?
+        .map_err(OpenError::backend)?
     {
         let room = codec::room(&row)?;
         sqlx::query("UPDATE rooms SET search = ? WHERE id = ?")
@@ -89,33 +89,33 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), StoreError> {
             .bind(room.id.0)
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(OpenError::backend)?;
     }
     let users = sqlx::query("SELECT id, username, display_name FROM users WHERE search IS NULL")
         .fetch_all(&mut *tx)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(OpenError::backend)?;
     for row in users {
-        let id: Uuid = row.try_get(0).map_err(StoreError::backend)?;
-        let username: String = row.try_get(1).map_err(StoreError::backend)?;
-        let display_name: String = row.try_get(2).map_err(StoreError::backend)?;
+        let id: Uuid = row.try_get(0).map_err(OpenError::backend)?;
+        let username: String = row.try_get(1).map_err(OpenError::backend)?;
+        let display_name: String = row.try_get(2).map_err(OpenError::backend)?;
         sqlx::query("UPDATE users SET search = ? WHERE id = ?")
             .bind(codec::user_search(&username, &display_name))
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(OpenError::backend)?;
     }
-    tx.commit().await.map_err(StoreError::backend)
+    tx.commit().await.map_err(OpenError::backend)
 }
 
 /// Refuses a file that is not a SQLite database, a SQLite database of something else, or a chat
 /// database newer than this code, reading it only.
-async fn check_existing(path: &Path) -> Result<(), StoreError> {
+async fn check_existing(path: &Path) -> Result<(), OpenError> {
     let mut header = Vec::with_capacity(16);
     std::fs::File::open(path)
         .and_then(|file| file.take(16).read_to_end(&mut header))
-        .map_err(StoreError::backend)?;
+        .map_err(OpenError::backend)?;
     if header.is_empty() {
         return Ok(());
     }
@@ -133,7 +133,7 @@ async fn check_existing(path: &Path) -> Result<(), StoreError> {
     result
 }
 
-async fn check_schema(path: &Path, connection: &mut SqliteConnection) -> Result<(), StoreError> {
+async fn check_schema(path: &Path, connection: &mut SqliteConnection) -> Result<(), OpenError> {
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_schema WHERE type = 'table'")
             .fetch_all(&mut *connection)
@@ -149,7 +149,7 @@ async fn check_schema(path: &Path, connection: &mut SqliteConnection) -> Result<
         sqlx::query_scalar("SELECT value FROM chat_meta WHERE key = 'application'")
             .fetch_optional(&mut *connection)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(OpenError::backend)?;
     if application.as_deref() != Some("chat-engine") {
         return Err(incompatible(path, "not a chat database"));
     }
@@ -157,7 +157,7 @@ async fn check_schema(path: &Path, connection: &mut SqliteConnection) -> Result<
         .fetch_one(&mut *connection)
         .await
         .and_then(|row| row.try_get("v"))
-        .map_err(StoreError::backend)?;
+        .map_err(OpenError::backend)?;
     if newest > newest_known_version() {
         return Err(incompatible(
             path,

@@ -1,14 +1,14 @@
 //! Opening files: what is ours is reopened with its data, what is not is refused untouched.
 
-use chat_core::StoreError;
+use chat_core::OpenError;
 use chat_core::store::UserStore;
 use chat_core::testing::sample_user;
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use sqlx::{ConnectOptions, Connection};
 
-fn assert_incompatible(result: Result<SqliteStore, StoreError>, why: &str) {
+fn assert_incompatible(result: Result<SqliteStore, OpenError>, why: &str) {
     match result {
-        Err(StoreError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
+        Err(OpenError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
         Err(other) => panic!("expected Incompatible({why}), got {other:?}"),
         Ok(_) => panic!("expected Incompatible({why}), the store opened"),
     }
@@ -102,7 +102,7 @@ async fn memory_urls_are_refused() {
     for location in ["sqlite::memory:", "sqlite://", ""] {
         assert!(matches!(
             SqliteStore::open(location).await,
-            Err(StoreError::Backend(_))
+            Err(OpenError::BadLocation(_))
         ));
     }
 }
