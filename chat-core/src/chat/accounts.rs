@@ -394,11 +394,7 @@ impl Chat {
         let query = UserQuery {
             search: validate::optional_line("q", search, 100)?,
             after_username: after.map(str::to_ascii_lowercase),
-            limit: validate::limit(
-                limit,
-                self.config.default_page_size,
-                self.config.max_page_size,
-            )?,
+            limit: self.page_limit(limit)?,
         };
         Ok(self.store.list_users(&query).await?)
     }

@@ -174,11 +174,7 @@ impl Chat {
         page: Page,
         viewer: UserId,
     ) -> Result<HistoryPage> {
-        let limit = validate::limit(
-            page.limit,
-            self.config.default_page_size,
-            self.config.max_page_size,
-        )?;
+        let limit = self.page_limit(page.limit)?;
         let range = SeqRange {
             before: page.before,
             after: page.after,

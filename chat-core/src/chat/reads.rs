@@ -72,7 +72,7 @@ impl Chat {
     /// The actor's unread messages across all rooms ("unseen"), oldest first, at most `limit`;
     /// deleted messages left out.
     pub async fn unread_messages(&self, actor: UserId, limit: Option<u32>) -> Result<Vec<Message>> {
-        let limit = self.list_limit(limit)?;
+        let limit = self.page_limit(limit)?;
         let mut unread = Vec::new();
         for (room, member) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
             if room.last_seq > member.last_read_seq {
@@ -90,7 +90,7 @@ impl Chat {
     /// Direct messages others sent to the actor, newest first, at most `limit`; deleted
     /// messages left out.
     pub async fn messages_to_me(&self, actor: UserId, limit: Option<u32>) -> Result<Vec<Message>> {
-        let limit = self.list_limit(limit)?;
+        let limit = self.page_limit(limit)?;
         let mut received = Vec::new();
         for (room, _) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
             if room.kind == RoomKind::Direct {
@@ -105,7 +105,8 @@ impl Chat {
         Ok(Self::newest_by_others(received, actor, limit, true))
     }
 
-    fn list_limit(&self, limit: Option<u32>) -> Result<u32> {
+    /// A page size asked for, checked: the default when none, at most `max_page_size`.
+    pub(super) fn page_limit(&self, limit: Option<u32>) -> Result<u32> {
         validate::limit(
             limit,
             self.config.default_page_size,

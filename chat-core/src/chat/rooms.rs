@@ -167,11 +167,7 @@ impl Chat {
         Ok(RoomQuery {
             search: validate::optional_line("q", search, 100)?,
             after,
-            limit: validate::limit(
-                limit,
-                self.config.default_page_size,
-                self.config.max_page_size,
-            )?,
+            limit: self.page_limit(limit)?,
         })
     }
 
@@ -471,11 +467,7 @@ impl Chat {
         self.visible_room(actor, room_id).await?;
         let query = MemberQuery {
             after,
-            limit: validate::limit(
-                limit,
-                self.config.default_page_size,
-                self.config.max_page_size,
-            )?,
+            limit: self.page_limit(limit)?,
         };
         Ok(self.store.members(room_id, &query).await?)
     }
