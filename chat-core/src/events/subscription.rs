@@ -17,8 +17,9 @@ use crate::store::{RoomQuery, SeqRange, Store};
 /// Message events held per room while an earlier number is missing, before the gap is filled
 /// from the store without waiting any longer.
 const MAX_HELD: usize = 256;
-/// Messages read from the store to fill one gap. A larger gap is not replayed: the feed says
-/// [`Event::Resync`] and the client catches up with [`Chat::changes`](crate::Chat::changes).
+/// Missing messages read from the store to fill one gap (held ones are not counted). A larger
+/// gap is not replayed: the feed says [`Event::Resync`] and the client catches up with
+/// [`Chat::changes`](crate::Chat::changes).
 const MAX_FILL: u64 = 256;
 
 /// One user's live feed: the events of the rooms the user belongs to, following joins and
@@ -395,7 +396,12 @@ impl Subscription {
         if through <= delivered {
             return Ok(());
         }
-        let from = if through - delivered > MAX_FILL {
+        // What must come from the store is what was not held; a few missing numbers behind
+        // many held events are read, not given up on.
+        let held = self.rooms.get(&room).map_or(0, |feed| {
+            feed.held.range(delivered + 1..=through).count() as u64
+        });
+        let from = if (through - delivered).saturating_sub(held) > MAX_FILL {
             // Too far behind to replay here: the client catches up from the store.
             self.ready.push_back(Arc::new(Event::Resync));
             through - MAX_FILL

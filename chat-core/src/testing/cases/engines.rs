@@ -103,6 +103,42 @@ pub async fn an_append_through_the_store_does_not_stall_the_room(h: Harness) {
     );
 }
 
+pub async fn one_missing_message_behind_many_held_is_read_not_skipped(h: Harness) {
+    let chat = h.chat().await;
+    let owner = chat.new_user("owner").await;
+    let room = chat.new_room(&owner, "room").await;
+    let mut feed = chat.subscribe(owner.id).await.unwrap();
+    // Message 1 is appended without an event (a publisher that stalled, another process);
+    // then 300 published ones follow, more than a feed holds while it waits.
+    chat.store
+        .append_message(&NewStoredMessage {
+            id: MessageId(uuid::Uuid::now_v7()),
+            room_id: room.id,
+            sender: owner.id,
+            body: "late".into(),
+            reply_to: None,
+            txn_id: None,
+            metadata: None,
+            created_at: crate::testing::epoch(),
+        })
+        .await
+        .unwrap();
+    for n in 0..300 {
+        chat.send(owner.id, room.id, NewMessage::text(format!("{n}")))
+            .await
+            .unwrap();
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 301 {
+        match &*next(&mut feed).await.unwrap() {
+            Event::MessageCreated { message } => seqs.push(message.seq),
+            Event::Resync => panic!("one missing message is no reason to resync"),
+            _ => {}
+        }
+    }
+    assert_eq!(seqs, (1..=301).collect::<Vec<u64>>());
+}
+
 pub async fn removal_during_a_lag_silences_the_room(h: Harness) {
     let bus = Arc::new(InProcessBus::new(4));
     let chat = h.chat_with(move |builder| builder.bus(bus.clone())).await;
