@@ -63,6 +63,26 @@ pub async fn engines_deliver_every_message_once_in_order(h: Harness) {
     assert!(drain(&mut on_a).await.is_empty(), "each message once");
 }
 
+/// Appends a message straight to the store, as another path or process would: no event.
+async fn append_unpublished(
+    chat: &crate::testing::TestChat,
+    room: crate::RoomId,
+    sender: crate::UserId,
+    body: &str,
+) {
+    let message = NewStoredMessage {
+        id: MessageId(uuid::Uuid::now_v7()),
+        room_id: room,
+        sender,
+        body: body.into(),
+        reply_to: None,
+        txn_id: None,
+        metadata: None,
+        created_at: crate::testing::epoch(),
+    };
+    chat.store.append_message(&message).await.unwrap();
+}
+
 pub async fn an_append_through_the_store_does_not_stall_the_room(h: Harness) {
     let chat = h.chat().await;
     let owner = chat.new_user("owner").await;
@@ -72,19 +92,7 @@ pub async fn an_append_through_the_store_does_not_stall_the_room(h: Harness) {
         .await
         .unwrap();
     // Another path appends without publishing anything.
-    chat.store
-        .append_message(&NewStoredMessage {
-            id: MessageId(uuid::Uuid::now_v7()),
-            room_id: room.id,
-            sender: owner.id,
-            body: "two, behind the engine's back".into(),
-            reply_to: None,
-            txn_id: None,
-            metadata: None,
-            created_at: crate::testing::epoch(),
-        })
-        .await
-        .unwrap();
+    append_unpublished(&chat, room.id, owner.id, "two, behind the engine's back").await;
     chat.send(owner.id, room.id, NewMessage::text("three"))
         .await
         .unwrap();
@@ -110,19 +118,7 @@ pub async fn one_missing_message_behind_many_held_is_read_not_skipped(h: Harness
     let mut feed = chat.subscribe(owner.id).await.unwrap();
     // Message 1 is appended without an event (a publisher that stalled, another process);
     // then 300 published ones follow, more than a feed holds while it waits.
-    chat.store
-        .append_message(&NewStoredMessage {
-            id: MessageId(uuid::Uuid::now_v7()),
-            room_id: room.id,
-            sender: owner.id,
-            body: "late".into(),
-            reply_to: None,
-            txn_id: None,
-            metadata: None,
-            created_at: crate::testing::epoch(),
-        })
-        .await
-        .unwrap();
+    append_unpublished(&chat, room.id, owner.id, "late").await;
     for n in 0..300 {
         chat.send(owner.id, room.id, NewMessage::text(format!("{n}")))
             .await
