@@ -91,6 +91,16 @@ pub struct UserQuery {
 }
 
 /// Users and their password hashes.
+///
+/// # Contract
+///
+/// - Usernames and emails arrive lowercased (ASCII for usernames; emails by
+///   [`str::to_lowercase`]); uniqueness and lookups compare them byte for byte, so the store
+///   needs no collation of its own.
+/// - The directory (`list_users`) orders by username bytes and searches by [`fold`]: the search
+///   text, folded, occurring in the folded username or display name.
+/// - Deleting a user takes its tokens with it; memberships and messages are the engine's to
+///   handle (it leaves rooms first), so the store must not cascade them.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Inserts a new user, with a password hash or none (host-authenticated users).
@@ -206,6 +216,15 @@ pub enum Rotation {
 }
 
 /// Login sessions and their tokens, kept only as hashes.
+///
+/// # Contract
+///
+/// - A token is found only by its hash and only while unexpired and unrevoked at the `now`
+///   passed in: the store never reads a clock of its own.
+/// - Rotation is atomic: of concurrent rotations of one refresh token exactly one succeeds; a
+///   rotated token presented again revokes the whole session ([`Rotation::Reused`]).
+/// - Tickets are single use across every process (`take_ticket`) and are issued only for a
+///   session that stands, in the same step as the check.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Stores a new login with its first token pair.
@@ -333,6 +352,16 @@ impl MemberQuery {
 }
 
 /// Rooms and direct conversations.
+///
+/// # Contract
+///
+/// - The store owns the counters: `member_count`, `last_seq`, `last_change` (and the owner, set
+///   only by membership operations) are never taken from a `Room` passed in.
+/// - Aliases arrive lowercased and are unique among group rooms.
+/// - Deleting a room deletes its memberships and messages and frees its alias, its direct pair
+///   and its messages' transaction ids, all at once.
+/// - Room lists search by [`fold`] in name, topic and alias ([`RoomQuery::matches`]), ordered by
+///   room id bytes.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
     /// Creates a group room together with its owner's membership, atomically.
@@ -383,6 +412,13 @@ pub trait RoomStore: Send + Sync {
 }
 
 /// Membership of users in rooms.
+///
+/// # Contract
+///
+/// - Adding checks capacity and duplicates in the same step; removing hands ownership on by
+///   [`successor`] and deletes an emptied room in the same step ([`Departure`]).
+/// - A room's owner is always one of its members, with the owner role, and the only one.
+/// - Reads of an unknown room are empty, not errors.
 #[async_trait]
 pub trait MemberStore: Send + Sync {
     /// Adds a member, atomically checking capacity in the same step.
@@ -513,6 +549,17 @@ pub struct SeqRange {
 }
 
 /// Messages.
+///
+/// # Contract
+///
+/// - Sequence numbers are per room, start at 1, and are gapless and strictly increasing in
+///   commit order, whatever the number of concurrent writers or processes.
+/// - Every create, edit or delete takes the room's next change cursor, in the same step.
+/// - A transaction id belongs to its sender across all rooms until its message's room is
+///   deleted; a repeat returns the original without writing anything.
+/// - Tombstones keep their sequence number and are neither edited nor deleted again.
+/// - History and change reads cost the same however long the history is; an unknown room has
+///   none.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Appends a message to its room, atomically.
@@ -556,6 +603,11 @@ pub trait MessageStore: Send + Sync {
 }
 
 /// Read markers.
+///
+/// # Contract
+///
+/// - A marker only moves forward; an unread count is `last_seq - last_read_seq`, so the store
+///   keeps no count to drift.
 #[async_trait]
 pub trait ReadMarkerStore: Send + Sync {
     /// Moves the member's read marker to `max(current, seq)`, atomically; returns the marker.
@@ -567,6 +619,11 @@ pub trait ReadMarkerStore: Send + Sync {
 /// Counters of attempts in fixed windows, keyed by text (the failed-login lockout uses one per
 /// account): shared by every engine on the store, so a limit holds however requests are spread
 /// over processes.
+///
+/// # Contract
+///
+/// - Keys are opaque text; the store only counts. Time is the `now` passed in.
+/// - Of any number of concurrent attempts on one key, no more than `allowed` go ahead per window.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
     /// Counts one attempt against `key`, atomically, unless `allowed` attempts were already
@@ -607,6 +664,12 @@ pub struct Connection {
 }
 
 /// Live connections, the source of `online`.
+///
+/// # Contract
+///
+/// - A connection counts until it is closed or its expiry passes; a process that dies stops
+///   renewing, so its users go offline within the connection lifetime, with no cleanup needed.
+/// - Time is the `now` passed in.
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Records a connection.
