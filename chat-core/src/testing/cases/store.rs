@@ -379,6 +379,31 @@ pub async fn store_delete_room_removes_members_and_messages(h: Harness) {
         .await
         .unwrap();
     assert!(sent.created);
+    // A deleted direct conversation frees its pair: the next one is a new room.
+    let pair = |n| Room {
+        kind: RoomKind::Direct,
+        alias: None,
+        owner: None,
+        ..self::room(n, Some(2))
+    };
+    let (first, second) = (pair(200), pair(201));
+    let members = |room: &Room| [member(room, 1, Role::Member), member(room, 2, Role::Member)];
+    let [a, b] = members(&first);
+    store.find_or_create_direct(&first, [&a, &b]).await.unwrap();
+    store.delete_room(first.id).await.unwrap();
+    assert!(
+        store
+            .direct_room(UserId(id(1)), UserId(id(2)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let [a, b] = members(&second);
+    let (created, new) = store
+        .find_or_create_direct(&second, [&a, &b])
+        .await
+        .unwrap();
+    assert_eq!((created.id, new), (second.id, true));
 }
 
 pub async fn store_remove_member_hands_on_ownership_and_deletes_the_empty_room(h: Harness) {
