@@ -366,18 +366,6 @@ impl MemberStore for SledStore {
         read(&self.trees, Kind::Members, member_key(room, user))
     }
 
-    async fn room_with_member(
-        &self,
-        id: RoomId,
-        user: UserId,
-    ) -> StoreResult<Option<(Room, Option<Member>)>> {
-        let Some(room) = room(&self.trees, id)? else {
-            return Ok(None);
-        };
-        let member = read(&self.trees, Kind::Members, member_key(id, user))?;
-        Ok(Some((room, member)))
-    }
-
     async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>> {
         // Keyed by user, so a page reads the room's whole member list: bounded by the room's
         // capacity. An index by joining time would make it a range read.

@@ -160,13 +160,6 @@ impl MemberStore for CountingStore {
     async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>> {
         self.count().member(room, user).await
     }
-    async fn room_with_member(
-        &self,
-        room: RoomId,
-        user: UserId,
-    ) -> StoreResult<Option<(Room, Option<Member>)>> {
-        self.count().room_with_member(room, user).await
-    }
     async fn members(&self, room: RoomId, query: &MemberQuery) -> StoreResult<Vec<Member>> {
         self.count().members(room, query).await
     }

@@ -420,7 +420,7 @@ pub trait RoomStore: Send + Sync {
 /// - A room's owner is always one of its members, with the owner role, and the only one.
 /// - Reads of an unknown room are empty, not errors.
 #[async_trait]
-pub trait MemberStore: Send + Sync {
+pub trait MemberStore: RoomStore {
     /// Adds a member, atomically checking capacity in the same step.
     ///
     /// The stored member's `last_read_seq` is the room's `last_seq` at that moment (a newcomer
@@ -442,13 +442,21 @@ pub trait MemberStore: Send + Sync {
     /// The membership of `user` in `room`.
     async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>>;
 
-    /// The room and `user`'s membership in it (if any) in one read: the check in front of
-    /// nearly every operation. `None` when the room does not exist.
+    /// The room and `user`'s membership in it (if any): the check in front of nearly every
+    /// operation. `None` when the room does not exist.
+    ///
+    /// Provided as two reads ([`RoomStore::room`], then [`MemberStore::member`]); a backend that
+    /// can read both at once (a join, one lock) overrides it for speed.
     async fn room_with_member(
         &self,
         room: RoomId,
         user: UserId,
-    ) -> StoreResult<Option<(Room, Option<Member>)>>;
+    ) -> StoreResult<Option<(Room, Option<Member>)>> {
+        let Some(found) = self.room(room).await? else {
+            return Ok(None);
+        };
+        Ok(Some((found, self.member(room, user).await?)))
+    }
 
     /// The room's members, ordered by `joined_at`, then user id: a page after the cursor. An
     /// unknown room has none (no error).
