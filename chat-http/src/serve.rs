@@ -30,7 +30,8 @@ pub struct ConnectionLimits {
     /// server starts waiting for them: bytes trickling in do not extend it. The same bound
     /// closes a keep-alive connection that sits idle between requests.
     pub header_read_timeout: Duration,
-    /// How long, at most, requests in flight may finish once shutdown begins (default 5 s).
+    /// How long, at most, requests in flight and open WebSockets have to finish once shutdown
+    /// begins (default 5 s).
     pub shutdown_grace: Duration,
 }
 
@@ -93,9 +94,14 @@ pub async fn serve(
             tracing::debug!(%peer, "connection closed: at the connection limit");
             continue;
         };
+        let slot = ConnectionSlot {
+            _permit: Arc::new(slot),
+        };
         let app = app.clone();
+        let requests_slot = slot.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(requests_slot.clone());
             app.clone().oneshot(request.map(Body::new))
         });
         let connection = builder
@@ -128,6 +134,14 @@ pub async fn serve(
         tracing::info!("requests still in flight at the end of the shutdown grace");
     }
     Ok(())
+}
+
+/// A connection's place under [`ConnectionLimits::max_connections`], freed when the last
+/// holder lets go: the connection's own task, and the WebSocket it may have become (hyper's
+/// connection ends at the upgrade, while the socket keeps its descriptor).
+#[derive(Clone)]
+pub(crate) struct ConnectionSlot {
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Connection-level errors concern one client; anything else (out of descriptors, out of

@@ -25,6 +25,7 @@ use crate::auth::Actor;
 use crate::dto::{MemberOut, MessageOut, RoomOut, Status};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Query;
+use crate::serve::ConnectionSlot;
 
 /// `?ticket=` for browsers, which cannot set headers on a WebSocket.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -99,6 +100,8 @@ pub(crate) async fn events(
         // A host's own authentication: no login of ours to follow.
         Credentials::Actor(actor) => state.chat.subscribe(actor.user_id).await?,
     };
+    // Served by `chat_http::serve`: the socket keeps the connection's place in the cap.
+    let slot = parts.extensions.get::<ConnectionSlot>().cloned();
     let max = state.limits.max_ws_message_bytes;
     // Small buffers: an idle socket should cost little (tungstenite's defaults reserve 128 KiB
     // for reading alone). Frames wait in this socket's own queue, bounded in `serve`.
@@ -107,7 +110,7 @@ pub(crate) async fn events(
         .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve(socket, state, feed)))
+        .on_upgrade(move |socket| serve(socket, state, feed, slot)))
 }
 
 /// Whether reading failed on a message or frame over `max_ws_message_bytes`: the socket can
@@ -123,7 +126,12 @@ enum Credentials {
     Actor(Actor),
 }
 
-async fn serve(socket: WebSocket, state: AppState, mut feed: Subscription) {
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    mut feed: Subscription,
+    _slot: Option<ConnectionSlot>,
+) {
     let _open = state.sockets.open();
     let actor = Actor {
         user_id: feed.user(),

@@ -106,3 +106,18 @@ async fn connections_beyond_the_cap_are_closed_and_health_answers_once_one_leave
     }
     assert!(answered.unwrap().starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn websockets_count_against_the_cap() {
+    let app = App::new();
+    let (token, _) = app.signup("alice").await;
+    let base = app
+        .serve_with(ConnectionLimits::default().with_max_connections(2))
+        .await;
+    // An upgraded connection still holds a descriptor: it keeps its place in the cap.
+    let _socket = common::ws::connect(&base, Some(&token), None).await;
+    let _held = TcpStream::connect(&base).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(&base).await.unwrap();
+    assert!(closed_within(&mut third, Duration::from_secs(5)).await);
+}
