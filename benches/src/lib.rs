@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chat_core::clock::{Clock, SystemClock};
 use chat_core::store::{NewStoredMessage, Store};
-use chat_core::{Chat, MessageId, NewRoom, NewUser, Page, Room, UserId};
+use chat_core::{Chat, HistoryQuery, MessageId, NewRoom, NewUser, Room, UserId};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
@@ -124,7 +124,7 @@ pub fn bench_reads<G>(
         let room = fixture.room.id;
         group.bench_function(BenchmarkId::new("history_newest_50", size), |b| {
             b.iter(|| {
-                rt.block_on(fixture.chat.history(reader, room, Page::newest(50)))
+                rt.block_on(fixture.chat.history(reader, room, HistoryQuery::newest(50)))
                     .expect("history")
             })
         });

@@ -43,6 +43,7 @@ mod error;
 pub mod events;
 pub mod ids;
 mod message;
+mod page;
 mod room;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -55,9 +56,10 @@ pub use crate::config::{ChatConfig, HashCost};
 pub use crate::error::{BoxError, Conflict, Denied, Entity, Error, OpenError, Result, StoreError};
 pub use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 pub use crate::message::{
-    Changes, DirectConversation, HistoryPage, Message, NewMessage, Page, ReadState, RoomUnread,
-    Sent, UnreadSummary,
+    DirectConversation, HistoryQuery, Message, NewMessage, ReadState, RoomUnread, Sent,
+    UnreadSummary,
 };
+pub use crate::page::{MessageCursor, Page};
 pub use crate::room::{
     Member, MemberCursor, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility,
 };

@@ -103,7 +103,7 @@ pub struct Sent {
 /// before `before` (or the newest of all). Both bound the range. Pages are oldest first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Page {
+pub struct HistoryQuery {
     /// Only messages with a smaller sequence number.
     pub before: Option<u64>,
     /// Only messages with a larger sequence number.
@@ -112,7 +112,7 @@ pub struct Page {
     pub limit: Option<u32>,
 }
 
-impl Page {
+impl HistoryQuery {
     /// The newest `limit` messages.
     pub fn newest(limit: u32) -> Self {
         Self {
@@ -138,26 +138,6 @@ impl Page {
             ..Self::default()
         }
     }
-}
-
-/// A page of history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryPage {
-    /// The messages, oldest first; deleted ones are tombstones.
-    pub items: Vec<Message>,
-    /// Whether more messages lie beyond the page in the direction read.
-    pub has_more: bool,
-}
-
-/// The changes of a room after a cursor: messages created, edited or deleted, in change order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Changes {
-    /// Each changed message once, in its latest state, ordered by [`Message::change_id`].
-    pub items: Vec<Message>,
-    /// The cursor to ask from next time.
-    pub next_cursor: u64,
-    /// Whether more changes follow.
-    pub has_more: bool,
 }
 
 /// A user's read state in one room.

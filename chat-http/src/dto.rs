@@ -8,6 +8,8 @@ use chat_core::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -297,12 +299,46 @@ pub struct ListPage<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> ListPage<T> {
+    /// A core page, each item converted and the cursor written as text.
+    pub(crate) fn of<U: Into<T>, C: std::fmt::Display>(page: chat_core::Page<U, C>) -> Self {
+        Self {
+            next_cursor: page.next_cursor.as_ref().map(C::to_string),
+            items: page.items.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// The `cursor` of a list request: one of the `next_cursor`s this list gave.
+pub(crate) fn cursor<C: std::str::FromStr>(cursor: Option<&str>) -> ApiResult<Option<C>> {
+    cursor
+        .map(|cursor| {
+            cursor
+                .parse()
+                .map_err(|_| ApiError::malformed("cursor is not one this list gave"))
+        })
+        .transpose()
+}
+
 /// A page of history, oldest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryOut {
     pub items: Vec<MessageOut>,
     /// More messages lie beyond the page in the direction read.
     pub has_more: bool,
+    /// Where the next page starts: pass it as `before` when reading back, as `after` when
+    /// reading forward; `null` at the end.
+    pub next_cursor: Option<u64>,
+}
+
+impl From<chat_core::Page<chat_core::Message>> for HistoryOut {
+    fn from(page: chat_core::Page<chat_core::Message>) -> Self {
+        Self {
+            has_more: page.has_more(),
+            next_cursor: page.next_cursor,
+            items: page.items.into_iter().map(MessageOut::from).collect(),
+        }
+    }
 }
 
 /// The changes of a room after a cursor.

@@ -722,6 +722,14 @@ async fn messages_history_changes_and_read_state() {
     assert_eq!(summary.body["total"], 4);
     let unseen = app.get("/messages/unread?limit=3", &bob).await;
     assert_eq!(unseen.body["items"].as_array().unwrap().len(), 3);
+    let cursor = unseen.body["next_cursor"].as_str().expect("a cursor");
+    let rest = app
+        .get(&format!("/messages/unread?limit=3&cursor={cursor}"), &bob)
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest.body["next_cursor"], json!(null));
+    let forged = app.get("/messages/unread?cursor=12.nope", &bob).await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
     let marked = app
         .post(&format!("/rooms/{room}/read"), &bob, json!({ "seq": 6 }))
         .await;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_core::store::MemoryStore;
-use chat_core::{Chat, Error, NewMessage, NewRoom, NewUser, Page, UserId, Visibility};
+use chat_core::{Chat, Error, HistoryQuery, NewMessage, NewRoom, NewUser, UserId, Visibility};
 
 /// The host's own account system (a stand-in for its database and session handling).
 struct HostAccounts {
@@ -54,14 +54,16 @@ async fn main() -> Result<(), Error> {
     let frank = host
         .acting_user("session-of-frank")
         .expect("a known session");
-    let history = chat.history(frank, room.id, Page::newest(20)).await?;
+    let history = chat
+        .history(frank, room.id, HistoryQuery::newest(20))
+        .await?;
     println!("frank reads: {}", history.items[0].body);
 
     // Grace is not a member: the engine refuses her, whatever the host passes.
     let grace = host
         .acting_user("session-of-grace")
         .expect("a known session");
-    match chat.history(grace, room.id, Page::newest(20)).await {
+    match chat.history(grace, room.id, HistoryQuery::newest(20)).await {
         Err(Error::Forbidden(why)) => println!("grace is refused: {why}"),
         other => panic!("expected Forbidden, got {other:?}"),
     }

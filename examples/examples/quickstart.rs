@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chat_core::auth::LoginName;
 use chat_core::store::MemoryStore;
-use chat_core::{Chat, NewMessage, NewRoom, NewUser, Page};
+use chat_core::{Chat, HistoryQuery, NewMessage, NewRoom, NewUser};
 
 #[tokio::main]
 async fn main() -> Result<(), chat_core::Error> {
@@ -55,13 +55,13 @@ async fn main() -> Result<(), chat_core::Error> {
     }
 
     // Bob reads the room's history and marks it read.
-    let page = bobs_general.history(Page::newest(50)).await?;
+    let page = bobs_general.history(HistoryQuery::newest(50)).await?;
     let newest = page.items.last().map_or(0, |m| m.seq);
     let state = bobs_general.mark_read(newest).await?;
     println!("after reading: {} unread in general", state.unread);
 
     // What is left for Bob: the direct message.
-    for message in chat.unread_messages(bob.id(), None).await? {
+    for message in bob.unread_messages(None, None).await?.items {
         println!("still unread: {}", message.body);
     }
     assert_eq!(bob.unread().await?.total, 1);

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chat_core::{Chat, NewMessage, NewRoom, NewUser, Page};
+use chat_core::{Chat, HistoryQuery, NewMessage, NewRoom, NewUser};
 use chat_store_sqlite::SqliteStore;
 
 #[tokio::main]
@@ -40,21 +40,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Newest first page, then walk back with `before` until the beginning.
-    let mut page = chat.history(alice.id, room.id, Page::newest(10)).await?;
+    let mut page = chat
+        .history(alice.id, room.id, HistoryQuery::newest(10))
+        .await?;
     loop {
         let first = page.items.first().map_or(0, |m| m.seq);
         let last = page.items.last().map_or(0, |m| m.seq);
-        println!("  page: #{first}..#{last} (more before: {})", page.has_more);
-        if !page.has_more {
+        println!(
+            "  page: #{first}..#{last} (more before: {})",
+            page.has_more()
+        );
+        let Some(before) = page.next_cursor else {
             break;
-        }
+        };
         page = chat
-            .history(alice.id, room.id, Page::before(first, 10))
+            .history(alice.id, room.id, HistoryQuery::before(before, 10))
             .await?;
     }
 
     // Forward from a known point with `after`: what a client that saw #20 has missed.
-    let missed = chat.history(alice.id, room.id, Page::after(20, 10)).await?;
+    let missed = chat
+        .history(alice.id, room.id, HistoryQuery::after(20, 10))
+        .await?;
     let bodies: Vec<_> = missed.items.iter().map(|m| m.body.as_str()).collect();
     println!("after #20: {bodies:?}");
     assert_eq!(missed.items.len(), 5);

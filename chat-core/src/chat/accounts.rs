@@ -7,6 +7,7 @@ use crate::auth::{
 use crate::error::{Denied, Error, Result};
 use crate::events::Event;
 use crate::ids::{SessionId, UserId};
+use crate::page::Page;
 use crate::room::RoomKind;
 use crate::store::{IssuedToken, NewSession, RoomQuery, Rotation, TokenKind, UserQuery};
 use crate::user::{DirectoryEntry, NewUser, PasswordChange, Profile, User, UserUpdate, UserView};
@@ -364,9 +365,9 @@ impl Chat {
         search: Option<&str>,
         after: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Vec<DirectoryEntry>> {
+    ) -> Result<Page<DirectoryEntry, String>> {
         let users = self.find_users(actor, search, after, limit).await?;
-        Ok(users.iter().map(User::directory_entry).collect())
+        Ok(users.map(|user| user.directory_entry()))
     }
 
     /// Every field of every user, ordered by username: admins only.
@@ -376,7 +377,7 @@ impl Chat {
         search: Option<&str>,
         after: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Vec<User>> {
+    ) -> Result<Page<User, String>> {
         if !self.actor(actor).await?.is_admin {
             return Err(Error::Forbidden(Denied::NotAdmin));
         }
@@ -389,14 +390,16 @@ impl Chat {
         search: Option<&str>,
         after: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Vec<User>> {
+    ) -> Result<Page<User, String>> {
         self.actor(actor).await?;
+        let limit = self.page_limit(limit)?;
         let query = UserQuery {
             search: validate::optional_line("q", search, 100)?,
             after_username: after.map(str::to_ascii_lowercase),
-            limit: self.page_limit(limit)?,
+            limit: limit + 1,
         };
-        Ok(self.store.list_users(&query).await?)
+        let users = self.store.list_users(&query).await?;
+        Ok(Page::cut(users, limit, |user| user.username.clone()))
     }
 
     /// Changes a user: oneself, or anyone for an admin. Only admins grant or take admin rights,

@@ -10,9 +10,9 @@ use crate::error::Result;
 use crate::events::Subscription;
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::message::{
-    Changes, DirectConversation, HistoryPage, Message, NewMessage, Page, ReadState, Sent,
-    UnreadSummary,
+    DirectConversation, HistoryQuery, Message, NewMessage, ReadState, Sent, UnreadSummary,
 };
+use crate::page::{MessageCursor, Page};
 use crate::room::{Member, MemberCursor, Membership, NewRoom, Role, Room, RoomUpdate};
 use crate::user::{User, UserUpdate};
 
@@ -69,7 +69,7 @@ impl AsUser {
         search: Option<&str>,
         after: Option<RoomId>,
         limit: Option<u32>,
-    ) -> Result<Vec<Membership>> {
+    ) -> Result<Page<Membership, RoomId>> {
         self.chat
             .rooms_of(self.me, self.me, search, after, limit)
             .await
@@ -86,9 +86,31 @@ impl AsUser {
         Ok(self.room(room.id))
     }
 
-    /// The acting user's direct conversations ([`Chat::direct_conversations`]).
-    pub async fn direct_conversations(&self) -> Result<Vec<DirectConversation>> {
-        self.chat.direct_conversations(self.me).await
+    /// The acting user's direct conversations, paged ([`Chat::direct_conversations`]).
+    pub async fn direct_conversations(
+        &self,
+        after: Option<RoomId>,
+        limit: Option<u32>,
+    ) -> Result<Page<DirectConversation, RoomId>> {
+        self.chat.direct_conversations(self.me, after, limit).await
+    }
+
+    /// Messages the acting user has not read, paged ([`Chat::unread_messages`]).
+    pub async fn unread_messages(
+        &self,
+        after: Option<MessageCursor>,
+        limit: Option<u32>,
+    ) -> Result<Page<Message, MessageCursor>> {
+        self.chat.unread_messages(self.me, after, limit).await
+    }
+
+    /// Direct messages others sent the acting user, paged ([`Chat::messages_to_me`]).
+    pub async fn messages_to_me(
+        &self,
+        after: Option<MessageCursor>,
+        limit: Option<u32>,
+    ) -> Result<Page<Message, MessageCursor>> {
+        self.chat.messages_to_me(self.me, after, limit).await
     }
 
     /// Unread counts across the acting user's rooms ([`Chat::unread_summary`]).
@@ -142,12 +164,12 @@ impl InRoom {
     }
 
     /// A page of history ([`Chat::history`]).
-    pub async fn history(&self, page: Page) -> Result<HistoryPage> {
-        self.chat.history(self.me, self.room, page).await
+    pub async fn history(&self, query: HistoryQuery) -> Result<Page<Message>> {
+        self.chat.history(self.me, self.room, query).await
     }
 
     /// What changed after `cursor` ([`Chat::changes`]).
-    pub async fn changes(&self, cursor: u64, limit: Option<u32>) -> Result<Changes> {
+    pub async fn changes(&self, cursor: u64, limit: Option<u32>) -> Result<Page<Message>> {
         self.chat.changes(self.me, self.room, cursor, limit).await
     }
 
@@ -186,7 +208,7 @@ impl InRoom {
         &self,
         after: Option<MemberCursor>,
         limit: Option<u32>,
-    ) -> Result<Vec<Member>> {
+    ) -> Result<Page<Member, MemberCursor>> {
         self.chat.members(self.me, self.room, after, limit).await
     }
 

@@ -4,7 +4,8 @@ use super::Chat;
 use crate::error::{Conflict, Denied, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{MessageId, RoomId, UserId};
-use crate::message::{Changes, HistoryPage, Message, NewMessage, Page, Sent};
+use crate::message::{HistoryQuery, Message, NewMessage, Sent};
+use crate::page::Page;
 use crate::room::{Role, Room};
 use crate::store::{NewStoredMessage, SeqRange};
 use crate::validate;
@@ -160,10 +161,18 @@ impl Chat {
         Ok(message.seen_by(actor))
     }
 
-    /// A page of a room's history, oldest first (see [`Page`]): for members.
-    pub async fn history(&self, actor: UserId, room_id: RoomId, page: Page) -> Result<HistoryPage> {
+    /// A page of a room's history, oldest first (see [`HistoryQuery`]): for members.
+    ///
+    /// `next_cursor` continues in the direction read: pass it as `before` when reading back,
+    /// as `after` when reading forward.
+    pub async fn history(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        query: HistoryQuery,
+    ) -> Result<Page<Message>> {
         self.membership(actor, room_id).await?;
-        self.page(room_id, page, actor).await
+        self.page(room_id, query, actor).await
     }
 
     /// Reads `limit + 1` messages to learn whether more lie beyond the page; as `viewer` sees
@@ -171,26 +180,27 @@ impl Chat {
     pub(super) async fn page(
         &self,
         room_id: RoomId,
-        page: Page,
+        query: HistoryQuery,
         viewer: UserId,
-    ) -> Result<HistoryPage> {
-        let limit = self.page_limit(page.limit)?;
+    ) -> Result<Page<Message>> {
+        let limit = self.page_limit(query.limit)?;
         let range = SeqRange {
-            before: page.before,
-            after: page.after,
+            before: query.before,
+            after: query.after,
             limit: limit + 1,
         };
-        let mut items = self.store.messages(room_id, range).await?;
-        let has_more = items.len() > limit as usize;
-        if has_more {
-            if page.after.is_some() {
-                items.truncate(limit as usize);
-            } else {
-                items.remove(0);
-            }
+        let items = self.store.messages(room_id, range).await?;
+        let mut items: Vec<Message> = items.into_iter().map(|m| m.seen_by(viewer)).collect();
+        if query.after.is_some() {
+            return Ok(Page::cut(items, limit, |m| m.seq));
         }
-        let items = items.into_iter().map(|m| m.seen_by(viewer)).collect();
-        Ok(HistoryPage { items, has_more })
+        // Reading back, the extra message is the oldest one.
+        if items.len() > limit as usize {
+            items.remove(0);
+            let next_cursor = items.first().map(|m| m.seq);
+            return Ok(Page { items, next_cursor });
+        }
+        Ok(Page::last(items))
     }
 
     /// The history of the actor's direct conversation with `other` (empty if there is none).
@@ -198,39 +208,30 @@ impl Chat {
         &self,
         actor: UserId,
         other: UserId,
-        page: Page,
-    ) -> Result<HistoryPage> {
+        query: HistoryQuery,
+    ) -> Result<Page<Message>> {
         self.actor(actor).await?;
         match self.store.direct_room(actor, other).await? {
-            Some(room) => self.page(room.id, page, actor).await,
-            None => Ok(HistoryPage {
-                items: Vec::new(),
-                has_more: false,
-            }),
+            Some(room) => self.page(room.id, query, actor).await,
+            None => Ok(Page::last(Vec::new())),
         }
     }
 
     /// Every change of a room after `cursor` — messages created, edited or deleted — each
     /// message once in its latest state, in change order: what a client that was away must
-    /// apply to be exactly up to date. Start from 0; continue from `next_cursor`.
+    /// apply to be exactly up to date. Start from 0; continue from `next_cursor` while there is
+    /// one, then from the last item's [`Message::change_id`].
     pub async fn changes(
         &self,
         actor: UserId,
         room_id: RoomId,
         cursor: u64,
         limit: Option<u32>,
-    ) -> Result<Changes> {
+    ) -> Result<Page<Message>> {
         self.membership(actor, room_id).await?;
         let limit = validate::limit(limit, self.config.max_page_size, self.config.max_page_size)?;
-        let mut items = self.store.changes(room_id, cursor, limit + 1).await?;
-        let has_more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        let items: Vec<Message> = items.into_iter().map(|m| m.seen_by(actor)).collect();
-        let next_cursor = items.last().map_or(cursor, |m| m.change_id);
-        Ok(Changes {
-            items,
-            next_cursor,
-            has_more,
-        })
+        let items = self.store.changes(room_id, cursor, limit + 1).await?;
+        let items = items.into_iter().map(|m| m.seen_by(actor)).collect();
+        Ok(Page::cut(items, limit, |m| m.change_id))
     }
 }

@@ -4,7 +4,10 @@ use super::Chat;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
-use crate::message::{DirectConversation, Message, Page, ReadState, RoomUnread, UnreadSummary};
+use crate::message::{
+    DirectConversation, HistoryQuery, Message, ReadState, RoomUnread, UnreadSummary,
+};
+use crate::page::{MessageCursor, Page};
 use crate::room::{Member, Room, RoomKind};
 use crate::store::{MemberQuery, RoomQuery, SeqRange};
 use crate::validate;
@@ -69,40 +72,86 @@ impl Chat {
         Ok(summary)
     }
 
-    /// The actor's unread messages across all rooms ("unseen"), oldest first, at most `limit`;
-    /// deleted messages left out.
-    pub async fn unread_messages(&self, actor: UserId, limit: Option<u32>) -> Result<Vec<Message>> {
-        let limit = self.page_limit(limit)?;
-        let mut unread = Vec::new();
-        for (room, member) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
-            if room.last_seq > member.last_read_seq {
-                let range = SeqRange {
-                    before: None,
-                    after: Some(member.last_read_seq),
-                    limit,
-                };
-                unread.extend(self.store.messages(room.id, range).await?);
-            }
-        }
-        Ok(Self::newest_by_others(unread, actor, limit, false))
+    /// The actor's unread messages ("unseen") others sent, deleted ones left out: room by room
+    /// in room id order, each room's oldest first. Continue after `next_cursor`.
+    pub async fn unread_messages(
+        &self,
+        actor: UserId,
+        after: Option<MessageCursor>,
+        limit: Option<u32>,
+    ) -> Result<Page<Message, MessageCursor>> {
+        self.messages_across(actor, Across::Unread, after, limit)
+            .await
     }
 
-    /// Direct messages others sent to the actor, newest first, at most `limit`; deleted
-    /// messages left out.
-    pub async fn messages_to_me(&self, actor: UserId, limit: Option<u32>) -> Result<Vec<Message>> {
+    /// Direct messages others sent to the actor, deleted ones left out: conversation by
+    /// conversation in room id order, each one's newest first. Continue after `next_cursor`.
+    pub async fn messages_to_me(
+        &self,
+        actor: UserId,
+        after: Option<MessageCursor>,
+        limit: Option<u32>,
+    ) -> Result<Page<Message, MessageCursor>> {
+        self.messages_across(actor, Across::ToMe, after, limit)
+            .await
+    }
+
+    /// Walks the actor's rooms in id order from the cursor, reading each room's messages in
+    /// batches of what the page still lacks. A page costs one read of the actor's rooms and at
+    /// most `limit` reads of messages; where that budget runs out, the page ends short.
+    async fn messages_across(
+        &self,
+        actor: UserId,
+        across: Across,
+        after: Option<MessageCursor>,
+        limit: Option<u32>,
+    ) -> Result<Page<Message, MessageCursor>> {
         let limit = self.page_limit(limit)?;
-        let mut received = Vec::new();
-        for (room, _) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
-            if room.kind == RoomKind::Direct {
-                let range = SeqRange {
-                    before: None,
-                    after: None,
-                    limit,
+        self.actor(actor).await?;
+        let mut items = Vec::new();
+        let mut reads = 0;
+        let rooms = self.store.rooms_of_user(actor, &RoomQuery::ALL).await?;
+        let from_cursor = rooms
+            .into_iter()
+            .skip_while(|(room, _)| after.is_some_and(|c| room.id < c.room_id));
+        for (room, member) in from_cursor {
+            let mut from = after.filter(|c| c.room_id == room.id).map(|c| c.seq);
+            loop {
+                let wanted = limit - items.len() as u32;
+                let Some(range) = across.range(&room, &member, from, wanted) else {
+                    break;
                 };
-                received.extend(self.store.messages(room.id, range).await?);
+                if wanted == 0 || reads == limit {
+                    let seq = from.unwrap_or(across.start());
+                    let next_cursor = Some(MessageCursor {
+                        room_id: room.id,
+                        seq,
+                    });
+                    return Ok(Page { items, next_cursor });
+                }
+                let batch = self.store.messages(room.id, range).await?;
+                reads += 1;
+                let exhausted = batch.len() < wanted as usize;
+                from = match across {
+                    Across::Unread => batch.last(),
+                    Across::ToMe => batch.first(),
+                }
+                .map(|m| m.seq);
+                let mut kept: Vec<Message> = batch
+                    .into_iter()
+                    .filter(|m| m.sender != actor && !m.is_deleted())
+                    .map(|m| m.seen_by(actor))
+                    .collect();
+                if across == Across::ToMe {
+                    kept.reverse();
+                }
+                items.extend(kept);
+                if exhausted {
+                    break;
+                }
             }
         }
-        Ok(Self::newest_by_others(received, actor, limit, true))
+        Ok(Page::last(items))
     }
 
     /// A page size asked for, checked: the default when none, at most `max_page_size`.
@@ -114,33 +163,29 @@ impl Chat {
         )
     }
 
-    /// Live messages not sent by `actor`, in time order (newest first when asked), cut to
-    /// `limit`.
-    fn newest_by_others(
-        mut messages: Vec<Message>,
+    /// The actor's direct conversations in room id order (oldest conversation first), each with
+    /// the other person, the newest message and the unread count. Continue after `next_cursor`.
+    pub async fn direct_conversations(
+        &self,
         actor: UserId,
-        limit: u32,
-        newest_first: bool,
-    ) -> Vec<Message> {
-        messages.retain(|m| m.sender != actor && !m.is_deleted());
-        let mut messages: Vec<Message> = messages.into_iter().map(|m| m.seen_by(actor)).collect();
-        messages.sort_by_key(|m| (m.created_at, m.room_id, m.seq));
-        if newest_first {
-            messages.reverse();
-        }
-        messages.truncate(limit as usize);
-        messages
-    }
-
-    /// The actor's direct conversations, each with the other person, the newest message and
-    /// the unread count; most recently active first.
-    pub async fn direct_conversations(&self, actor: UserId) -> Result<Vec<DirectConversation>> {
+        after: Option<RoomId>,
+        limit: Option<u32>,
+    ) -> Result<Page<DirectConversation, RoomId>> {
         self.actor(actor).await?;
-        let mut conversations = Vec::new();
-        for (room, member) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
-            if room.kind != RoomKind::Direct {
-                continue;
-            }
+        let limit = self.page_limit(limit)?;
+        let query = RoomQuery {
+            after,
+            ..RoomQuery::ALL
+        };
+        let rooms = self.store.rooms_of_user(actor, &query).await?;
+        let direct = rooms
+            .into_iter()
+            .filter(|(room, _)| room.kind == RoomKind::Direct)
+            .take(limit as usize + 1)
+            .collect();
+        let page = Page::cut(direct, limit, |(room, _): &(Room, Member)| room.id);
+        let mut items = Vec::with_capacity(page.items.len());
+        for (room, member) in page.items {
             let other = self
                 .store
                 .members(room.id, &MemberQuery::ALL)
@@ -151,22 +196,67 @@ impl Chat {
                 Some(other) => self.store.user(other.user_id).await?,
                 None => None,
             };
-            let newest = self.page(room.id, Page::newest(1), actor).await?;
-            let last_message = newest.items.into_iter().next();
-            conversations.push(DirectConversation {
+            let newest = self.page(room.id, HistoryQuery::newest(1), actor).await?;
+            items.push(DirectConversation {
                 unread: read_state(&room, &member).unread,
                 other: other.map(|user| user.directory_entry()),
-                last_message,
+                last_message: newest.items.into_iter().next(),
                 room,
             });
         }
-        conversations.sort_by_key(|c| {
-            std::cmp::Reverse(
-                c.last_message
-                    .as_ref()
-                    .map_or(c.room.created_at, |m| m.created_at),
-            )
-        });
-        Ok(conversations)
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
+    }
+}
+
+/// Which messages of each room a cross-room list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Across {
+    /// Those after the member's read marker, oldest first.
+    Unread,
+    /// Those of direct conversations, newest first.
+    ToMe,
+}
+
+impl Across {
+    /// Where a room's walk starts: the first unread message, or the newest one.
+    fn start(self) -> u64 {
+        match self {
+            Self::Unread => 0,
+            Self::ToMe => u64::MAX,
+        }
+    }
+
+    /// The batch to read in `room`, continuing from `from` when the cursor ended in it; `None`
+    /// when the room has nothing to show.
+    fn range(
+        self,
+        room: &Room,
+        member: &Member,
+        from: Option<u64>,
+        limit: u32,
+    ) -> Option<SeqRange> {
+        match self {
+            Self::Unread => {
+                let after = from.unwrap_or(self.start()).max(member.last_read_seq);
+                (after < room.last_seq).then_some(SeqRange {
+                    before: None,
+                    after: Some(after),
+                    limit,
+                })
+            }
+            Self::ToMe => {
+                let before = from.unwrap_or(self.start());
+                (room.kind == RoomKind::Direct && room.last_seq > 0 && before > 1).then_some(
+                    SeqRange {
+                        before: Some(before),
+                        after: None,
+                        limit,
+                    },
+                )
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@ use super::Chat;
 use crate::error::{Conflict, Denied, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
+use crate::page::Page;
 use crate::room::{
     Member, MemberCursor, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility,
 };
@@ -126,10 +127,11 @@ impl Chat {
         search: Option<&str>,
         after: Option<RoomId>,
         limit: Option<u32>,
-    ) -> Result<Vec<Room>> {
+    ) -> Result<Page<Room, RoomId>> {
         self.actor(actor).await?;
-        let query = self.room_query(search, after, limit)?;
-        Ok(self.store.list_public_rooms(&query).await?)
+        let (query, limit) = self.room_query(search, after, limit)?;
+        let rooms = self.store.list_public_rooms(&query).await?;
+        Ok(Page::cut(rooms, limit, |room| room.id))
     }
 
     /// The rooms and direct conversations a user belongs to, ordered by room id, after the
@@ -142,33 +144,33 @@ impl Chat {
         search: Option<&str>,
         after: Option<RoomId>,
         limit: Option<u32>,
-    ) -> Result<Vec<Membership>> {
+    ) -> Result<Page<Membership, RoomId>> {
         let me = self.actor(actor).await?;
         if me.id != user && !me.is_admin {
             return Err(Error::Forbidden(Denied::NotAdmin));
         }
         self.user_exists(user).await?;
-        let query = self.room_query(search, after, limit)?;
-        Ok(self
-            .store
-            .rooms_of_user(user, &query)
-            .await?
-            .into_iter()
-            .map(|(room, member)| Membership { room, member })
-            .collect())
+        let (query, limit) = self.room_query(search, after, limit)?;
+        let rooms = self.store.rooms_of_user(user, &query).await?;
+        let rooms = Page::cut(rooms, limit, |(room, _)| room.id);
+        Ok(rooms.map(|(room, member)| Membership { room, member }))
     }
 
+    /// The page size, and a store query for one room more, which tells whether another page
+    /// follows.
     fn room_query(
         &self,
         search: Option<&str>,
         after: Option<RoomId>,
         limit: Option<u32>,
-    ) -> Result<RoomQuery> {
-        Ok(RoomQuery {
+    ) -> Result<(RoomQuery, u32)> {
+        let limit = self.page_limit(limit)?;
+        let query = RoomQuery {
             search: validate::optional_line("q", search, 100)?,
             after,
-            limit: self.page_limit(limit)?,
-        })
+            limit: limit + 1,
+        };
+        Ok((query, limit))
     }
 
     /// Edits a group room: its owner or admins.
@@ -463,13 +465,15 @@ impl Chat {
         room_id: RoomId,
         after: Option<MemberCursor>,
         limit: Option<u32>,
-    ) -> Result<Vec<Member>> {
+    ) -> Result<Page<Member, MemberCursor>> {
         self.visible_room(actor, room_id).await?;
+        let limit = self.page_limit(limit)?;
         let query = MemberQuery {
             after,
-            limit: self.page_limit(limit)?,
+            limit: limit + 1,
         };
-        Ok(self.store.members(room_id, &query).await?)
+        let members = self.store.members(room_id, &query).await?;
+        Ok(Page::cut(members, limit, MemberCursor::of))
     }
 
     /// One member of a room: for members, or anyone when it is public.

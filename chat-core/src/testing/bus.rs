@@ -240,7 +240,7 @@ pub async fn bus_reconnecting_subscriber_loses_nothing_after_catch_up(h: BusHarn
     }
     let mut seen = message_seqs(&mut feed, room.id, 5).await;
     let cursor = b
-        .history(bob.id, room.id, crate::Page::newest(50))
+        .history(bob.id, room.id, crate::HistoryQuery::newest(50))
         .await
         .unwrap()
         .items

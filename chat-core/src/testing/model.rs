@@ -7,7 +7,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::{Harness, TestChat, memory_store};
 use crate::{
-    MessageId, NewMessage, NewRoom, NewUser, Page, Role, RoomId, RoomUpdate, UserId, Visibility,
+    HistoryQuery, MessageId, NewMessage, NewRoom, NewUser, Role, RoomId, RoomUpdate, UserId,
+    Visibility,
 };
 
 /// One operation; small numbers pick among the users, rooms and messages made so far.
@@ -234,7 +235,7 @@ async fn apply(chat: &TestChat, made: &Made, op: &Op) -> String {
             after,
             limit,
         } => {
-            let page = Page {
+            let page = HistoryQuery {
                 before: before.map(u64::from),
                 after: after.map(u64::from),
                 limit: Some(u32::from(limit)),
@@ -248,8 +249,8 @@ async fn apply(chat: &TestChat, made: &Made, op: &Op) -> String {
         Op::Unread { user } => {
             let user = made.user(user);
             let summary = chat.unread_summary(user).await;
-            let messages = chat.unread_messages(user, None).await;
-            let direct = chat.direct_conversations(user).await;
+            let messages = chat.unread_messages(user, None, None).await;
+            let direct = chat.direct_conversations(user, None, None).await;
             format!("{} {} {}", show(summary), show(messages), show(direct))
         }
         Op::SetCapacity {

@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::auth::{Actor, bearer};
 use crate::dto::{
     ListPage, ListQuery, LoginIn, RefreshIn, RegisterIn, RoomOut, TicketOut, TokensOut, UserOut,
-    UserPatch, user_id,
+    UserPatch, cursor, user_id,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ClientIp, Json, Path, Query};
@@ -189,34 +189,24 @@ pub(crate) async fn list_users(
 ) -> Out<ListPage<UserOut>> {
     let me = state.chat.user(actor.user_id, actor.user_id).await?;
     let (q, after) = (query.q.as_deref(), query.cursor.as_deref());
-    let items: Vec<UserOut> = if me.is_admin {
+    let page = if me.is_admin {
         let users = state.chat.list_users(me.id, q, after, query.limit).await?;
-        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let ids: Vec<UserId> = users.items.iter().map(|u| u.id).collect();
         let online = state.online(me.id, &ids).await?;
-        users
-            .into_iter()
-            .map(|u| {
-                let online = online.contains(&u.id);
-                UserOut::full(u, online)
-            })
-            .collect()
+        users.map(|u| {
+            let online = online.contains(&u.id);
+            UserOut::full(u, online)
+        })
     } else {
         let entries = state.chat.directory(me.id, q, after, query.limit).await?;
-        let ids: Vec<UserId> = entries.iter().map(|e| e.id).collect();
+        let ids: Vec<UserId> = entries.items.iter().map(|e| e.id).collect();
         let online = state.online(me.id, &ids).await?;
-        entries
-            .into_iter()
-            .map(|e| {
-                let online = online.contains(&e.id);
-                UserOut::public(e, online)
-            })
-            .collect()
+        entries.map(|e| {
+            let online = online.contains(&e.id);
+            UserOut::public(e, online)
+        })
     };
-    let limit = query.limit.unwrap_or(state.chat.config().default_page_size) as usize;
-    let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(|u| u.username.clone()))
-        .flatten();
-    Ok(axum::Json(ListPage { items, next_cursor }))
+    Ok(axum::Json(ListPage::of(page)))
 }
 
 /// A user: oneself or, for admins, anyone; others see the public entry.
@@ -299,7 +289,7 @@ pub(crate) async fn user_rooms(
     Path(id): Path<Uuid>,
     Query(query): Query<ListQuery>,
 ) -> Out<ListPage<RoomOut>> {
-    let after = super::rooms::room_cursor(query.cursor.as_deref())?;
+    let after = cursor(query.cursor.as_deref())?;
     let rooms = state
         .chat
         .rooms_of(
@@ -310,10 +300,5 @@ pub(crate) async fn user_rooms(
             query.limit,
         )
         .await?;
-    let rooms = rooms.into_iter().map(|m| m.room).collect();
-    Ok(axum::Json(super::rooms::room_page(
-        &state,
-        rooms,
-        query.limit,
-    )))
+    Ok(axum::Json(ListPage::of(rooms.map(|m| m.room))))
 }

@@ -2,14 +2,15 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_core::{HistoryPage, Page, Sent, UserId};
+use chat_core::{MessageCursor, Sent, UserId};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::dto::{
-    ChangesOut, ChangesQuery, ConversationOut, EditIn, HistoryOut, HistoryQuery, LimitQuery,
-    ListPage, MessageIn, MessageOut, RoomUnreadOut, UnreadSummaryOut, UserOut, room_id, user_id,
+    ChangesOut, ChangesQuery, ConversationOut, EditIn, HistoryOut, HistoryQuery, ListPage,
+    MessageIn, MessageOut, PageQuery, RoomUnreadOut, UnreadSummaryOut, UserOut, cursor, room_id,
+    user_id,
 };
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
@@ -27,15 +28,8 @@ fn sent(state: &AppState, sent: Sent) -> (StatusCode, axum::Json<MessageOut>) {
     (status, axum::Json(MessageOut::from(sent.message)))
 }
 
-fn history(page: HistoryPage) -> axum::Json<HistoryOut> {
-    axum::Json(HistoryOut {
-        items: page.items.into_iter().map(MessageOut::from).collect(),
-        has_more: page.has_more,
-    })
-}
-
-fn page(query: HistoryQuery) -> Page {
-    Page {
+fn history_query(query: HistoryQuery) -> chat_core::HistoryQuery {
+    chat_core::HistoryQuery {
         before: query.before,
         after: query.after,
         limit: query.limit,
@@ -76,9 +70,9 @@ pub(crate) async fn list(
 ) -> ApiResult<axum::Json<HistoryOut>> {
     let found = state
         .chat
-        .history(actor.user_id, room_id(id), page(query))
+        .history(actor.user_id, room_id(id), history_query(query))
         .await?;
-    Ok(history(found))
+    Ok(axum::Json(found.into()))
 }
 
 /// Everything that changed after a cursor — new, edited and deleted messages — for catching
@@ -97,10 +91,15 @@ pub(crate) async fn changes(
         .chat
         .changes(actor.user_id, room_id(id), query.since, query.limit)
         .await?;
+    // Caught up, the client goes on from the last change it saw.
+    let next_cursor = changes
+        .next_cursor
+        .or(changes.items.last().map(|m| m.change_id))
+        .unwrap_or(query.since);
     Ok(axum::Json(ChangesOut {
+        has_more: changes.has_more(),
         items: changes.items.into_iter().map(MessageOut::from).collect(),
-        next_cursor: changes.next_cursor,
-        has_more: changes.has_more,
+        next_cursor,
     }))
 }
 
@@ -160,36 +159,36 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// My direct conversations, most recent first.
-#[utoipa::path(get, path = "/direct", tag = "direct",
+/// My direct conversations, oldest first, paged.
+#[utoipa::path(get, path = "/direct", tag = "direct", params(PageQuery),
     responses((status = 200, body = ListPage<ConversationOut>), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn conversations(
     State(state): State<AppState>,
     actor: Actor,
+    Query(query): Query<PageQuery>,
 ) -> Out<ListPage<ConversationOut>> {
-    let conversations = state.chat.direct_conversations(actor.user_id).await?;
+    let after = cursor(query.cursor.as_deref())?;
+    let conversations = state
+        .chat
+        .direct_conversations(actor.user_id, after, query.limit)
+        .await?;
     let others: Vec<UserId> = conversations
+        .items
         .iter()
         .filter_map(|c| c.other.as_ref().map(|o| o.id))
         .collect();
     let online = state.online(actor.user_id, &others).await?;
-    let items = conversations
-        .into_iter()
-        .map(|c| ConversationOut {
-            room: c.room.into(),
-            other: c.other.map(|other| {
-                let online = online.contains(&other.id);
-                UserOut::public(other, online)
-            }),
-            last_message: c.last_message.map(MessageOut::from),
-            unread: c.unread,
-        })
-        .collect();
-    Ok(axum::Json(ListPage {
-        items,
-        next_cursor: None,
-    }))
+    let conversations = conversations.map(|c| ConversationOut {
+        room: c.room.into(),
+        other: c.other.map(|other| {
+            let online = online.contains(&other.id);
+            UserOut::public(other, online)
+        }),
+        last_message: c.last_message.map(MessageOut::from),
+        unread: c.unread,
+    });
+    Ok(axum::Json(ListPage::of(conversations)))
 }
 
 /// Send a direct message (the conversation is created on first use).
@@ -225,9 +224,9 @@ pub(crate) async fn direct_history(
 ) -> ApiResult<axum::Json<HistoryOut>> {
     let found = state
         .chat
-        .direct_history(actor.user_id, user_id(other), page(query))
+        .direct_history(actor.user_id, user_id(other), history_query(query))
         .await?;
-    Ok(history(found))
+    Ok(axum::Json(found.into()))
 }
 
 /// Unread counts across my rooms.
@@ -252,41 +251,36 @@ pub(crate) async fn unread_summary(
     }))
 }
 
-fn messages(items: Vec<chat_core::Message>) -> axum::Json<ListPage<MessageOut>> {
-    axum::Json(ListPage {
-        items: items.into_iter().map(MessageOut::from).collect(),
-        next_cursor: None,
-    })
-}
-
-/// My unread messages across rooms, oldest first.
-#[utoipa::path(get, path = "/messages/unread", tag = "read state", params(LimitQuery),
+/// My unread messages, room by room, each room's oldest first.
+#[utoipa::path(get, path = "/messages/unread", tag = "read state", params(PageQuery),
     responses((status = 200, body = ListPage<MessageOut>), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn unread_messages(
     State(state): State<AppState>,
     actor: Actor,
-    Query(query): Query<LimitQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Out<ListPage<MessageOut>> {
+    let after: Option<MessageCursor> = cursor(query.cursor.as_deref())?;
     let found = state
         .chat
-        .unread_messages(actor.user_id, query.limit)
+        .unread_messages(actor.user_id, after, query.limit)
         .await?;
-    Ok(messages(found))
+    Ok(axum::Json(ListPage::of(found)))
 }
 
-/// Direct messages others sent me, newest first.
-#[utoipa::path(get, path = "/messages/received", tag = "direct", params(LimitQuery),
+/// Direct messages others sent me, conversation by conversation, each one's newest first.
+#[utoipa::path(get, path = "/messages/received", tag = "direct", params(PageQuery),
     responses((status = 200, body = ListPage<MessageOut>), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn received(
     State(state): State<AppState>,
     actor: Actor,
-    Query(query): Query<LimitQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Out<ListPage<MessageOut>> {
+    let after: Option<MessageCursor> = cursor(query.cursor.as_deref())?;
     let found = state
         .chat
-        .messages_to_me(actor.user_id, query.limit)
+        .messages_to_me(actor.user_id, after, query.limit)
         .await?;
-    Ok(messages(found))
+    Ok(axum::Json(ListPage::of(found)))
 }

@@ -2,16 +2,16 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_core::{MemberCursor, NewRoom, Role, Room, RoomId, RoomUpdate};
+use chat_core::{MemberCursor, NewRoom, Role, RoomUpdate};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::dto::{
     JoinIn, ListPage, MarkedOut, MemberIn, MemberOut, OwnerIn, PageQuery, ReadIn, RoomIn, RoomOut,
-    RoomPatch, RoomsQuery, UnreadOut, room_id, user_id,
+    RoomPatch, RoomsQuery, UnreadOut, cursor, room_id, user_id,
 };
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrDefault, Path, Query};
 
 type Out<T> = ApiResult<axum::Json<T>>;
@@ -47,48 +47,21 @@ pub(crate) async fn list_rooms(
     actor: Actor,
     Query(query): Query<RoomsQuery>,
 ) -> Out<ListPage<RoomOut>> {
-    let after = room_cursor(query.cursor.as_deref())?;
+    let after = cursor(query.cursor.as_deref())?;
     let q = query.q.as_deref();
     let rooms = if query.mine == Some(true) {
         let mine = state
             .chat
             .rooms_of(actor.user_id, actor.user_id, q, after, query.limit)
             .await?;
-        mine.into_iter().map(|m| m.room).collect()
+        mine.map(|m| m.room)
     } else {
         state
             .chat
             .public_rooms(actor.user_id, q, after, query.limit)
             .await?
     };
-    Ok(axum::Json(room_page(&state, rooms, query.limit)))
-}
-
-/// A room list's `cursor`: the id of the last room of the page before.
-pub(crate) fn room_cursor(cursor: Option<&str>) -> ApiResult<Option<RoomId>> {
-    cursor
-        .map(|cursor| {
-            cursor
-                .parse()
-                .map_err(|_| ApiError::malformed("cursor is not a room id"))
-        })
-        .transpose()
-}
-
-/// A page of rooms, with a cursor when it is full (there may be more).
-pub(crate) fn room_page(
-    state: &AppState,
-    rooms: Vec<Room>,
-    limit: Option<u32>,
-) -> ListPage<RoomOut> {
-    let limit = limit.unwrap_or(state.chat.config().default_page_size) as usize;
-    let next_cursor = (rooms.len() == limit)
-        .then(|| rooms.last().map(|r| r.id.to_string()))
-        .flatten();
-    ListPage {
-        items: rooms.into_iter().map(Into::into).collect(),
-        next_cursor,
-    }
+    Ok(axum::Json(ListPage::of(rooms)))
 }
 
 /// A room: for members, or anyone when public.
@@ -184,24 +157,12 @@ pub(crate) async fn members(
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Out<ListPage<MemberOut>> {
-    let after = query
-        .cursor
-        .as_deref()
-        .map(str::parse::<MemberCursor>)
-        .transpose()
-        .map_err(|_| ApiError::malformed("cursor is not a member cursor"))?;
+    let after: Option<MemberCursor> = cursor(query.cursor.as_deref())?;
     let members = state
         .chat
         .members(actor.user_id, room_id(id), after, query.limit)
         .await?;
-    let limit = query.limit.unwrap_or(state.chat.config().default_page_size) as usize;
-    let next_cursor = (members.len() == limit)
-        .then(|| members.last().map(|m| MemberCursor::of(m).to_string()))
-        .flatten();
-    Ok(axum::Json(ListPage {
-        items: members.into_iter().map(Into::into).collect(),
-        next_cursor,
-    }))
+    Ok(axum::Json(ListPage::of(members)))
 }
 
 /// Add a member, or change an existing member's role: owner and admins (roles: the owner).

@@ -1,7 +1,7 @@
 //! Direct conversations between two users.
 
 use crate::testing::Harness;
-use crate::{Denied, Entity, Error, NewMessage, Page, Role, RoomKind, RoomUpdate, UserId};
+use crate::{Denied, Entity, Error, HistoryQuery, NewMessage, Role, RoomKind, RoomUpdate, UserId};
 
 pub async fn direct_conversation_is_created_once_per_pair(h: Harness) {
     let chat = h.chat().await;
@@ -27,20 +27,21 @@ pub async fn direct_conversation_is_created_once_per_pair(h: Harness) {
     assert_ne!(other.id, room.id);
 
     let history = chat
-        .direct_history(alice.id, bob.id, Page::default())
+        .direct_history(alice.id, bob.id, HistoryQuery::default())
         .await
         .unwrap();
     let bodies: Vec<_> = history.items.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["hi bob", "hi alice"]);
     assert!(
-        chat.direct_history(bob.id, carol.id, Page::default())
+        chat.direct_history(bob.id, carol.id, HistoryQuery::default())
             .await
             .unwrap()
             .items
             .is_empty()
     );
     assert_err!(
-        chat.history(carol.id, room.id, Page::default()).await,
+        chat.history(carol.id, room.id, HistoryQuery::default())
+            .await,
         Error::Forbidden(_)
     );
     assert_err!(chat.room(carol.id, room.id).await, Error::Forbidden(_));
@@ -90,6 +91,7 @@ pub async fn direct_conversations_cannot_be_joined_left_or_managed(h: Harness) {
         chat.public_rooms(carol.id, None, None, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 }
@@ -111,24 +113,43 @@ pub async fn direct_conversations_list_other_user_last_message_and_unread(h: Har
         .unwrap();
     chat.new_room(&alice, "not direct").await;
 
-    let list = chat.direct_conversations(alice.id).await.unwrap();
-    assert_eq!(list.len(), 2);
+    let list = chat
+        .direct_conversations(alice.id, None, None)
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 2);
+    assert_eq!(list.next_cursor, None);
+    let [with_bob, with_carol] = &list.items[..] else {
+        unreachable!()
+    };
     assert_eq!(
-        list[0].other.as_ref().map(|o| o.id),
-        Some(carol.id),
-        "most recent first"
+        with_bob.other.as_ref().map(|o| o.username.as_str()),
+        Some("bob"),
+        "oldest conversation first"
     );
-    assert_eq!(list[0].unread, 0, "own messages are read");
     assert_eq!(
-        list[1].other.as_ref().map(|o| o.username.as_str()),
-        Some("bob")
-    );
-    assert_eq!(
-        list[1].last_message.as_ref().map(|m| m.body.as_str()),
+        with_bob.last_message.as_ref().map(|m| m.body.as_str()),
         Some("two")
     );
-    assert_eq!(list[1].unread, 2);
-    let carol_view = chat.direct_conversations(carol.id).await.unwrap();
+    assert_eq!(with_bob.unread, 2);
+    assert_eq!(with_carol.other.as_ref().map(|o| o.id), Some(carol.id));
+    assert_eq!(with_carol.unread, 0, "own messages are read");
+    let first = chat
+        .direct_conversations(alice.id, None, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(first.next_cursor, Some(with_bob.room.id));
+    let rest = chat
+        .direct_conversations(alice.id, first.next_cursor, Some(1))
+        .await
+        .unwrap();
+    assert_eq!((rest.items.len(), rest.next_cursor), (1, None));
+    assert_eq!(rest.items[0].room.id, with_carol.room.id);
+    let carol_view = chat
+        .direct_conversations(carol.id, None, None)
+        .await
+        .unwrap()
+        .items;
     assert_eq!(carol_view.len(), 1);
     assert_eq!(carol_view[0].unread, 1);
 }
@@ -162,13 +183,26 @@ pub async fn messages_to_me_lists_direct_messages_from_others(h: Harness) {
         .await
         .unwrap();
 
-    let mine = chat.messages_to_me(alice.id, None).await.unwrap();
-    let bodies: Vec<_> = mine.iter().map(|m| m.body.as_str()).collect();
-    assert_eq!(bodies, ["from carol", "from bob"]);
+    let mine = chat.messages_to_me(alice.id, None, None).await.unwrap();
+    let bodies: Vec<_> = mine.items.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(
-        chat.messages_to_me(alice.id, Some(1)).await.unwrap().len(),
-        1
+        bodies,
+        ["from bob", "from carol"],
+        "conversation by conversation"
     );
+    assert_eq!(mine.next_cursor, None);
+    // Paged one by one, past alice's own message and carol's deleted one: the same list.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = chat.messages_to_me(alice.id, after, Some(1)).await.unwrap();
+        assert!(page.items.len() <= 1);
+        paged.extend(page.items.into_iter().map(|m| m.body));
+        let Some(next) = page.next_cursor else { break };
+        let next = next.to_string().parse().unwrap();
+        after = Some(next);
+    }
+    assert_eq!(paged, bodies);
 }
 
 pub async fn direct_message_to_self_or_unknown_user_is_rejected(h: Harness) {
@@ -186,9 +220,10 @@ pub async fn direct_message_to_self_or_unknown_user_is_rejected(h: Harness) {
         Error::NotFound(Entity::User)
     );
     assert!(
-        chat.direct_conversations(alice.id)
+        chat.direct_conversations(alice.id, None, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 }

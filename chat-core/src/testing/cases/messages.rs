@@ -2,7 +2,7 @@
 
 use crate::clock::Clock;
 use crate::testing::Harness;
-use crate::{Conflict, Entity, Error, MessageId, NewMessage, Page, Role};
+use crate::{Conflict, Entity, Error, HistoryQuery, MessageId, NewMessage, Role};
 
 pub async fn messages_get_gapless_sequence_numbers(h: Harness) {
     let chat = h.chat().await;
@@ -92,7 +92,8 @@ pub async fn non_members_cannot_read_or_post(h: Harness) {
         .await
         .unwrap();
     assert_err!(
-        chat.history(mallory.id, room.id, Page::default()).await,
+        chat.history(mallory.id, room.id, HistoryQuery::default())
+            .await,
         Error::Forbidden(_)
     );
     assert_err!(
@@ -128,7 +129,8 @@ pub async fn non_members_cannot_read_or_post(h: Harness) {
     // Reading a public room's history also needs membership.
     let public = chat.new_room(&alice, "public").await;
     assert_err!(
-        chat.history(mallory.id, public.id, Page::default()).await,
+        chat.history(mallory.id, public.id, HistoryQuery::default())
+            .await,
         Error::Forbidden(_)
     );
     assert_eq!(
@@ -157,7 +159,7 @@ pub async fn posting_to_an_open_room_joins_implicitly(h: Harness) {
     assert_eq!(member.role, Role::Member);
     assert_eq!(member.last_read_seq, 2, "the sender has read what it sent");
     assert_eq!(
-        chat.history(bob.id, room.id, Page::default())
+        chat.history(bob.id, room.id, HistoryQuery::default())
             .await
             .unwrap()
             .items
@@ -199,7 +201,7 @@ pub async fn txn_id_makes_send_idempotent(h: Harness) {
     assert!(bobs.created);
     assert_eq!(bobs.message.seq, 2);
     let history = chat
-        .history(alice.id, room.id, Page::default())
+        .history(alice.id, room.id, HistoryQuery::default())
         .await
         .unwrap();
     assert_eq!(history.items.len(), 2);
@@ -365,7 +367,7 @@ pub async fn sender_or_managers_delete_leaving_a_tombstone(h: Harness) {
         Error::NotFound(Entity::Message)
     );
     let history = chat
-        .history(carol.id, room.id, Page::default())
+        .history(carol.id, room.id, HistoryQuery::default())
         .await
         .unwrap();
     let seqs: Vec<_> = history
@@ -395,49 +397,50 @@ pub async fn history_pages_before_and_after(h: Harness) {
             .await
             .unwrap();
     }
-    let seqs = |page: &crate::HistoryPage| page.items.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let seqs =
+        |page: &crate::Page<crate::Message>| page.items.iter().map(|m| m.seq).collect::<Vec<_>>();
     let newest = chat
-        .history(alice.id, room.id, Page::newest(3))
+        .history(alice.id, room.id, HistoryQuery::newest(3))
         .await
         .unwrap();
-    assert_eq!((seqs(&newest), newest.has_more), (vec![8, 9, 10], true));
+    assert_eq!((seqs(&newest), newest.has_more()), (vec![8, 9, 10], true));
     let older = chat
-        .history(alice.id, room.id, Page::before(8, 3))
+        .history(alice.id, room.id, HistoryQuery::before(8, 3))
         .await
         .unwrap();
-    assert_eq!((seqs(&older), older.has_more), (vec![5, 6, 7], true));
+    assert_eq!((seqs(&older), older.has_more()), (vec![5, 6, 7], true));
     let oldest = chat
-        .history(alice.id, room.id, Page::before(3, 3))
+        .history(alice.id, room.id, HistoryQuery::before(3, 3))
         .await
         .unwrap();
-    assert_eq!((seqs(&oldest), oldest.has_more), (vec![1, 2], false));
+    assert_eq!((seqs(&oldest), oldest.has_more()), (vec![1, 2], false));
     let after = chat
-        .history(alice.id, room.id, Page::after(2, 3))
+        .history(alice.id, room.id, HistoryQuery::after(2, 3))
         .await
         .unwrap();
-    assert_eq!((seqs(&after), after.has_more), (vec![3, 4, 5], true));
+    assert_eq!((seqs(&after), after.has_more()), (vec![3, 4, 5], true));
     let tail = chat
-        .history(alice.id, room.id, Page::after(7, 3))
+        .history(alice.id, room.id, HistoryQuery::after(7, 3))
         .await
         .unwrap();
-    assert_eq!((seqs(&tail), tail.has_more), (vec![8, 9, 10], false));
+    assert_eq!((seqs(&tail), tail.has_more()), (vec![8, 9, 10], false));
     let end = chat
-        .history(alice.id, room.id, Page::after(10, 3))
+        .history(alice.id, room.id, HistoryQuery::after(10, 3))
         .await
         .unwrap();
-    assert_eq!((seqs(&end), end.has_more), (vec![], false));
-    let between = Page {
+    assert_eq!((seqs(&end), end.has_more()), (vec![], false));
+    let between = HistoryQuery {
         after: Some(3),
         before: Some(6),
         limit: Some(10),
     };
     let between = chat.history(alice.id, room.id, between).await.unwrap();
-    assert_eq!((seqs(&between), between.has_more), (vec![4, 5], false));
+    assert_eq!((seqs(&between), between.has_more()), (vec![4, 5], false));
     let all = chat
-        .history(alice.id, room.id, Page::default())
+        .history(alice.id, room.id, HistoryQuery::default())
         .await
         .unwrap();
-    assert_eq!((all.items.len(), all.has_more), (10, false));
+    assert_eq!((all.items.len(), all.has_more()), (10, false));
     assert_eq!(all.items[0].body, "m1");
 }
 
@@ -447,15 +450,16 @@ pub async fn history_limit_is_validated(h: Harness) {
     let room = chat.new_room(&alice, "general").await;
     for limit in [0, chat.config().max_page_size + 1, u32::MAX] {
         assert_err!(
-            chat.history(alice.id, room.id, Page::newest(limit)).await,
+            chat.history(alice.id, room.id, HistoryQuery::newest(limit))
+                .await,
             Error::Invalid { field: "limit", .. }
         );
     }
     let empty = chat
-        .history(alice.id, room.id, Page::before(u64::MAX, 5))
+        .history(alice.id, room.id, HistoryQuery::before(u64::MAX, 5))
         .await
         .unwrap();
-    assert!(empty.items.is_empty() && !empty.has_more);
+    assert!(empty.items.is_empty() && !empty.has_more());
 }
 
 pub async fn changes_include_edits_and_deletes_in_order(h: Harness) {
@@ -472,8 +476,9 @@ pub async fn changes_include_edits_and_deletes_in_order(h: Harness) {
     }
     let seen = chat.changes(alice.id, room.id, 0, None).await.unwrap();
     assert_eq!(seen.items.len(), 3);
-    assert!(!seen.has_more);
-    let cursor = seen.next_cursor;
+    assert!(!seen.has_more());
+    // Caught up: the client goes on from the last change it applied.
+    let cursor = seen.items.last().unwrap().change_id;
 
     // While the client is away: edit m1, delete m2, send m4, edit m1 again.
     chat.edit_message(alice.id, room.id, ids[0], "m1 edited")
@@ -501,10 +506,11 @@ pub async fn changes_include_edits_and_deletes_in_order(h: Harness) {
     );
     let cursors: Vec<_> = missed.items.iter().map(|m| m.change_id).collect();
     assert!(cursors.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(missed.next_cursor, *cursors.last().unwrap());
+    assert_eq!(missed.next_cursor, None, "caught up");
+    let caught_up = *cursors.last().unwrap();
     assert_eq!(
         chat.room(alice.id, room.id).await.unwrap().last_change,
-        missed.next_cursor
+        caught_up
     );
 
     let paged = chat
@@ -512,19 +518,19 @@ pub async fn changes_include_edits_and_deletes_in_order(h: Harness) {
         .await
         .unwrap();
     assert_eq!(paged.items.len(), 2);
-    assert!(paged.has_more);
+    assert!(paged.has_more());
     let rest = chat
-        .changes(alice.id, room.id, paged.next_cursor, Some(2))
+        .changes(alice.id, room.id, paged.next_cursor.unwrap(), Some(2))
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 1);
-    assert!(!rest.has_more);
+    assert!(!rest.has_more());
     let none = chat
-        .changes(alice.id, room.id, missed.next_cursor, None)
+        .changes(alice.id, room.id, caught_up, None)
         .await
         .unwrap();
     assert!(none.items.is_empty());
-    assert_eq!(none.next_cursor, missed.next_cursor);
+    assert_eq!(none.next_cursor, None);
 }
 
 pub async fn metadata_round_trips(h: Harness) {
@@ -613,7 +619,7 @@ pub async fn transaction_ids_are_the_senders_alone(h: Harness) {
         async move {
             let one = chat.message(viewer, room.id, sent.id).await.unwrap();
             let history = chat
-                .history(viewer, room.id, Page::default())
+                .history(viewer, room.id, HistoryQuery::default())
                 .await
                 .unwrap();
             let changes = chat.changes(viewer, room.id, 0, None).await.unwrap();
@@ -644,6 +650,10 @@ pub async fn transaction_ids_are_the_senders_alone(h: Harness) {
     };
     assert_eq!(live(next_message(&mut alices_feed).await), txn);
     assert_eq!(live(next_message(&mut bobs_feed).await), None);
-    let unread = chat.unread_messages(bob.id, None).await.unwrap();
+    let unread = chat
+        .unread_messages(bob.id, None, None)
+        .await
+        .unwrap()
+        .items;
     assert_eq!(unread[0].txn_id, None);
 }

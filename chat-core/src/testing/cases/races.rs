@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::LoginName;
 use crate::testing::Harness;
-use crate::{Conflict, Error, NewMessage, NewRoom, NewUser, Page};
+use crate::{Conflict, Error, HistoryQuery, NewMessage, NewRoom, NewUser};
 
 pub async fn concurrent_sends_are_gapless_and_ordered(h: Harness) {
     const SENDERS: usize = 16;
@@ -55,14 +55,14 @@ pub async fn concurrent_sends_are_gapless_and_ordered(h: Harness) {
     let mut history = Vec::new();
     let mut before = None;
     loop {
-        let page = Page {
+        let page = HistoryQuery {
             before,
             limit: Some(200),
-            ..Page::default()
+            ..HistoryQuery::default()
         };
         let page = chat.history(owner.id, room.id, page).await.unwrap();
         before = page.items.first().map(|m| m.seq);
-        let more = page.has_more;
+        let more = page.has_more();
         history.splice(0..0, page.items);
         if !more {
             break;
@@ -109,6 +109,7 @@ pub async fn two_joins_for_the_last_seat(h: Harness) {
             chat.members(owner.id, room.id, None, None)
                 .await
                 .unwrap()
+                .items
                 .len(),
             2
         );
@@ -141,16 +142,37 @@ pub async fn concurrent_first_direct_messages_share_one_conversation(h: Harness)
         assert_eq!(rooms.len(), 1, "round {round}: one conversation per pair");
         let room = *rooms.iter().next().unwrap();
         assert_eq!(
-            chat.history(a.id, room, Page::default())
+            chat.history(a.id, room, HistoryQuery::default())
                 .await
                 .unwrap()
                 .items
                 .len(),
             4
         );
-        assert_eq!(chat.direct_conversations(a.id).await.unwrap().len(), 1);
-        assert_eq!(chat.direct_conversations(b.id).await.unwrap().len(), 1);
-        assert_eq!(chat.members(a.id, room, None, None).await.unwrap().len(), 2);
+        assert_eq!(
+            chat.direct_conversations(a.id, None, None)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+        assert_eq!(
+            chat.direct_conversations(b.id, None, None)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+        assert_eq!(
+            chat.members(a.id, room, None, None)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            2
+        );
     }
 }
 
@@ -177,7 +199,7 @@ pub async fn concurrent_sends_with_one_txn_id_store_one_message(h: Harness) {
     }
     assert_eq!((created, ids.len()), (1, 1));
     let history = chat
-        .history(alice.id, room.id, Page::default())
+        .history(alice.id, room.id, HistoryQuery::default())
         .await
         .unwrap();
     assert_eq!(history.items.len(), 1);
@@ -278,6 +300,7 @@ pub async fn members_leaving_at_once_keep_the_room_whole(h: Harness) {
             chat.rooms_of(other.id, other.id, None, None, None)
                 .await
                 .unwrap()
+                .items
                 .is_empty()
         );
 
@@ -298,7 +321,11 @@ pub async fn members_leaving_at_once_keep_the_room_whole(h: Harness) {
         let room = chat.room(stays.id, room.id).await.unwrap();
         assert_eq!(room.owner, Some(stays.id), "round {round}");
         assert_eq!(room.member_count, 1, "round {round}");
-        let members = chat.members(stays.id, room.id, None, None).await.unwrap();
+        let members = chat
+            .members(stays.id, room.id, None, None)
+            .await
+            .unwrap()
+            .items;
         assert_eq!(members.len(), 1, "round {round}");
         assert_eq!(members[0].role, crate::Role::Owner, "round {round}");
     }

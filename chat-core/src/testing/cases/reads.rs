@@ -171,17 +171,38 @@ pub async fn unread_messages_span_all_rooms(h: Harness) {
         .await
         .unwrap();
 
-    let unseen = chat.unread_messages(bob.id, None).await.unwrap();
+    let unseen = chat
+        .unread_messages(bob.id, None, None)
+        .await
+        .unwrap()
+        .items;
     let bodies: Vec<_> = unseen.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["new in one", "new in two", "new direct"]);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = chat.unread_messages(bob.id, after, Some(2)).await.unwrap();
+        assert!(page.items.len() <= 2);
+        paged.extend(page.items.into_iter().map(|m| m.body));
+        let Some(next) = page.next_cursor else { break };
+        after = Some(next);
+    }
     assert_eq!(
-        chat.unread_messages(bob.id, Some(2)).await.unwrap().len(),
-        2
+        paged, bodies,
+        "paged past the deleted message, the same list"
+    );
+    assert_err!(
+        "not-a-cursor".parse::<crate::MessageCursor>(),
+        Error::Invalid {
+            field: "cursor",
+            ..
+        }
     );
     assert!(
-        chat.unread_messages(alice.id, None)
+        chat.unread_messages(alice.id, None, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 }

@@ -27,7 +27,11 @@ pub async fn rooms_are_created_with_owner_membership(h: Harness) {
     assert_eq!(room.visibility, Visibility::Public);
     assert!(!room.has_password());
 
-    let members = chat.members(alice.id, room.id, None, None).await.unwrap();
+    let members = chat
+        .members(alice.id, room.id, None, None)
+        .await
+        .unwrap()
+        .items;
     let roles: Vec<_> = members.iter().map(|m| (m.user_id, m.role)).collect();
     assert_eq!(roles, [(alice.id, Role::Owner), (bob.id, Role::Member)]);
     assert_eq!(chat.room(bob.id, room.id).await.unwrap(), room);
@@ -104,6 +108,7 @@ pub async fn room_input_is_validated(h: Harness) {
         chat.rooms_of(alice.id, alice.id, None, None, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 }
@@ -177,7 +182,8 @@ pub async fn searches_fold_case_beyond_ascii(h: Harness) {
         let found = chat
             .public_rooms(edith.id, Some(text), None, None)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(
             found.iter().map(|r| r.id).collect::<Vec<_>>(),
             [room.id],
@@ -188,7 +194,8 @@ pub async fn searches_fold_case_beyond_ascii(h: Harness) {
         let found = chat
             .directory(edith.id, Some(text), None, None)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(
             found.iter().map(|u| u.id).collect::<Vec<_>>(),
             [edith.id],
@@ -197,16 +204,16 @@ pub async fn searches_fold_case_beyond_ascii(h: Harness) {
     }
     // Folding is case only: accents are kept, and a renamed room is found by its new name.
     let found = chat.public_rooms(edith.id, Some("elan"), None, None).await;
-    assert!(found.unwrap().is_empty());
+    assert!(found.unwrap().items.is_empty());
     let rename = RoomUpdate {
         name: Some("Ærø".into()),
         ..RoomUpdate::default()
     };
     chat.update_room(edith.id, room.id, rename).await.unwrap();
     let found = chat.public_rooms(edith.id, Some("ÆRØ"), None, None).await;
-    assert_eq!(found.unwrap().len(), 1);
+    assert_eq!(found.unwrap().items.len(), 1);
     let found = chat.public_rooms(edith.id, Some("élan"), None, None).await;
-    assert!(found.unwrap().is_empty());
+    assert!(found.unwrap().items.is_empty());
 }
 
 pub async fn public_rooms_are_listed_private_are_not(h: Harness) {
@@ -222,18 +229,24 @@ pub async fn public_rooms_are_listed_private_are_not(h: Harness) {
     let secret = chat.create_room(alice.id, private).await.unwrap();
     chat.direct_room(alice.id, bob.id).await.unwrap();
 
-    let listed = chat.public_rooms(bob.id, None, None, None).await.unwrap();
+    let listed = chat
+        .public_rooms(bob.id, None, None, None)
+        .await
+        .unwrap()
+        .items;
     let ids: Vec<_> = listed.iter().map(|r| r.id).collect();
     assert_eq!(ids, [rust.id, go.id]);
     let found = chat
         .public_rooms(bob.id, Some("RUST"), None, None)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [rust.id]);
     let next = chat
         .public_rooms(bob.id, None, Some(rust.id), Some(5))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(next.iter().map(|r| r.id).collect::<Vec<_>>(), [go.id]);
 
     assert_err!(chat.room(bob.id, secret.id).await, Error::Forbidden(_));
@@ -245,6 +258,7 @@ pub async fn public_rooms_are_listed_private_are_not(h: Harness) {
         chat.members(bob.id, rust.id, None, None)
             .await
             .unwrap()
+            .items
             .len(),
         1
     );
@@ -426,6 +440,7 @@ pub async fn only_managers_edit_and_only_the_owner_deletes(h: Harness) {
         chat.rooms_of(bob.id, bob.id, None, None, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 }
@@ -466,6 +481,7 @@ pub async fn adding_others_to_rooms_is_limited_per_user(h: Harness) {
         chat.rooms_of(mallory.id, mallory.id, None, None, None)
             .await
             .unwrap()
+            .items
             .len(),
         1,
         "a refused room is not created"
@@ -474,6 +490,7 @@ pub async fn adding_others_to_rooms_is_limited_per_user(h: Harness) {
         chat.rooms_of(last, last, None, None, None)
             .await
             .unwrap()
+            .items
             .len(),
         0
     );
@@ -510,7 +527,8 @@ pub async fn members_are_paged_in_joining_order(h: Harness) {
         let page = chat
             .members(owner.id, room.id, after, Some(2))
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert!(page.len() <= 2);
         let Some(last) = page.last() else { break };
         after = Some(crate::MemberCursor::of(last));
@@ -618,6 +636,7 @@ pub async fn admins_cannot_remove_the_owner_or_other_admins(h: Harness) {
         chat.members(alice.id, room.id, None, None)
             .await
             .unwrap()
+            .items
             .len(),
         1
     );
@@ -684,7 +703,8 @@ pub async fn rooms_of_user_lists_memberships(h: Harness) {
     let mine = chat
         .rooms_of(alice.id, alice.id, None, None, None)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     let listed: Vec<_> = mine.iter().map(|m| (m.room.id, m.member.role)).collect();
     assert_eq!(
         listed,
@@ -697,14 +717,22 @@ pub async fn rooms_of_user_lists_memberships(h: Harness) {
     // Paged by room id, and searched like public rooms.
     let page = |after, limit| chat.rooms_of(alice.id, alice.id, None, after, Some(limit));
     let first = page(None, 2).await.unwrap();
-    assert_eq!(first.len(), 2);
-    let rest = page(Some(first[1].room.id), 2).await.unwrap();
-    let ids: Vec<_> = first.iter().chain(&rest).map(|m| m.room.id).collect();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.next_cursor, Some(first.items[1].room.id));
+    let rest = page(first.next_cursor, 2).await.unwrap();
+    assert_eq!(rest.next_cursor, None, "the last page says so");
+    let ids: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|m| m.room.id)
+        .collect();
     assert_eq!(ids, [one.id, two.id, direct.id]);
     let found = chat
         .rooms_of(alice.id, alice.id, Some("TWO"), None, None)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(
         found.iter().map(|m| m.room.id).collect::<Vec<_>>(),
         [two.id]
@@ -726,6 +754,7 @@ pub async fn rooms_of_user_lists_memberships(h: Harness) {
         chat.rooms_of(admin.id, bob.id, None, None, None)
             .await
             .unwrap()
+            .items
             .len(),
         3
     );
@@ -823,8 +852,12 @@ pub async fn handles_act_as_their_user(h: Harness) {
     assert_eq!(general.info().await.unwrap().owner, Some(bob.id));
     let direct = me.direct_room(bob.id).await.unwrap();
     direct.send(NewMessage::text("psst")).await.unwrap();
-    let conversations = bob_acts.direct_conversations().await.unwrap();
+    let conversations = bob_acts
+        .direct_conversations(None, None)
+        .await
+        .unwrap()
+        .items;
     assert_eq!(conversations.len(), 1);
-    assert_eq!(me.rooms(None, None, None).await.unwrap().len(), 2);
+    assert_eq!(me.rooms(None, None, None).await.unwrap().items.len(), 2);
     assert_eq!(me.account().await.unwrap().id, alice.id);
 }

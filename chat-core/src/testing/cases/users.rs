@@ -213,14 +213,19 @@ pub async fn directory_lists_public_entries_with_search_and_cursor(h: Harness) {
     for name in ["bob", "bobby", "carol", "robert"] {
         chat.new_user(name).await;
     }
-    let all = chat.directory(alice.id, None, None, None).await.unwrap();
+    let all = chat
+        .directory(alice.id, None, None, None)
+        .await
+        .unwrap()
+        .items;
     let names: Vec<_> = all.iter().map(|e| e.username.as_str()).collect();
     assert_eq!(names, ["alice", "bob", "bobby", "carol", "robert"]);
 
     let bobs = chat
         .directory(alice.id, Some("OB"), None, None)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     let names: Vec<_> = bobs.iter().map(|e| e.username.as_str()).collect();
     assert_eq!(names, ["bob", "bobby", "robert"]);
 
@@ -228,8 +233,15 @@ pub async fn directory_lists_public_entries_with_search_and_cursor(h: Harness) {
         .directory(alice.id, None, Some("bob"), Some(2))
         .await
         .unwrap();
-    let names: Vec<_> = page.iter().map(|e| e.username.as_str()).collect();
+    let names: Vec<_> = page.items.iter().map(|e| e.username.as_str()).collect();
     assert_eq!(names, ["bobby", "carol"]);
+    assert_eq!(page.next_cursor.as_deref(), Some("carol"));
+    let last = chat
+        .directory(alice.id, None, page.next_cursor.as_deref(), Some(2))
+        .await
+        .unwrap();
+    let names: Vec<_> = last.items.iter().map(|e| e.username.as_str()).collect();
+    assert_eq!((names, last.next_cursor), (vec!["robert"], None));
 
     assert_err!(
         chat.directory(alice.id, None, None, Some(0)).await,
@@ -273,6 +285,7 @@ pub async fn only_admins_list_and_manage_users(h: Harness) {
         chat.list_users(admin.id, None, None, None)
             .await
             .unwrap()
+            .items
             .len(),
         3
     );
@@ -417,7 +430,11 @@ pub async fn deleting_a_user_hands_on_rooms_and_ends_logins(h: Harness) {
             .len(),
         1
     );
-    let direct = chat.direct_conversations(bob.id).await.unwrap();
+    let direct = chat
+        .direct_conversations(bob.id, None, None)
+        .await
+        .unwrap()
+        .items;
     assert_eq!(direct.len(), 1);
     assert_eq!(direct[0].other, None);
     assert_eq!(direct[0].last_message.as_ref().unwrap().body, "hi");
@@ -469,7 +486,7 @@ pub async fn deleted_users_can_do_nothing(h: Harness) {
 
     // Alice keeps the conversation; bob, gone, neither posts nor reads in it, nor anywhere.
     assert_eq!(
-        chat.history(alice.id, direct, crate::Page::newest(10))
+        chat.history(alice.id, direct, crate::HistoryQuery::newest(10))
             .await
             .unwrap()
             .items
@@ -483,7 +500,9 @@ pub async fn deleted_users_can_do_nothing(h: Harness) {
             matches!(sent, Err(Error::Unauthenticated | Error::Forbidden(_))),
             "{sent:?}"
         );
-        let read = chat.history(bob.id, room_id, crate::Page::newest(10)).await;
+        let read = chat
+            .history(bob.id, room_id, crate::HistoryQuery::newest(10))
+            .await;
         assert!(
             matches!(read, Err(Error::Unauthenticated | Error::Forbidden(_))),
             "{read:?}"
