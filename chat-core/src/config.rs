@@ -1,5 +1,6 @@
 //! Limits and settings of a [`Chat`](crate::Chat).
 
+use crate::error::Field;
 use std::time::Duration;
 
 /// Limits and settings. [`ChatConfig::default`] is what a production server should use.
@@ -139,7 +140,7 @@ impl HashCost {
     /// The Argon2 parameters, or `Invalid` for a cost Argon2 refuses.
     pub(crate) fn params(self) -> crate::Result<argon2::Params> {
         argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|e| crate::Error::invalid("password_hashing", e.to_string()))
+            .map_err(|e| crate::Error::invalid(Field::PasswordHashing, e.to_string()))
     }
 }
 
@@ -197,7 +198,7 @@ mod tests {
         assert!(matches!(
             refused,
             Err(Error::Invalid {
-                field: "password_hashing",
+                field: Field::PasswordHashing,
                 ..
             })
         ));

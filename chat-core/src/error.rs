@@ -186,6 +186,102 @@ pub enum Denied {
     NotALogin,
 }
 
+/// The input an [`Error::Invalid`] is about. Its [`name`](Field::name) is the field's name
+/// in requests (`profile.bio` for a nested one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// A username.
+    Username,
+    /// An email address.
+    Email,
+    /// A password: too short or too long.
+    Password,
+    /// A user's display name.
+    DisplayName,
+    /// A user's status message.
+    StatusMessage,
+    /// A profile's first name.
+    ProfileFirstName,
+    /// A profile's last name.
+    ProfileLastName,
+    /// A profile's phone number.
+    ProfilePhone,
+    /// A profile's address.
+    ProfileAddress,
+    /// A profile's bio.
+    ProfileBio,
+    /// A room's name.
+    Name,
+    /// A room's topic.
+    Topic,
+    /// A room's alias.
+    Alias,
+    /// A room's capacity, or a change below its member count.
+    Capacity,
+    /// A role that cannot be given this way.
+    Role,
+    /// The other user of a direct conversation (not oneself).
+    User,
+    /// A message body.
+    Body,
+    /// A transaction id.
+    TxnId,
+    /// A message's metadata.
+    Metadata,
+    /// The message replied to: none in this room.
+    ReplyTo,
+    /// A sequence number beyond the room's newest message.
+    Seq,
+    /// A page cursor that no list gave.
+    Cursor,
+    /// A page size out of range.
+    Limit,
+    /// Search text.
+    Search,
+    /// The password-hashing cost of a configuration.
+    PasswordHashing,
+}
+
+impl Field {
+    /// The field's name in requests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Username => "username",
+            Self::Email => "email",
+            Self::Password => "password",
+            Self::DisplayName => "display_name",
+            Self::StatusMessage => "status_message",
+            Self::ProfileFirstName => "profile.first_name",
+            Self::ProfileLastName => "profile.last_name",
+            Self::ProfilePhone => "profile.phone",
+            Self::ProfileAddress => "profile.address",
+            Self::ProfileBio => "profile.bio",
+            Self::Name => "name",
+            Self::Topic => "topic",
+            Self::Alias => "alias",
+            Self::Capacity => "capacity",
+            Self::Role => "role",
+            Self::User => "user",
+            Self::Body => "body",
+            Self::TxnId => "txn_id",
+            Self::Metadata => "metadata",
+            Self::ReplyTo => "reply_to",
+            Self::Seq => "seq",
+            Self::Cursor => "cursor",
+            Self::Limit => "limit",
+            Self::Search => "q",
+            Self::PasswordHashing => "password_hashing",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The error of every [`Chat`](crate::Chat) operation. Each variant is something a caller can act
 /// on; [`Error::code`] gives a stable code for it.
 #[derive(Debug, thiserror::Error)]
@@ -203,8 +299,8 @@ pub enum Error {
     /// An input field is invalid.
     #[error("invalid {field}: {reason}")]
     Invalid {
-        /// The name of the offending field.
-        field: &'static str,
+        /// The offending field.
+        field: Field,
         /// Why it is invalid, in words a user can read.
         reason: String,
     },
@@ -226,7 +322,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: Field, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,
             reason: reason.into(),

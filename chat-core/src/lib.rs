@@ -53,7 +53,9 @@ mod validate;
 
 pub use crate::chat::{AsUser, Chat, ChatBuilder, InRoom};
 pub use crate::config::{ChatConfig, HashCost};
-pub use crate::error::{BoxError, Conflict, Denied, Entity, Error, OpenError, Result, StoreError};
+pub use crate::error::{
+    BoxError, Conflict, Denied, Entity, Error, Field, OpenError, Result, StoreError,
+};
 pub use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 pub use crate::message::{
     DirectConversation, HistoryQuery, Message, NewMessage, ReadState, RoomUnread, Sent,

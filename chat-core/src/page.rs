@@ -1,5 +1,6 @@
 //! One shape for every list the engine returns: a page of items and where the next one starts.
 
+use crate::error::Field;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::RoomId;
@@ -73,7 +74,7 @@ impl std::str::FromStr for MessageCursor {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || crate::Error::invalid("cursor", "not a message cursor");
+        let invalid = || crate::Error::invalid(Field::Cursor, "not a message cursor");
         let (room, seq) = s.split_once('.').ok_or_else(invalid)?;
         Ok(Self {
             room_id: room.parse().map_err(|_| invalid())?,

@@ -1,5 +1,6 @@
 //! Rooms, direct conversations and membership.
 
+use crate::error::Field;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -205,7 +206,7 @@ impl std::str::FromStr for MemberCursor {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || crate::Error::invalid("cursor", "not a member cursor");
+        let invalid = || crate::Error::invalid(Field::Cursor, "not a member cursor");
         let (micros, user) = s.split_once('.').ok_or_else(invalid)?;
         let micros: i64 = micros.parse().map_err(|_| invalid())?;
         Ok(Self {

@@ -1,5 +1,6 @@
 //! Input validation: every field from outside is checked here before it reaches a store.
 
+use crate::error::Field;
 use crate::error::{Error, Result};
 
 /// Characters that show nothing: zero-width spaces and joiners, direction marks, embeddings,
@@ -25,7 +26,7 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// A short name of `[a-z0-9_.-]` (upper case folded), `min..=max` characters.
-fn handle(field: &'static str, value: &str, min: usize, max: usize) -> Result<String> {
+fn handle(field: Field, value: &str, min: usize, max: usize) -> Result<String> {
     let folded = value.to_ascii_lowercase();
     let len = folded.chars().count();
     if len < min || len > max {
@@ -45,12 +46,12 @@ fn handle(field: &'static str, value: &str, min: usize, max: usize) -> Result<St
 
 /// Usernames: 3–32 of `[a-z0-9_.-]`, compared case-insensitively (stored lowercase).
 pub(crate) fn username(value: &str) -> Result<String> {
-    handle("username", value, 3, 32)
+    handle(Field::Username, value, 3, 32)
 }
 
 /// Room aliases: 3–64 of `[a-z0-9_.-]`, stored lowercase.
 pub(crate) fn alias(value: &str) -> Result<String> {
-    handle("alias", value, 3, 64)
+    handle(Field::Alias, value, 3, 64)
 }
 
 /// Emails: one `@` between non-empty parts, no spaces, at most 254 bytes; stored lowercase.
@@ -65,12 +66,12 @@ pub(crate) fn email(value: &str) -> Result<String> {
     if valid {
         Ok(value)
     } else {
-        Err(Error::invalid("email", "must be an email address"))
+        Err(Error::invalid(Field::Email, "must be an email address"))
     }
 }
 
 /// Free text on one line: trimmed, `min..=max` characters, no control characters.
-pub(crate) fn line(field: &'static str, value: &str, min: usize, max: usize) -> Result<String> {
+pub(crate) fn line(field: Field, value: &str, min: usize, max: usize) -> Result<String> {
     let value = value.trim();
     let len = value.chars().count();
     if len < min || len > max {
@@ -94,7 +95,7 @@ pub(crate) fn line(field: &'static str, value: &str, min: usize, max: usize) -> 
 
 /// An optional line: empty text counts as none.
 pub(crate) fn optional_line(
-    field: &'static str,
+    field: Field,
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>> {
@@ -108,12 +109,15 @@ pub(crate) fn optional_line(
 pub(crate) fn password(value: &str, min: usize) -> Result<()> {
     if value.chars().count() < min {
         return Err(Error::invalid(
-            "password",
+            Field::Password,
             format!("must be at least {min} characters"),
         ));
     }
     if value.len() > 1024 {
-        return Err(Error::invalid("password", "must be at most 1024 bytes"));
+        return Err(Error::invalid(
+            Field::Password,
+            "must be at most 1024 bytes",
+        ));
     }
     Ok(())
 }
@@ -121,11 +125,11 @@ pub(crate) fn password(value: &str, min: usize) -> Result<()> {
 /// Message bodies: not blank, at most `max` characters. Kept as written (not trimmed).
 pub(crate) fn body(value: &str, max: usize) -> Result<()> {
     if is_blank(value) {
-        return Err(Error::invalid("body", "must not be empty"));
+        return Err(Error::invalid(Field::Body, "must not be empty"));
     }
     if value.chars().count() > max {
         return Err(Error::invalid(
-            "body",
+            Field::Body,
             format!("must be at most {max} characters"),
         ));
     }
@@ -136,7 +140,7 @@ pub(crate) fn body(value: &str, max: usize) -> Result<()> {
 pub(crate) fn txn_id(value: &str, max: usize) -> Result<()> {
     if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::invalid(
-            "txn_id",
+            Field::TxnId,
             format!("must be 1 to {max} visible ASCII characters"),
         ));
     }
@@ -146,11 +150,11 @@ pub(crate) fn txn_id(value: &str, max: usize) -> Result<()> {
 /// Message metadata: at most `max` bytes once serialized.
 pub(crate) fn metadata(value: &serde_json::Value, max: usize) -> Result<()> {
     let size = serde_json::to_vec(value)
-        .map_err(|_| Error::invalid("metadata", "must be JSON"))?
+        .map_err(|_| Error::invalid(Field::Metadata, "must be JSON"))?
         .len();
     if size > max {
         return Err(Error::invalid(
-            "metadata",
+            Field::Metadata,
             format!("must be at most {max} bytes as JSON"),
         ));
     }
@@ -162,7 +166,7 @@ pub(crate) fn limit(value: Option<u32>, default: u32, max: u32) -> Result<u32> {
     match value {
         None => Ok(default.clamp(1, max)),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(Error::invalid("limit", format!("must be 1 to {max}"))),
+        Some(_) => Err(Error::invalid(Field::Limit, format!("must be 1 to {max}"))),
     }
 }
 

@@ -4,6 +4,7 @@ use super::{Chat, expiry};
 use crate::auth::{
     Authenticated, LoginName, LoginOutcome, Ticket, TokenHash, TokenPair, new_token,
 };
+use crate::error::Field;
 use crate::error::{Denied, Error, Result};
 use crate::events::Event;
 use crate::ids::{SessionId, UserId};
@@ -20,22 +21,22 @@ const MAX_DISPLAY_NAME: usize = 64;
 fn profile(profile: &Profile) -> Result<Profile> {
     Ok(Profile {
         first_name: validate::optional_line(
-            "profile.first_name",
+            Field::ProfileFirstName,
             profile.first_name.as_deref(),
             MAX_PROFILE_FIELD,
         )?,
         last_name: validate::optional_line(
-            "profile.last_name",
+            Field::ProfileLastName,
             profile.last_name.as_deref(),
             MAX_PROFILE_FIELD,
         )?,
-        phone: validate::optional_line("profile.phone", profile.phone.as_deref(), 40)?,
+        phone: validate::optional_line(Field::ProfilePhone, profile.phone.as_deref(), 40)?,
         address: validate::optional_line(
-            "profile.address",
+            Field::ProfileAddress,
             profile.address.as_deref(),
             MAX_PROFILE_FIELD,
         )?,
-        bio: validate::optional_line("profile.bio", profile.bio.as_deref(), 1000)?,
+        bio: validate::optional_line(Field::ProfileBio, profile.bio.as_deref(), 1000)?,
     })
 }
 
@@ -78,7 +79,7 @@ impl Chat {
     fn new_user(&self, new: NewUser, is_admin: bool) -> Result<User> {
         let username = validate::username(&new.username)?;
         let display_name = match new.display_name.as_deref() {
-            Some(name) => validate::line("display_name", name, 1, MAX_DISPLAY_NAME)?,
+            Some(name) => validate::line(Field::DisplayName, name, 1, MAX_DISPLAY_NAME)?,
             None => username.clone(),
         };
         let now = self.now();
@@ -394,7 +395,7 @@ impl Chat {
         self.actor(actor).await?;
         let limit = self.page_limit(limit)?;
         let query = UserQuery {
-            search: validate::optional_line("q", search, 100)?,
+            search: validate::optional_line(Field::Search, search, 100)?,
             after_username: after.map(str::to_ascii_lowercase),
             limit: limit + 1,
         };
@@ -420,7 +421,7 @@ impl Chat {
         let mut user = self.user_exists(id).await?;
         let before = user.clone();
         if let Some(name) = &update.display_name {
-            user.display_name = validate::line("display_name", name, 1, MAX_DISPLAY_NAME)?;
+            user.display_name = validate::line(Field::DisplayName, name, 1, MAX_DISPLAY_NAME)?;
         }
         if let Some(email) = &update.email {
             user.email = email.as_deref().map(validate::email).transpose()?;
@@ -433,7 +434,7 @@ impl Chat {
         }
         if let Some(status) = &update.status_message {
             user.status_message =
-                validate::optional_line("status_message", status.as_deref(), MAX_STATUS)?;
+                validate::optional_line(Field::StatusMessage, status.as_deref(), MAX_STATUS)?;
         }
         if let Some(is_admin) = update.is_admin {
             user.is_admin = is_admin;

@@ -1,6 +1,7 @@
 //! Sending, editing, deleting and reading messages.
 
 use super::Chat;
+use crate::error::Field;
 use crate::error::{Conflict, Denied, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{MessageId, RoomId, UserId};
@@ -39,7 +40,10 @@ impl Chat {
                 .await?
                 .is_some_and(|m| m.room_id == room_id);
             if !in_room {
-                return Err(Error::invalid("reply_to", "no such message in this room"));
+                return Err(Error::invalid(
+                    Field::ReplyTo,
+                    "no such message in this room",
+                ));
             }
         }
         let stored = NewStoredMessage {

@@ -97,7 +97,7 @@ impl ChatBuilder {
 
     /// The engine.
     ///
-    /// Errors: `Invalid { field: "password_hashing" }` for a cost Argon2 refuses.
+    /// Errors: `Invalid { field: Field::PasswordHashing }` for a cost Argon2 refuses.
     pub fn build(self) -> Result<Chat> {
         let params = self.config.password_hashing.params()?;
         Ok(self.finish(params))

@@ -1,6 +1,7 @@
 //! Read markers, unread counts and the "what's new for me" views.
 
 use super::Chat;
+use crate::error::Field;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
@@ -28,7 +29,10 @@ impl Chat {
     pub async fn mark_read(&self, actor: UserId, room_id: RoomId, seq: u64) -> Result<ReadState> {
         let (room, member) = self.membership(actor, room_id).await?;
         if seq > room.last_seq {
-            return Err(Error::invalid("seq", "is beyond the room's newest message"));
+            return Err(Error::invalid(
+                Field::Seq,
+                "is beyond the room's newest message",
+            ));
         }
         let marker = self.store.advance_read_marker(room_id, actor, seq).await?;
         if marker != member.last_read_seq {

@@ -1,6 +1,7 @@
 //! Group rooms, direct conversations and membership.
 
 use super::Chat;
+use crate::error::Field;
 use crate::error::{Conflict, Denied, Entity, Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
@@ -24,8 +25,8 @@ impl Chat {
     /// then not created).
     pub async fn create_room(&self, actor: UserId, new: NewRoom) -> Result<Room> {
         self.actor(actor).await?;
-        let name = validate::line("name", &new.name, 1, MAX_NAME)?;
-        let topic = validate::optional_line("topic", new.topic.as_deref(), MAX_TOPIC)?;
+        let name = validate::line(Field::Name, &new.name, 1, MAX_NAME)?;
+        let topic = validate::optional_line(Field::Topic, new.topic.as_deref(), MAX_TOPIC)?;
         let alias = new.alias.as_deref().map(validate::alias).transpose()?;
         let capacity = new.capacity.map(|c| self.capacity(c)).transpose()?;
         let password_hash = self.room_password_hash(new.password.as_deref()).await?;
@@ -76,7 +77,7 @@ impl Chat {
             Ok(capacity)
         } else {
             Err(Error::invalid(
-                "capacity",
+                Field::Capacity,
                 format!("must be 1 to {}", self.config.max_room_capacity),
             ))
         }
@@ -86,7 +87,7 @@ impl Chat {
         match password {
             Some(password) => {
                 if password.is_empty() || password.len() > 1024 {
-                    return Err(Error::invalid("password", "must be 1 to 1024 bytes"));
+                    return Err(Error::invalid(Field::Password, "must be 1 to 1024 bytes"));
                 }
                 Ok(Some(self.hasher.hash(password).await?))
             }
@@ -166,7 +167,7 @@ impl Chat {
     ) -> Result<(RoomQuery, u32)> {
         let limit = self.page_limit(limit)?;
         let query = RoomQuery {
-            search: validate::optional_line("q", search, 100)?,
+            search: validate::optional_line(Field::Search, search, 100)?,
             after,
             limit: limit + 1,
         };
@@ -191,10 +192,10 @@ impl Chat {
             return Err(Error::Forbidden(Denied::NotManager));
         }
         if let Some(name) = &update.name {
-            room.name = validate::line("name", name, 1, MAX_NAME)?;
+            room.name = validate::line(Field::Name, name, 1, MAX_NAME)?;
         }
         if let Some(topic) = &update.topic {
-            room.topic = validate::optional_line("topic", topic.as_deref(), MAX_TOPIC)?;
+            room.topic = validate::optional_line(Field::Topic, topic.as_deref(), MAX_TOPIC)?;
         }
         if let Some(alias) = &update.alias {
             room.alias = alias.as_deref().map(validate::alias).transpose()?;
@@ -206,7 +207,7 @@ impl Chat {
             room.capacity = capacity.map(|c| self.capacity(c)).transpose()?;
             if room.capacity.is_some_and(|c| c < room.member_count) {
                 return Err(Error::invalid(
-                    "capacity",
+                    Field::Capacity,
                     "must not be below the number of members",
                 ));
             }
@@ -388,7 +389,7 @@ impl Chat {
         }
         if role == Role::Owner {
             return Err(Error::invalid(
-                "role",
+                Field::Role,
                 "a room has one owner; transfer ownership instead",
             ));
         }
@@ -490,7 +491,7 @@ impl Chat {
     pub async fn direct_room(&self, actor: UserId, other: UserId) -> Result<Room> {
         if actor == other {
             return Err(Error::invalid(
-                "user",
+                Field::User,
                 "a direct conversation needs another user",
             ));
         }

@@ -1,5 +1,6 @@
 //! Password authentication and the token lifecycle.
 
+use crate::Field;
 use chrono::TimeDelta;
 
 use crate::auth::LoginName;
@@ -60,7 +61,7 @@ pub async fn weak_passwords_are_rejected(h: Harness) {
     assert_err!(
         chat.register(NewUser::named("alice"), "short").await,
         Error::Invalid {
-            field: "password",
+            field: Field::Password,
             ..
         }
     );
@@ -68,7 +69,7 @@ pub async fn weak_passwords_are_rejected(h: Harness) {
         chat.register(NewUser::named("alice"), &"p".repeat(1025))
             .await,
         Error::Invalid {
-            field: "password",
+            field: Field::Password,
             ..
         }
     );
@@ -180,7 +181,7 @@ pub async fn password_change_ends_every_login(h: Harness) {
     assert_err!(
         chat.change_password(alice.id, PASSWORD, "short").await,
         Error::Invalid {
-            field: "password",
+            field: Field::Password,
             ..
         }
     );

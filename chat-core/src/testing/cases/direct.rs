@@ -1,5 +1,6 @@
 //! Direct conversations between two users.
 
+use crate::Field;
 use crate::testing::Harness;
 use crate::{Denied, Entity, Error, HistoryQuery, NewMessage, Role, RoomKind, RoomUpdate, UserId};
 
@@ -211,7 +212,10 @@ pub async fn direct_message_to_self_or_unknown_user_is_rejected(h: Harness) {
     assert_err!(
         chat.send_direct(alice.id, alice.id, NewMessage::text("me"))
             .await,
-        Error::Invalid { field: "user", .. }
+        Error::Invalid {
+            field: Field::User,
+            ..
+        }
     );
     let ghost = UserId(uuid::Uuid::from_u128(u128::MAX));
     assert_err!(

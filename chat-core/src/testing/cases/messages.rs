@@ -1,5 +1,6 @@
 //! Sending, idempotency, replies, edits, deletes, history pages and catch-up.
 
+use crate::Field;
 use crate::clock::Clock;
 use crate::testing::Harness;
 use crate::{Conflict, Entity, Error, HistoryQuery, MessageId, NewMessage, Role};
@@ -61,7 +62,7 @@ pub async fn message_input_is_validated(h: Harness) {
     ];
     for (new, expected) in invalid {
         match chat.send(alice.id, room.id, new).await {
-            Err(Error::Invalid { field, .. }) => assert_eq!(field, expected),
+            Err(Error::Invalid { field, .. }) => assert_eq!(field.name(), expected),
             other => panic!("expected invalid {expected}, got {other:?}"),
         }
     }
@@ -274,7 +275,7 @@ pub async fn replies_must_be_in_the_same_room(h: Harness) {
         )
         .await,
         Error::Invalid {
-            field: "reply_to",
+            field: Field::ReplyTo,
             ..
         }
     );
@@ -298,7 +299,10 @@ pub async fn only_the_sender_edits(h: Harness) {
     );
     assert_err!(
         chat.edit_message(bob.id, room.id, sent.id, " ").await,
-        Error::Invalid { field: "body", .. }
+        Error::Invalid {
+            field: Field::Body,
+            ..
+        }
     );
     chat.clock.advance(chrono::TimeDelta::seconds(3));
     let edited = chat
@@ -452,7 +456,10 @@ pub async fn history_limit_is_validated(h: Harness) {
         assert_err!(
             chat.history(alice.id, room.id, HistoryQuery::newest(limit))
                 .await,
-            Error::Invalid { field: "limit", .. }
+            Error::Invalid {
+                field: Field::Limit,
+                ..
+            }
         );
     }
     let empty = chat
@@ -562,12 +569,18 @@ pub async fn invisible_text_is_refused(h: Harness) {
     assert_err!(
         chat.send(alice.id, room.id, NewMessage::text(invisible))
             .await,
-        Error::Invalid { field: "body", .. }
+        Error::Invalid {
+            field: Field::Body,
+            ..
+        }
     );
     assert_err!(
         chat.create_room(alice.id, crate::NewRoom::named(invisible))
             .await,
-        Error::Invalid { field: "name", .. }
+        Error::Invalid {
+            field: Field::Name,
+            ..
+        }
     );
     let rename = crate::UserUpdate {
         display_name: Some(invisible.into()),
@@ -576,7 +589,7 @@ pub async fn invisible_text_is_refused(h: Harness) {
     assert_err!(
         chat.update_user(alice.id, alice.id, rename).await,
         Error::Invalid {
-            field: "display_name",
+            field: Field::DisplayName,
             ..
         }
     );
@@ -587,7 +600,10 @@ pub async fn invisible_text_is_refused(h: Harness) {
     };
     assert_err!(
         chat.update_user(alice.id, alice.id, disguised).await,
-        Error::Invalid { field: "email", .. }
+        Error::Invalid {
+            field: Field::Email,
+            ..
+        }
     );
     // Visible text with such characters inside is kept as written.
     let joined = "👩\u{200D}💻 ok";

@@ -1,5 +1,6 @@
 //! Read markers and unread counts.
 
+use crate::Field;
 use crate::testing::Harness;
 use crate::{Error, NewMessage, RoomUnread};
 
@@ -74,11 +75,17 @@ pub async fn mark_read_beyond_the_newest_message_is_invalid(h: Harness) {
         .unwrap();
     assert_err!(
         chat.mark_read(alice.id, room.id, 2).await,
-        Error::Invalid { field: "seq", .. }
+        Error::Invalid {
+            field: Field::Seq,
+            ..
+        }
     );
     assert_err!(
         chat.mark_read(alice.id, room.id, u64::MAX).await,
-        Error::Invalid { field: "seq", .. }
+        Error::Invalid {
+            field: Field::Seq,
+            ..
+        }
     );
     assert_eq!(
         chat.mark_read(alice.id, room.id, 0)
@@ -194,7 +201,7 @@ pub async fn unread_messages_span_all_rooms(h: Harness) {
     assert_err!(
         "not-a-cursor".parse::<crate::MessageCursor>(),
         Error::Invalid {
-            field: "cursor",
+            field: Field::Cursor,
             ..
         }
     );

@@ -1,5 +1,6 @@
 //! Group rooms: creation, visibility, joining, capacity, roles and ownership.
 
+use crate::Field;
 use crate::testing::Harness;
 use crate::{
     Conflict, Denied, Entity, Error, NewMessage, NewRoom, Role, RoomKind, RoomUpdate, Visibility,
@@ -81,7 +82,7 @@ pub async fn room_input_is_validated(h: Harness) {
     ];
     for (new, expected) in cases {
         match chat.create_room(alice.id, new).await {
-            Err(Error::Invalid { field, .. }) => assert_eq!(field, expected),
+            Err(Error::Invalid { field, .. }) => assert_eq!(field.name(), expected),
             other => panic!("expected invalid {expected}, got {other:?}"),
         }
     }
@@ -375,7 +376,7 @@ pub async fn capacity_is_enforced(h: Harness) {
     assert_err!(
         chat.update_room(alice.id, room.id, shrink).await,
         Error::Invalid {
-            field: "capacity",
+            field: Field::Capacity,
             ..
         }
     );
@@ -540,7 +541,7 @@ pub async fn members_are_paged_in_joining_order(h: Harness) {
     assert_err!(
         "12.nope".parse::<crate::MemberCursor>(),
         Error::Invalid {
-            field: "cursor",
+            field: Field::Cursor,
             ..
         }
     );
@@ -573,7 +574,10 @@ pub async fn managers_add_and_remove_members(h: Harness) {
     assert_err!(
         chat.add_member(alice.id, room.id, dave.id, Role::Owner)
             .await,
-        Error::Invalid { field: "role", .. }
+        Error::Invalid {
+            field: Field::Role,
+            ..
+        }
     );
     assert_err!(
         chat.add_member(alice.id, room.id, carol.id, Role::Member)
@@ -740,7 +744,10 @@ pub async fn rooms_of_user_lists_memberships(h: Harness) {
     assert_err!(
         chat.rooms_of(alice.id, alice.id, None, None, Some(100_000))
             .await,
-        Error::Invalid { field: "limit", .. }
+        Error::Invalid {
+            field: Field::Limit,
+            ..
+        }
     );
     assert_err!(
         chat.rooms_of(alice.id, bob.id, None, None, None).await,

@@ -1,5 +1,6 @@
 //! Users, profiles, the directory and admin rights.
 
+use crate::Field;
 use crate::testing::Harness;
 use crate::{Conflict, Entity, Error, NewUser, Presence, Profile, Role, UserId, UserUpdate};
 
@@ -159,7 +160,7 @@ pub async fn invalid_user_input_is_rejected(h: Harness) {
         assert_err!(
             chat.create_user(NewUser::named(bad)).await,
             Error::Invalid {
-                field: "username",
+                field: Field::Username,
                 ..
             }
         );
@@ -170,7 +171,10 @@ pub async fn invalid_user_input_is_rejected(h: Harness) {
     };
     assert_err!(
         chat.create_user(bad_email).await,
-        Error::Invalid { field: "email", .. }
+        Error::Invalid {
+            field: Field::Email,
+            ..
+        }
     );
     let long_name = NewUser {
         display_name: Some("n".repeat(65)),
@@ -179,7 +183,7 @@ pub async fn invalid_user_input_is_rejected(h: Harness) {
     assert_err!(
         chat.create_user(long_name).await,
         Error::Invalid {
-            field: "display_name",
+            field: Field::DisplayName,
             ..
         }
     );
@@ -193,7 +197,7 @@ pub async fn invalid_user_input_is_rejected(h: Harness) {
     assert_err!(
         chat.create_user(control).await,
         Error::Invalid {
-            field: "profile.last_name",
+            field: Field::ProfileLastName,
             ..
         }
     );
@@ -245,7 +249,10 @@ pub async fn directory_lists_public_entries_with_search_and_cursor(h: Harness) {
 
     assert_err!(
         chat.directory(alice.id, None, None, Some(0)).await,
-        Error::Invalid { field: "limit", .. }
+        Error::Invalid {
+            field: Field::Limit,
+            ..
+        }
     );
     let bob = chat.store.user_by_username("bob").await.unwrap().unwrap();
     assert_eq!(
@@ -379,7 +386,7 @@ pub async fn users_update_profile_presence_and_status(h: Harness) {
     assert_err!(
         chat.update_user(alice.id, alice.id, too_long).await,
         Error::Invalid {
-            field: "status_message",
+            field: Field::StatusMessage,
             ..
         }
     );
