@@ -16,6 +16,8 @@ struct Window {
     ends: DateTime<Utc>,
 }
 
+crate::records::own_record!(Window);
+
 #[async_trait]
 impl AttemptStore for SledStore {
     async fn count_attempt(

@@ -1,12 +1,11 @@
 //! Keys, values and errors.
 
 use chat_core::StoreError;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sled::IVec;
 use sled::transaction::TransactionError;
 use uuid::Uuid;
 
+use crate::records::Record;
 use crate::tx::{Kind, Trees, Tx};
 
 pub(crate) type StoreResult<T> = Result<T, StoreError>;
@@ -23,15 +22,18 @@ pub(crate) fn settled<T>(result: Result<T, TransactionError<StoreError>>) -> Sto
     })
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(backend)
+/// A value as its on-disk [`Record`].
+pub(crate) fn encode<T: Record>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(&value.to_record()).map_err(backend)
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| backend(format!("unreadable stored value: {e}")))
+pub(crate) fn decode<T: Record>(bytes: &[u8]) -> StoreResult<T> {
+    let record = serde_json::from_slice(bytes)
+        .map_err(|e| backend(format!("unreadable stored value: {e}")))?;
+    T::from_record(record)
 }
 
-pub(crate) fn decode_opt<T: DeserializeOwned>(bytes: Option<IVec>) -> StoreResult<Option<T>> {
+pub(crate) fn decode_opt<T: Record>(bytes: Option<IVec>) -> StoreResult<Option<T>> {
     bytes.map(|b| decode(&b)).transpose()
 }
 
@@ -70,7 +72,7 @@ pub(crate) fn second(key: &[u8]) -> StoreResult<Uuid> {
 }
 
 /// A record inside a write.
-pub(crate) fn tx_read<T: DeserializeOwned>(
+pub(crate) fn tx_read<T: Record>(
     tx: &Tx<'_>,
     kind: Kind,
     key: impl AsRef<[u8]>,
@@ -79,7 +81,7 @@ pub(crate) fn tx_read<T: DeserializeOwned>(
 }
 
 /// Writes a record inside a write.
-pub(crate) fn tx_write<T: Serialize>(
+pub(crate) fn tx_write<T: Record>(
     tx: &Tx<'_>,
     kind: Kind,
     key: impl AsRef<[u8]>,
@@ -89,7 +91,7 @@ pub(crate) fn tx_write<T: Serialize>(
 }
 
 /// A committed record.
-pub(crate) fn read<T: DeserializeOwned>(
+pub(crate) fn read<T: Record>(
     trees: &Trees,
     kind: Kind,
     key: impl AsRef<[u8]>,

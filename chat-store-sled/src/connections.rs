@@ -18,6 +18,8 @@ struct Stored {
     expires_at: DateTime<Utc>,
 }
 
+crate::records::own_record!(Stored);
+
 fn remove(tx: &Tx<'_>, id: uuid::Uuid, connection: &Stored) -> StoreResult<()> {
     tx.remove(Kind::Connections, id.as_bytes())?;
     tx.remove(

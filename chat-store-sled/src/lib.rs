@@ -12,7 +12,9 @@
 //!   loses the last writes.
 //! - **Format**: a `CHAT_FORMAT` file in the directory names the layout version. A directory
 //!   with other content, or a newer version, is refused with [`OpenError::Incompatible`]
-//!   before sled opens it, so nothing in it changes.
+//!   before sled opens it, so nothing in it changes. Values are JSON of record types of this
+//!   crate's own (`records.rs`), pinned byte for byte by a test, so changing a public type of
+//!   `chat-core` cannot change what is on disk.
 //!
 //! ## Key layout
 //!
@@ -53,6 +55,7 @@ mod attempts;
 mod codec;
 mod connections;
 mod messages;
+mod records;
 mod rooms;
 mod tx;
 mod users;

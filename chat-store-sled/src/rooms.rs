@@ -14,27 +14,16 @@ use crate::codec::{
 };
 use crate::tx::{Kind, Trees, Tx};
 
-/// Rooms are stored with their password hash, which `Room` never serializes.
-fn decode_room(bytes: &[u8]) -> StoreResult<Room> {
-    let (mut room, hash): (Room, Option<String>) = decode(bytes)?;
-    room.password_hash = hash;
-    Ok(room)
-}
-
 /// The room inside a write.
 pub(crate) fn tx_room(tx: &Tx<'_>, id: RoomId) -> StoreResult<Room> {
     match tx.get(Kind::Rooms, id.0.as_bytes())? {
-        Some(bytes) => decode_room(&bytes),
+        Some(bytes) => decode(&bytes),
         None => Err(StoreError::NotFound(Entity::Room)),
     }
 }
 
 pub(crate) fn tx_put_room(tx: &Tx<'_>, room: &Room) -> StoreResult<()> {
-    tx.insert(
-        Kind::Rooms,
-        room.id.0.as_bytes(),
-        encode(&(room, &room.password_hash))?,
-    )
+    tx.insert(Kind::Rooms, room.id.0.as_bytes(), encode(room)?)
 }
 
 pub(crate) fn member_key(room: RoomId, user: UserId) -> Vec<u8> {
@@ -68,7 +57,7 @@ fn direct_key(a: UserId, b: UserId) -> Vec<u8> {
 fn room(trees: &Trees, id: RoomId) -> StoreResult<Option<Room>> {
     trees
         .get(Kind::Rooms, id.0.as_bytes())?
-        .map(|bytes| decode_room(&bytes))
+        .map(|bytes| decode::<Room>(&bytes))
         .transpose()
 }
 
@@ -212,7 +201,7 @@ impl RoomStore for SledStore {
             if rooms.len() >= query.limit as usize {
                 break;
             }
-            let room = decode_room(&value.map_err(backend)?)?;
+            let room = decode::<Room>(&value.map_err(backend)?)?;
             if room.kind != RoomKind::Group || room.visibility != Visibility::Public {
                 continue;
             }

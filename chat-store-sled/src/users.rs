@@ -27,6 +27,8 @@ struct StoredToken {
     rotated: bool,
 }
 
+crate::records::own_record!(StoredToken);
+
 impl StoredToken {
     fn record(self, hash: TokenHash) -> TokenRecord {
         TokenRecord {
