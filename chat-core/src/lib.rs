@@ -66,7 +66,7 @@ pub use crate::room::{
     Member, MemberCursor, Membership, NewRoom, Role, Room, RoomKind, RoomUpdate, Visibility,
 };
 pub use crate::user::{
-    DirectoryEntry, NewUser, PasswordChange, Presence, Profile, User, UserUpdate, UserView,
+    DirectoryEntry, NewUser, PasswordChange, Profile, Status, User, UserUpdate, UserView,
 };
 
 /// The README's Rust examples, compiled and run as doc tests so they cannot rot.

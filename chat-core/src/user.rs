@@ -1,4 +1,4 @@
-//! Users: accounts, profiles and presence.
+//! Users: accounts, profiles and status.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ pub struct User {
     /// Free profile fields.
     pub profile: Profile,
     /// Online, away, busy or offline.
-    pub presence: Presence,
+    pub status: Status,
     /// A short status text ("in a meeting").
     pub status_message: Option<String>,
     /// Admins list, edit and delete any user.
@@ -40,7 +40,7 @@ impl User {
             id: self.id,
             username: self.username.clone(),
             display_name: self.display_name.clone(),
-            presence: self.presence,
+            status: self.status,
             status_message: self.status_message.clone(),
         }
     }
@@ -65,7 +65,7 @@ pub struct Profile {
 /// Whether a user is around.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Presence {
+pub enum Status {
     /// Active now.
     Online,
     /// Idle.
@@ -77,7 +77,7 @@ pub enum Presence {
     Offline,
 }
 
-impl Presence {
+impl Status {
     /// The snake_case name, as stored and serialized.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,7 +88,7 @@ impl Presence {
         }
     }
 
-    /// Parses [`Presence::as_str`]'s output.
+    /// Parses [`Status::as_str`]'s output.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "online" => Self::Online,
@@ -120,7 +120,7 @@ pub struct DirectoryEntry {
     /// The name shown to others.
     pub display_name: String,
     /// Online, away, busy or offline.
-    pub presence: Presence,
+    pub status: Status,
     /// A short status text.
     pub status_message: Option<String>,
 }
@@ -159,8 +159,8 @@ pub struct UserUpdate {
     pub email: Option<Option<String>>,
     /// New profile fields (replacing all of them).
     pub profile: Option<Profile>,
-    /// A new presence.
-    pub presence: Option<Presence>,
+    /// A new status.
+    pub status: Option<Status>,
     /// A new status message, or `Some(None)` to clear it.
     pub status_message: Option<Option<String>>,
     /// Grant or take admin rights (admins only, and not on oneself).

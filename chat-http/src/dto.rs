@@ -3,7 +3,7 @@
 #![allow(missing_docs)]
 
 use chat_core::{
-    DirectoryEntry, Member, Message, MessageId, Presence, Profile, Role, Room, RoomId, RoomKind,
+    DirectoryEntry, Member, Message, MessageId, Profile, Role, Room, RoomId, RoomKind,
     User, UserId, Visibility,
 };
 use chrono::{DateTime, Utc};
@@ -48,7 +48,7 @@ impl From<ProfileDto> for Profile {
     }
 }
 
-/// Presence: `online`, `away`, `busy` or `offline`.
+/// A user's status: `online`, `away`, `busy` or `offline` ([`chat_core::Status`] with a schema).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -58,20 +58,20 @@ pub enum Status {
     Offline,
 }
 
-impl From<Presence> for Status {
-    fn from(p: Presence) -> Self {
-        match p {
-            Presence::Online => Self::Online,
-            Presence::Away => Self::Away,
-            Presence::Busy => Self::Busy,
-            Presence::Offline => Self::Offline,
+impl From<chat_core::Status> for Status {
+    fn from(status: chat_core::Status) -> Self {
+        match status {
+            chat_core::Status::Online => Self::Online,
+            chat_core::Status::Away => Self::Away,
+            chat_core::Status::Busy => Self::Busy,
+            chat_core::Status::Offline => Self::Offline,
         }
     }
 }
 
-impl From<Status> for Presence {
-    fn from(s: Status) -> Self {
-        match s {
+impl From<Status> for chat_core::Status {
+    fn from(status: Status) -> Self {
+        match status {
             Status::Online => Self::Online,
             Status::Away => Self::Away,
             Status::Busy => Self::Busy,
@@ -109,7 +109,7 @@ impl UserOut {
             email: user.email,
             display_name: user.display_name,
             profile: Some(user.profile.into()),
-            status: user.presence.into(),
+            status: user.status.into(),
             status_message: user.status_message,
             online,
             is_admin: Some(user.is_admin),
@@ -125,7 +125,7 @@ impl UserOut {
             email: None,
             display_name: entry.display_name,
             profile: None,
-            status: entry.presence.into(),
+            status: entry.status.into(),
             status_message: entry.status_message,
             online,
             is_admin: None,

@@ -61,7 +61,7 @@ fn yes() -> bool {
 /// Open the live event stream (WebSocket). Authenticate with the `Authorization` header or
 /// `?ticket=`. Server frames: `message.created`, `message.updated`, `message.deleted`,
 /// `member.joined`, `member.left`, `member.updated`, `room.updated`, `room.deleted`,
-/// `read.updated`, `typing`, `presence`, `resync`, `ack`, `error`, `pong`. Client frames:
+/// `read.updated`, `typing`, `status.updated`, `resync`, `ack`, `error`, `pong`. Client frames:
 /// `{"type":"send","room_id","body","txn_id"}`, `{"type":"typing","room_id"}`,
 /// `{"type":"ping"}`.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery),
@@ -395,16 +395,16 @@ fn event_frame(event: &Event) -> Option<Value> {
             user_id,
             typing,
         } => json!({ "room_id": room_id, "user_id": user_id, "typing": typing }),
-        Event::Presence {
+        Event::StatusUpdated {
             room_id,
             user_id,
-            presence,
+            status,
             status_message,
             online,
         } => json!({
             "room_id": room_id,
             "user_id": user_id,
-            "status": Status::from(*presence),
+            "status": Status::from(*status),
             "status_message": status_message,
             "online": online,
         }),

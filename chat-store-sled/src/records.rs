@@ -4,7 +4,7 @@
 //! the format too: a name this version does not know is an error, never a default.
 
 use chat_core::{
-    Member, Message, MessageId, Presence, Profile, Role, Room, RoomId, RoomKind, User, UserId,
+    Member, Message, MessageId, Profile, Role, Room, RoomId, RoomKind, Status, User, UserId,
     Visibility,
 };
 use chrono::{DateTime, Utc};
@@ -77,7 +77,7 @@ impl Record for User {
                 address: profile.address,
                 bio: profile.bio,
             },
-            presence: self.presence.as_str().to_owned(),
+            presence: self.status.as_str().to_owned(),
             status_message: self.status_message.clone(),
             is_admin: self.is_admin,
             created_at: self.created_at,
@@ -98,7 +98,7 @@ impl Record for User {
                 address: r.profile.address,
                 bio: r.profile.bio,
             },
-            presence: known(Presence::parse(&r.presence), "presence", &r.presence)?,
+            status: known(Status::parse(&r.presence), "presence", &r.presence)?,
             status_message: r.status_message,
             is_admin: r.is_admin,
             created_at: r.created_at,
@@ -307,7 +307,7 @@ mod tests {
                 bio: Some("hi".into()),
                 ..Profile::default()
             },
-            presence: Presence::Busy,
+            status: Status::Busy,
             status_message: None,
             is_admin: true,
             created_at: at(1),

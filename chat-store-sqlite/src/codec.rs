@@ -3,7 +3,7 @@
 use chat_core::auth::TokenHash;
 use chat_core::store::{TokenKind, TokenRecord, fold};
 use chat_core::{
-    Conflict, Member, Message, MessageId, Presence, Role, Room, RoomId, RoomKind, SessionId,
+    Conflict, Member, Message, MessageId, Role, Room, RoomId, RoomKind, SessionId, Status,
     StoreError, User, UserId, Visibility,
 };
 use chrono::{DateTime, Utc};
@@ -109,7 +109,7 @@ pub(crate) fn user(row: &SqliteRow) -> StoreResult<User> {
         email: get(row, "email")?,
         display_name: get(row, "display_name")?,
         profile: serde_json::from_str(&profile).map_err(corrupt)?,
-        presence: Presence::parse(&presence).ok_or_else(|| corrupt(presence))?,
+        status: Status::parse(&presence).ok_or_else(|| corrupt(presence))?,
         status_message: get(row, "status_message")?,
         is_admin: get(row, "is_admin")?,
         created_at: time(get(row, "created_at")?)?,

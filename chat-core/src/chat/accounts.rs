@@ -88,7 +88,7 @@ impl Chat {
             email: new.email.as_deref().map(validate::email).transpose()?,
             display_name,
             profile: profile(&new.profile)?,
-            presence: Default::default(),
+            status: Default::default(),
             status_message: None,
             is_admin,
             created_at: now,
@@ -404,7 +404,7 @@ impl Chat {
     }
 
     /// Changes a user: oneself, or anyone for an admin. Only admins grant or take admin rights,
-    /// and never their own. A change of presence is published to every room of the user.
+    /// and never their own. A change of status is published to every room of the user.
     ///
     /// `Conflict(EmailTaken)` tells that an address is registered, so users other than admins
     /// change their email like they log in: at most
@@ -429,8 +429,8 @@ impl Chat {
         if let Some(fields) = &update.profile {
             user.profile = profile(fields)?;
         }
-        if let Some(presence) = update.presence {
-            user.presence = presence;
+        if let Some(status) = update.status {
+            user.status = status;
         }
         if let Some(status) = &update.status_message {
             user.status_message =
@@ -458,13 +458,13 @@ impl Chat {
             self.store.revoke_user_sessions(id).await?;
             self.login_ended(id, None);
         }
-        if user.presence != before.presence || user.status_message != before.status_message {
+        if user.status != before.status || user.status_message != before.status_message {
             let online = !self.store.online_users(&[id], self.now()).await?.is_empty();
             for (room, _) in self.store.rooms_of_user(id, &RoomQuery::ALL).await? {
-                self.publish(Event::Presence {
+                self.publish(Event::StatusUpdated {
                     room_id: room.id,
                     user_id: id,
-                    presence: user.presence,
+                    status: user.status,
                     status_message: user.status_message.clone(),
                     online,
                 });

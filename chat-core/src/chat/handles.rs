@@ -53,7 +53,7 @@ impl AsUser {
         self.chat.user(self.me, self.me).await
     }
 
-    /// Changes the acting user's own profile, presence or password ([`Chat::update_user`]).
+    /// Changes the acting user's own profile, status or password ([`Chat::update_user`]).
     pub async fn update(&self, update: UserUpdate) -> Result<User> {
         self.chat.update_user(self.me, self.me, update).await
     }

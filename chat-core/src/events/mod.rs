@@ -18,7 +18,7 @@ pub use self::subscription::Subscription;
 use crate::ids::{MessageId, RoomId, SessionId, UserId};
 use crate::message::Message;
 use crate::room::{Member, Room};
-use crate::user::Presence;
+use crate::user::Status;
 
 /// Something that happened. Serialized with a `type` tag whose values are the event names
 /// ([`Event::name`]), the same words as the WebSocket frames of `chat-http`.
@@ -98,15 +98,15 @@ pub enum Event {
         /// Started (true) or stopped.
         typing: bool,
     },
-    /// A member's presence changed; published once per room the user is in.
-    #[serde(rename = "presence")]
-    Presence {
+    /// A member's status changed; published once per room the user is in.
+    #[serde(rename = "status.updated")]
+    StatusUpdated {
         /// The room.
         room_id: RoomId,
-        /// Whose presence.
+        /// Whose status.
         user_id: UserId,
-        /// The new presence.
-        presence: Presence,
+        /// The new status.
+        status: Status,
         /// The new status message.
         status_message: Option<String>,
         /// Whether the user has a live connection, on any engine.
@@ -143,7 +143,7 @@ impl Event {
             Self::RoomDeleted { .. } => "room.deleted",
             Self::ReadUpdated { .. } => "read.updated",
             Self::Typing { .. } => "typing",
-            Self::Presence { .. } => "presence",
+            Self::StatusUpdated { .. } => "status.updated",
             Self::LoginEnded { .. } => "login.ended",
             Self::Resync => "resync",
         }
@@ -161,7 +161,7 @@ impl Event {
             | Self::RoomDeleted { room_id }
             | Self::ReadUpdated { room_id, .. }
             | Self::Typing { room_id, .. }
-            | Self::Presence { room_id, .. } => Some(*room_id),
+            | Self::StatusUpdated { room_id, .. } => Some(*room_id),
             Self::LoginEnded { .. } | Self::Resync => None,
         }
     }

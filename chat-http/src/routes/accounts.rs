@@ -254,7 +254,7 @@ async fn patch_user_by(state: AppState, actor: Actor, id: UserId, body: UserPatc
         display_name: body.display_name,
         email: body.email,
         profile: body.profile.map(Into::into),
-        presence: body.status.map(Into::into),
+        status: body.status.map(Into::into),
         status_message: body.status_message,
         is_admin: body.is_admin,
     };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::events::{Event, InProcessBus, Subscription};
 use crate::testing::Harness;
-use crate::{NewMessage, Presence, Role, UserUpdate};
+use crate::{NewMessage, Role, Status, UserUpdate};
 
 /// Every event ready now, without waiting for the bus (events are published before operations
 /// return).
@@ -109,7 +109,7 @@ pub async fn state_changes_publish_events(h: Harness) {
     chat.mark_read(alice.id, room.id, 1).await.unwrap(); // no movement, no event
     chat.typing(bob.id, room.id, true).await.unwrap();
     let busy = UserUpdate {
-        presence: Some(Presence::Busy),
+        status: Some(Status::Busy),
         ..UserUpdate::default()
     };
     chat.update_user(bob.id, bob.id, busy).await.unwrap();
@@ -135,7 +135,7 @@ pub async fn state_changes_publish_events(h: Harness) {
             "message.updated",
             "read.updated",
             "typing",
-            "presence",
+            "status.updated",
             "member.updated",
             "room.updated",
             "message.deleted",

@@ -9,8 +9,8 @@ use crate::store::{
 };
 use crate::testing::{Harness, epoch};
 use crate::{
-    Conflict, Entity, Member, MessageId, Presence, Profile, Role, Room, RoomId, RoomKind,
-    SessionId, StoreError, User, UserId, Visibility,
+    Conflict, Entity, Member, MessageId, Profile, Role, Room, RoomId, RoomKind, SessionId, Status,
+    StoreError, User, UserId, Visibility,
 };
 
 fn id(n: u128) -> uuid::Uuid {
@@ -24,7 +24,7 @@ fn user(n: u128, name: &str) -> User {
         email: Some(format!("{name}@example.com")),
         display_name: name.to_uppercase(),
         profile: Profile::default(),
-        presence: Presence::Offline,
+        status: Status::Offline,
         status_message: None,
         is_admin: false,
         created_at: epoch(),
@@ -604,7 +604,7 @@ pub async fn store_values_round_trip_exactly(h: Harness) {
             address: Some("1 Road".into()),
             bio: Some("bio".into()),
         },
-        presence: Presence::Away,
+        status: Status::Away,
         status_message: Some("brb".into()),
         is_admin: true,
         created_at: at,

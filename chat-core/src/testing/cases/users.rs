@@ -2,7 +2,7 @@
 
 use crate::Field;
 use crate::testing::Harness;
-use crate::{Conflict, Entity, Error, NewUser, Presence, Profile, Role, UserId, UserUpdate};
+use crate::{Conflict, Entity, Error, NewUser, Profile, Role, Status, UserId, UserUpdate};
 
 pub async fn users_are_created_and_found_by_name_and_email(h: Harness) {
     let chat = h.chat().await;
@@ -21,7 +21,7 @@ pub async fn users_are_created_and_found_by_name_and_email(h: Harness) {
     assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
     assert_eq!(alice.display_name, "Alice A.");
     assert!(!alice.is_admin);
-    assert_eq!(alice.presence, Presence::Offline);
+    assert_eq!(alice.status, Status::Offline);
 
     assert_eq!(chat.user(alice.id, alice.id).await.unwrap(), alice);
     let by_name = chat.store.user_by_username("alice").await.unwrap();
@@ -357,7 +357,7 @@ pub async fn only_admins_list_and_manage_users(h: Harness) {
     );
 }
 
-pub async fn users_update_profile_presence_and_status(h: Harness) {
+pub async fn users_update_profile_and_status(h: Harness) {
     let chat = h.chat().await;
     let alice = chat.new_user("alice").await;
     chat.clock.advance(chrono::TimeDelta::seconds(5));
@@ -368,12 +368,12 @@ pub async fn users_update_profile_presence_and_status(h: Harness) {
             address: Some("1 Rabbit Hole".into()),
             ..Profile::default()
         }),
-        presence: Some(Presence::Busy),
+        status: Some(Status::Busy),
         status_message: Some(Some("  down the hole  ".into())),
         ..UserUpdate::default()
     };
     let updated = chat.update_user(alice.id, alice.id, update).await.unwrap();
-    assert_eq!(updated.presence, Presence::Busy);
+    assert_eq!(updated.status, Status::Busy);
     assert_eq!(updated.status_message.as_deref(), Some("down the hole"));
     assert_eq!(updated.profile.last_name.as_deref(), Some("Liddell"));
     assert!(updated.updated_at > alice.updated_at);
