@@ -3,8 +3,8 @@
 #![allow(missing_docs)]
 
 use chat_core::{
-    DirectoryEntry, Member, Message, MessageId, Profile, Role, Room, RoomId, RoomKind,
-    User, UserId, Visibility,
+    DirectoryEntry, Member, Message, MessageId, Profile, Role, Room, RoomId, RoomKind, User,
+    UserId, Visibility,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
