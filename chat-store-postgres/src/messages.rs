@@ -1,0 +1,218 @@
+//! Messages: appends that take their sequence number under the room's row lock, edits,
+//! tombstones, pages and changes.
+
+use async_trait::async_trait;
+use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
+use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError};
+use chrono::{DateTime, Utc};
+
+use crate::PostgresStore;
+use crate::codec::{
+    self, StoreResult, get, int, map_err, message_columns, metadata_json, uint, violates,
+};
+
+/// One statement, one round trip: the room's row is updated first (its lock orders appends to
+/// the room until commit), the message takes the new sequence number and change cursor, and
+/// the sender's read marker moves past it.
+const APPEND: &str = "\
+    WITH room AS ( \
+        UPDATE rooms SET last_seq = last_seq + 1, last_change = last_change + 1 \
+        WHERE id = $1 RETURNING id, last_seq, last_change \
+    ), inserted AS ( \
+        INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
+                              created_at, change_id) \
+        SELECT id, last_seq, $2, $3, $4, $5, $6, $7, $8, last_change FROM room \
+        RETURNING seq, change_id \
+    ), marked AS ( \
+        UPDATE members SET last_read_seq = GREATEST(last_read_seq, inserted.seq) \
+        FROM inserted WHERE room_id = $1 AND user_id = $3 \
+    ) \
+    SELECT seq, change_id FROM inserted";
+
+/// Applies a change to a live message: the room's change cursor moves on (locking the room's
+/// row, as appends do) and the message takes it. `$1` is the message id; the changed columns
+/// follow.
+macro_rules! change {
+    ($set:literal) => {
+        concat!(
+            "WITH room AS ( \
+                UPDATE rooms SET last_change = last_change + 1 \
+                WHERE id = (SELECT room_id FROM messages WHERE id = $1 AND deleted_at IS NULL) \
+                RETURNING id, last_change \
+            ) \
+            UPDATE messages SET ",
+            $set,
+            ", change_id = room.last_change FROM room \
+            WHERE messages.id = $1 AND messages.room_id = room.id AND messages.deleted_at IS NULL \
+            RETURNING ",
+            "messages.room_id, messages.seq, messages.id, messages.sender, messages.body, \
+             messages.reply_to, messages.txn_id, messages.metadata, messages.created_at, \
+             messages.edited_at, messages.deleted_at, messages.change_id"
+        )
+    };
+}
+
+const EDIT: &str = change!("body = $2, edited_at = $3");
+const DELETE: &str = change!("body = '', metadata = NULL, deleted_at = $2");
+
+impl PostgresStore {
+    /// The message a sender already sent with this transaction id.
+    async fn original(&self, new: &NewStoredMessage) -> StoreResult<Option<Message>> {
+        let Some(txn_id) = &new.txn_id else {
+            return Ok(None);
+        };
+        sqlx::query(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE sender = $1 AND txn_id = $2"
+        ))
+        .bind(new.sender.0)
+        .bind(txn_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| codec::message(&row))
+        .transpose()
+    }
+}
+
+fn resent(message: Message) -> Sent {
+    Sent {
+        message,
+        created: false,
+    }
+}
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
+        if let Some(message) = self.original(new).await? {
+            return Ok(resent(message));
+        }
+        let inserted = sqlx::query(APPEND)
+            .bind(new.room_id.0)
+            .bind(new.id.0)
+            .bind(new.sender.0)
+            .bind(&new.body)
+            .bind(new.reply_to.map(|id| id.0))
+            .bind(&new.txn_id)
+            .bind(metadata_json(&new.metadata)?)
+            .bind(new.created_at)
+            .fetch_optional(&self.pool)
+            .await;
+        let counters = match inserted {
+            Ok(Some(row)) => row,
+            Ok(None) => return Err(StoreError::NotFound(Entity::Room)),
+            // The same transaction id sent twice at once: the other append won.
+            Err(error) if violates(&error, "messages_by_txn") => {
+                let original = self.original(new).await?;
+                return original
+                    .map(resent)
+                    .ok_or_else(|| StoreError::backend(error));
+            }
+            Err(error) => return Err(map_err(error)),
+        };
+        let seq = uint(get(&counters, "seq")?)?;
+        let change = uint(get(&counters, "change_id")?)?;
+        Ok(Sent {
+            message: new.stored_at(seq, change),
+            created: true,
+        })
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE id = $1"
+        );
+        sqlx::query(sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| codec::message(&row))
+            .transpose()
+    }
+
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Message> {
+        let query = sqlx::query(EDIT).bind(id.0).bind(body).bind(at);
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| codec::message(&row))
+            .transpose()?
+            .ok_or(StoreError::NotFound(Entity::Message))
+    }
+
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
+        let query = sqlx::query(DELETE).bind(id.0).bind(at);
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| codec::message(&row))
+            .transpose()?
+            .ok_or(StoreError::NotFound(Entity::Message))
+    }
+
+    async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
+        let after = range.after.map_or(0, int);
+        let before = range.before.map_or(i64::MAX, int);
+        let sql = if range.after.is_some() {
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages \
+                 WHERE room_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq ASC LIMIT $4"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages \
+                 WHERE room_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq DESC LIMIT $4"
+            )
+        };
+        let mut messages = sqlx::query(sql)
+            .bind(room.0)
+            .bind(after)
+            .bind(before)
+            .bind(i64::from(range.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if range.after.is_none() {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
+        let sql = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages \
+             WHERE room_id = $1 AND change_id > $2 ORDER BY change_id LIMIT $3"
+        );
+        sqlx::query(sql)
+            .bind(room.0)
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect()
+    }
+}
