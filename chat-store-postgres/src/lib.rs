@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bus;
 mod codec;
 mod messages;
 mod rooms;
@@ -36,6 +37,7 @@ mod users;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::bus::{DEFAULT_CHANNEL, PostgresBus};
 use chat_core::store::{BadLocation, Location};
 pub use chat_core::{OpenError, StoreError};
 pub use sqlx;

@@ -289,10 +289,15 @@ pub async fn bus_ends_logins_on_every_engine(h: BusHarness) {
 /// Expands to one `#[test]` per bus case, each on buses from the given opener: an expression
 /// implementing [`BusOpener`], typically
 /// `|| async { (Arc::new(bus.clone()) as _, Arc::new(bus) as _, Box::new(guard) as Guard) }`.
+/// `skip_when =` works as for
+/// [`store_conformance_tests!`](crate::store_conformance_tests).
 #[macro_export]
 macro_rules! bus_conformance_tests {
     ($opener:expr) => {
-        $crate::__bus_cases!($opener;
+        $crate::bus_conformance_tests!($opener, skip_when = || None::<String>);
+    };
+    ($opener:expr, skip_when = $skip:expr) => {
+        $crate::__bus_cases!($opener; $skip;
             bus_serves_every_subscriber_in_each_publishers_order,
             bus_tells_a_lagging_subscriber,
             bus_carries_messages_between_engines_in_order,
@@ -305,10 +310,14 @@ macro_rules! bus_conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __bus_cases {
-    ($opener:expr; $($case:ident),* $(,)?) => {
+    ($opener:expr; $skip:expr; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
+                if let Some(why) = ($skip)() {
+                    $crate::testing::skipped(stringify!($case), &why);
+                    return;
+                }
                 $crate::testing::run(
                     $crate::testing::bus::BusHarness::new($opener),
                     $crate::testing::bus::$case,
