@@ -91,6 +91,10 @@ pub enum StoreError {
     /// The write would break a uniqueness or capacity rule.
     #[error("{0}")]
     Conflict(Conflict),
+    /// The backend cannot be reached now (connection refused or lost, no pooled connection
+    /// free in time, the database shutting down): the same call may succeed later.
+    #[error("storage backend unavailable")]
+    Unavailable(#[source] BoxError),
     /// Any other failure of the backend.
     #[error("storage backend failed")]
     Backend(#[source] BoxError),
@@ -338,6 +342,7 @@ impl Error {
             Self::Invalid { .. } => "invalid",
             Self::Unauthenticated => "unauthenticated",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Storage(StoreError::Unavailable(_)) => "unavailable",
             Self::Storage(_) | Self::Internal(_) => "internal",
         }
     }

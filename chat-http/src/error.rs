@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_core::{Entity, Error};
+use chat_core::{Entity, Error, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -85,6 +85,19 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After: 1`: the store cannot be reached now; the same request may
+    /// succeed once it can.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(Duration::from_secs(1)),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database cannot be reached; retry later",
+            )
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -114,6 +127,13 @@ impl From<Error> for ApiError {
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::RateLimited { retry_after } => return Self::rate_limited(*retry_after),
+            Error::Storage(StoreError::Unavailable(cause)) => {
+                tracing::warn!(
+                    error = &**cause as &dyn std::error::Error,
+                    "store unavailable"
+                );
+                return Self::unavailable();
+            }
             _ => {
                 tracing::error!(error = &error as &dyn std::error::Error, "request failed");
                 return Self::new(

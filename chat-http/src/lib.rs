@@ -39,7 +39,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chat_core::Chat;
 use tower_http::trace::TraceLayer;
@@ -122,11 +124,25 @@ impl ChatHttp {
         Router::new()
             .nest("/api/v1", api)
             .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", ApiDoc::openapi()))
-            .route("/healthz", get(|| async { "ok" }))
+            .route("/healthz", get(healthz))
             .route("/metrics", get(metrics::export))
             .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
             .layer(TraceLayer::new_for_http())
             .with_state(state)
+    }
+}
+
+/// `ok`, or 503 while the store cannot be reached: what a load balancer asks.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.chat.check_store().await {
+        Ok(()) => "ok".into_response(),
+        Err(error) => {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "health check failed"
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
     }
 }
 

@@ -19,6 +19,9 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 /// Maps a sqlx error: unique violations to the conflict they mean (by constraint name), the
 /// rest kept as source.
 pub(crate) fn map_err(error: sqlx::Error) -> StoreError {
+    if is_unavailable(&error) {
+        return StoreError::Unavailable(error.into());
+    }
     if let sqlx::Error::Database(db) = &error
         && db.is_unique_violation()
     {
@@ -33,6 +36,23 @@ pub(crate) fn map_err(error: sqlx::Error) -> StoreError {
         }
     }
     StoreError::backend(error)
+}
+
+/// Whether an error says the database cannot be reached now rather than that the request was
+/// wrong: lost or refused connections, no pooled connection in time, the server shutting down
+/// or starting (SQLSTATE classes 08 and 57P).
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// Whether an error is a unique violation of the named constraint or index.

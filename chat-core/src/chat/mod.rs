@@ -239,6 +239,13 @@ impl Chat {
         Ok(tokens + attempts + connections)
     }
 
+    /// Whether the store answers: one read of a user who cannot exist. For health checks;
+    /// a store that cannot be reached says `Storage(Unavailable)`.
+    pub async fn check_store(&self) -> Result<()> {
+        self.store.user(UserId(uuid::Uuid::nil())).await?;
+        Ok(())
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

@@ -1,8 +1,10 @@
-//! `chat-server`: the reference chat server on an embedded SQLite file (or sled, or memory).
+//! `chat-server`: the reference chat server on an embedded SQLite file (or sled, or memory), or
+//! on PostgreSQL, where any number of them serve one chat.
 //!
 //! ```text
 //! cargo run --release -p chat-http --bin chat-server                 # sqlite://chat.db, :8080
 //! cargo run --release -p chat-http --bin chat-server -- --demo       # with sample users
+//! cargo run --release -p chat-http --bin chat-server -- --database postgres://chat@db/chat
 //! cargo run --release -p chat-http --bin chat-server -- create-admin --username root
 //! ```
 //!
@@ -12,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_core::events::EventBus;
 use chat_core::store::{Location, MemoryStore, Store};
 use chat_core::{
     Chat, ChatConfig, Conflict, Error, NewMessage, NewRoom, NewUser, Role, Visibility,
@@ -30,9 +33,21 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, env = "CHAT_BIND", default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
-    /// Where data lives: `sqlite://FILE` (or a file path), `sled://DIR`, or `memory`.
+    /// Where data lives: `sqlite://FILE` (or a file path), `sled://DIR`, `memory`, or
+    /// `postgres://USER@HOST:PORT/DB` (several servers may share one).
     #[arg(long, env = "CHAT_DATABASE", default_value = "sqlite://chat.db")]
     database: String,
+    /// PostgreSQL: the most connections this server opens.
+    #[arg(long, env = "CHAT_POOL_SIZE", default_value_t = 16)]
+    pool_size: u32,
+    /// PostgreSQL: a schema for the chat's tables (created when missing) instead of `public`.
+    #[arg(long, env = "CHAT_POSTGRES_SCHEMA")]
+    postgres_schema: Option<String>,
+    /// How live events reach the other servers on the database: `store` follows the store
+    /// (LISTEN/NOTIFY on PostgreSQL; within this process otherwise), `local` keeps them in
+    /// this process.
+    #[arg(long, env = "CHAT_BUS", value_enum, default_value = "store")]
+    bus: BusArg,
     /// SQLite durability: `full` (nothing acknowledged is ever lost) or `normal` (survives
     /// process crashes; a power loss may lose the last commits).
     #[arg(long, env = "CHAT_DURABILITY", value_enum, default_value = "full")]
@@ -80,6 +95,12 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BusArg {
+    Store,
+    Local,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DurabilityArg {
     Full,
@@ -121,7 +142,7 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let store = open_store(&cli.database, cli.durability).await?;
+    let (store, bus) = open_store(&cli).await?;
     let defaults = ChatConfig::default();
     let config = ChatConfig::default()
         .with_failed_logins_allowed(cli.failed_logins)
@@ -133,7 +154,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .with_max_queued_hashes(cli.max_queued_hashes)
         .with_member_adds_allowed(cli.member_adds_per_minute)
         .with_member_add_window(Duration::from_secs(60));
-    let chat = Arc::new(Chat::builder(store).config(config).build()?);
+    let mut builder = Chat::builder(store).config(config);
+    if let Some(bus) = bus {
+        builder = builder.bus(bus);
+    }
+    let chat = Arc::new(builder.build()?);
     if let Some(Command::CreateAdmin {
         username,
         password,
@@ -182,19 +207,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn open_store(database: &str, durability: DurabilityArg) -> Result<Arc<dyn Store>, Failure> {
-    match database.parse::<Location>()? {
-        Location::Memory => Ok(Arc::new(MemoryStore::new())),
+/// The store, and the bus that follows it when events must leave this process.
+async fn open_store(cli: &Cli) -> Result<(Arc<dyn Store>, Option<Arc<dyn EventBus>>), Failure> {
+    let database = cli.database.as_str();
+    let store: Arc<dyn Store> = match database.parse::<Location>()? {
+        Location::Memory => Arc::new(MemoryStore::new()),
         Location::Sqlite(path) => {
-            let options = SqliteOptions::at(path).durability(match durability {
+            let options = SqliteOptions::at(path).durability(match cli.durability {
                 DurabilityArg::Full => Durability::Full,
                 DurabilityArg::Normal => Durability::Normal,
             });
-            Ok(Arc::new(SqliteStore::open_with(options).await?))
+            Arc::new(SqliteStore::open_with(options).await?)
         }
-        Location::Sled(_) => open_sled(database).await,
-        _ => Err(format!("{database}: this chat-server has no store for it").into()),
-    }
+        Location::Sled(_) => open_sled(database).await?,
+        Location::Postgres(_) => return open_postgres(cli).await,
+        _ => return Err(format!("{database}: this chat-server has no store for it").into()),
+    };
+    Ok((store, None))
 }
 
 #[cfg(feature = "sled")]
@@ -205,6 +234,35 @@ async fn open_sled(database: &str) -> Result<Arc<dyn Store>, Failure> {
 #[cfg(not(feature = "sled"))]
 async fn open_sled(_: &str) -> Result<Arc<dyn Store>, Failure> {
     Err("this chat-server was built without the `sled` feature".into())
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(cli: &Cli) -> Result<(Arc<dyn Store>, Option<Arc<dyn EventBus>>), Failure> {
+    use chat_store_postgres::{DEFAULT_CHANNEL, PostgresBus, PostgresOptions, PostgresStore};
+    let mut options = PostgresOptions::new(&cli.database)?.pool_size(cli.pool_size);
+    if let Some(schema) = &cli.postgres_schema {
+        options = options.schema(schema);
+    }
+    let store = PostgresStore::open_with(options).await?;
+    let bus: Option<Arc<dyn EventBus>> = match cli.bus {
+        BusArg::Store => {
+            // A schema of its own is a chat of its own: its events keep to its channel.
+            let channel = match &cli.postgres_schema {
+                Some(schema) => format!("{DEFAULT_CHANNEL}_{schema}"),
+                None => DEFAULT_CHANNEL.to_owned(),
+            };
+            Some(Arc::new(
+                PostgresBus::connect(store.pool(), &channel).await?,
+            ))
+        }
+        BusArg::Local => None,
+    };
+    Ok((Arc::new(store), bus))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_: &Cli) -> Result<(Arc<dyn Store>, Option<Arc<dyn EventBus>>), Failure> {
+    Err("this chat-server was built without the `postgres` feature".into())
 }
 
 /// Descriptors kept for the store, logs and the listener, beyond the connections.
