@@ -1,5 +1,6 @@
-//! `kill -9` of `chat-server` under a send load, on SQLite and on sled: after a restart, every
-//! message that was answered with a 2xx is there, and the room's sequence has no gap.
+//! `kill -9` of `chat-server` under a send load, on SQLite, sled and PostgreSQL: after a
+//! restart, every message that was answered with a 2xx is there, and the room's sequence has
+//! no gap.
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -10,8 +11,8 @@ use common::{Client, Server};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn survives_kill_9(database: &str) {
-    let server = Server::start(database);
+async fn survives_kill_9(database: &str, flags: &[&str]) {
+    let server = Server::start_with(database, flags);
     let client = Client {
         http: reqwest::Client::new(),
         base: server.base.clone(),
@@ -63,14 +64,14 @@ async fn survives_kill_9(database: &str) {
     while acked.lock().unwrap().len() < 300 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let mut child = server.child;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
     for sender in senders {
         sender.await.unwrap();
     }
 
-    let restarted = Server::start(database);
+    let restarted = Server::start_with(database, flags);
     let client = Client {
         http: reqwest::Client::new(),
         base: restarted.base.clone(),
@@ -126,15 +127,29 @@ async fn survives_kill_9(database: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    survives_kill_9(&format!(
-        "sqlite://{}",
-        dir.path().join("chat.db").display()
-    ))
+    survives_kill_9(
+        &format!("sqlite://{}", dir.path().join("chat.db").display()),
+        &[],
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sled_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    survives_kill_9(&format!("sled://{}", dir.path().join("sled").display())).await;
+    survives_kill_9(
+        &format!("sled://{}", dir.path().join("sled").display()),
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_loses_nothing_acknowledged() {
+    use chat_store_postgres::testing::{TestSchema, postgres_missing};
+    if let Some(why) = postgres_missing() {
+        return chat_core::testing::skipped("postgres_loses_nothing_acknowledged", &why);
+    }
+    let schema = TestSchema::new();
+    survives_kill_9(&schema.url, &["--postgres-schema", &schema.name]).await;
 }

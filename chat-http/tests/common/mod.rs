@@ -213,9 +213,15 @@ pub struct Server {
 impl Server {
     /// Starts it on `database` (with rate limits off, so tests may hammer it).
     pub fn start(database: &str) -> Self {
+        Self::start_with(database, &[])
+    }
+
+    /// Starts it on `database` with more flags.
+    pub fn start_with(database: &str, flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--bind", "127.0.0.1:0", "--database", database])
             .args(["--auth-per-minute", "0", "--sends-per-second", "0"])
+            .args(flags)
             .env("CHAT_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -238,6 +244,14 @@ impl Server {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    /// A test that fails halfway leaves no server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

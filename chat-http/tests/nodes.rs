@@ -1,0 +1,307 @@
+//! Three `chat-server` processes on one PostgreSQL database, each test in a schema of its own:
+//! whichever process a request or a socket lands on, the user sees one chat, and killing one
+//! process loses nothing it acknowledged. Without PostgreSQL these tests say why they are
+//! skipped and pass (see `chat_store_postgres::testing`).
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chat_store_postgres::testing::{TestSchema, postgres_missing};
+use common::ws::{Socket, connect, expect_frame, next_frame, open};
+use common::{Client, Server};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Three servers on a fresh schema, and a client of each.
+fn nodes(schema: &TestSchema) -> Vec<(Server, Client)> {
+    (0..3)
+        .map(|_| {
+            let server = Server::start_with(&schema.url, &["--postgres-schema", &schema.name]);
+            let client = Client {
+                http: reqwest::Client::new(),
+                base: server.base.clone(),
+            };
+            (server, client)
+        })
+        .collect()
+}
+
+fn host(client: &Client) -> &str {
+    client.base.trim_start_matches("http://")
+}
+
+async fn ticket(client: &Client, token: &str) -> String {
+    let (status, body) = client
+        .call(
+            Method::POST,
+            "/auth/ws-ticket",
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["ticket"].as_str().unwrap().to_owned()
+}
+
+/// The `message.created` frames of a socket until `count` have come: (seq, change_id).
+async fn messages(socket: &mut Socket, count: usize) -> Vec<(u64, u64)> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let frame = expect_frame(socket, "message.created").await;
+        let message = &frame["message"];
+        seen.push((
+            message["seq"].as_u64().unwrap(),
+            message["change_id"].as_u64().unwrap(),
+        ));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_on_one_database_behave_as_one() {
+    if let Some(why) = postgres_missing() {
+        return chat_core::testing::skipped("three_processes", &why);
+    }
+    let schema = TestSchema::new();
+    let nodes = nodes(&schema);
+    let [(_, a), (_, b), (_, c)] = &nodes[..] else {
+        unreachable!()
+    };
+    let (alice, alice_id) = a.signup("alice").await;
+    let (bob, _) = b.signup("bob").await;
+    let (_, room) = a
+        .call(
+            Method::POST,
+            "/rooms",
+            Some(&alice),
+            Some(json!({ "name": "general" })),
+        )
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let (status, _) = c
+        .call(
+            Method::POST,
+            &format!("/rooms/{room}/join"),
+            Some(&bob),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // A ticket asked for on A opens a socket on B, once.
+    let bobs_ticket = ticket(a, &bob).await;
+    let mut bob_on_b = connect(host(b), None, Some(&bobs_ticket)).await;
+    assert!(open(host(c), None, Some(&bobs_ticket)).await.is_err());
+    let mut alice_on_a = connect(host(a), Some(&alice), None).await;
+    let mut alice_on_c = connect(host(c), Some(&alice), None).await;
+
+    // Online wherever the user is connected, as every process sees it.
+    for client in [a, b, c] {
+        let (_, seen) = client
+            .call(Method::GET, &format!("/users/{alice_id}"), Some(&bob), None)
+            .await;
+        assert_eq!(seen["online"], true, "{seen}");
+    }
+
+    // Sent at once through all three, delivered on each socket in sequence order, once.
+    let mut senders = Vec::new();
+    for (i, client) in [a, b, c].into_iter().enumerate() {
+        let (http, base, token, room) = (
+            client.http.clone(),
+            client.base.clone(),
+            alice.clone(),
+            room.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let client = Client { http, base };
+            for j in 0..20 {
+                let body = json!({ "body": format!("{i}:{j}") });
+                let path = format!("/rooms/{room}/messages");
+                let (status, _) = client
+                    .call(Method::POST, &path, Some(&token), Some(body))
+                    .await;
+                assert_eq!(status, 201);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let all: Vec<u64> = (1..=60).collect();
+    for socket in [&mut bob_on_b, &mut alice_on_a, &mut alice_on_c] {
+        let seqs: Vec<u64> = messages(socket, 60).await.iter().map(|m| m.0).collect();
+        assert_eq!(seqs, all);
+        // Nothing more: no message twice.
+        while let Some(frame) = next_frame(socket, Duration::from_millis(300)).await {
+            assert_ne!(frame["type"], "message.created", "{frame}");
+        }
+    }
+
+    // A logout on B closes that login's sockets on A and C.
+    b.call(Method::POST, "/auth/logout", Some(&alice), None)
+        .await;
+    for socket in [&mut alice_on_a, &mut alice_on_c] {
+        assert_eq!(expect_frame(socket, "closed").await["code"], 4001);
+    }
+    assert!(open(host(a), Some(&alice), None).await.is_err());
+
+    // Wrong passwords spread over the processes share one budget.
+    for client in [a, b, c].into_iter().cycle().take(5) {
+        let wrong = json!({ "username": "bob", "password": "wrong password" });
+        let (status, _) = client
+            .call(Method::POST, "/auth/login", None, Some(wrong))
+            .await;
+        assert_eq!(status, 401);
+    }
+    let right = json!({ "username": "bob", "password": "bob-password" });
+    let (status, _) = c.call(Method::POST, "/auth/login", None, Some(right)).await;
+    assert_eq!(status, 429);
+
+    for (server, _) in nodes {
+        assert!(server.stop().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_process_loses_nothing_and_its_clients_catch_up_elsewhere() {
+    if let Some(why) = postgres_missing() {
+        return chat_core::testing::skipped("kill_one_process", &why);
+    }
+    let schema = TestSchema::new();
+    let mut nodes = nodes(&schema);
+    let (writer, _) = nodes[1].1.signup("writer").await;
+    let (reader, _) = nodes[2].1.signup("reader").await;
+    let (_, room) = nodes[1]
+        .1
+        .call(
+            Method::POST,
+            "/rooms",
+            Some(&writer),
+            Some(json!({ "name": "load" })),
+        )
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let join = format!("/rooms/{room}/join");
+    nodes[2]
+        .1
+        .call(Method::POST, &join, Some(&reader), Some(json!({})))
+        .await;
+
+    // The reader listens on the process that will die.
+    let mut socket = connect(host(&nodes[0].1), Some(&reader), None).await;
+
+    // Writers on every process, until their process is gone or they are told to stop.
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for (i, (_, client)) in nodes.iter().enumerate() {
+        let (http, base, token, room, acked, stop) = (
+            client.http.clone(),
+            client.base.clone(),
+            writer.clone(),
+            room.clone(),
+            Arc::clone(&acked),
+            Arc::clone(&stop),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut j = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                j += 1;
+                let sent = http
+                    .post(format!("{base}/api/v1/rooms/{room}/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "body": format!("{i}:{j}") }))
+                    .send()
+                    .await;
+                let Ok(response) = sent else { break }; // the process is gone
+                if !response.status().is_success() {
+                    break;
+                }
+                let Ok(message) = response.json::<Value>().await else {
+                    break;
+                };
+                let id = message["id"].as_str().unwrap().to_owned();
+                let seq = message["seq"].as_u64().unwrap();
+                acked.lock().unwrap().push((id, seq));
+            }
+        }));
+    }
+    // The reader has seen some; then its process is killed (SIGKILL) mid-load.
+    let before = messages(&mut socket, 30).await;
+    let (mut dead, _) = nodes.remove(0);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    // It reconnects to another process, then catches up from the last cursor it saw.
+    let survivor = &nodes[0].1;
+    let mut socket = connect(host(survivor), Some(&reader), None).await;
+    let cursor = before.last().unwrap().1;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let mut caught_up = Vec::new();
+    let mut since = cursor;
+    loop {
+        let path = format!("/rooms/{room}/changes?since={since}&limit=200");
+        let (status, page) = survivor.call(Method::GET, &path, Some(&reader), None).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        caught_up.extend(items.iter().map(|m| m["seq"].as_u64().unwrap()));
+        since = page["next_cursor"].as_u64().unwrap();
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    let (_, now) = survivor
+        .call(Method::GET, &format!("/rooms/{room}"), Some(&reader), None)
+        .await;
+    let last_seq = now["last_seq"].as_u64().unwrap();
+
+    // Every acknowledged message is there, under the sequence number it was given.
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    for (id, seq) in &acked {
+        let (status, message) = survivor
+            .call(
+                Method::GET,
+                &format!("/rooms/{room}/messages/{id}"),
+                Some(&reader),
+                None,
+            )
+            .await;
+        assert_eq!((status, message["seq"].as_u64()), (200, Some(*seq)), "{id}");
+    }
+    // What the reader saw before, what it caught up on and what arrived live after
+    // reconnecting: each message once in each, together every sequence number, no gap.
+    let mut views: BTreeMap<u64, usize> = BTreeMap::new();
+    for (seq, _) in &before {
+        *views.entry(*seq).or_default() += 1;
+    }
+    let mut live = Vec::new();
+    while let Some(frame) = next_frame(&mut socket, Duration::from_millis(500)).await {
+        if frame["type"] == "message.created" {
+            live.push(frame["message"]["seq"].as_u64().unwrap());
+        }
+    }
+    for part in [&caught_up, &live] {
+        let mut unique = part.clone();
+        unique.dedup();
+        assert_eq!(&unique, part, "a message twice in one view");
+    }
+    let all: std::collections::BTreeSet<u64> = views
+        .keys()
+        .chain(&caught_up)
+        .chain(&live)
+        .copied()
+        .collect();
+    assert_eq!(all, (1..=last_seq).collect(), "a gap after catching up");
+    assert!(views.values().all(|n| *n == 1));
+    for (server, _) in nodes {
+        assert!(server.stop().success());
+    }
+}
