@@ -305,3 +305,134 @@ async fn killing_one_process_loses_nothing_and_its_clients_catch_up_elsewhere() 
         assert!(server.stop().success());
     }
 }
+
+/// A TCP relay in front of PostgreSQL that can be cut: what a database restart looks like from
+/// the server (connections dropped, new ones refused), without touching the database other
+/// tests use.
+struct Relay {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: (String, u16)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (accepting, cuts) = (Arc::clone(&up), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // refused: dropped at once
+                }
+                let target = target.clone();
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    /// Drops every connection and refuses new ones for `down`.
+    async fn outage(&self, down: Duration) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+        tokio::time::sleep(down).await;
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_the_server_recovers_by_itself() {
+    if let Some(why) = postgres_missing() {
+        return chat_core::testing::skipped("database_outage", &why);
+    }
+    let schema = TestSchema::new();
+    let options: sqlx::postgres::PgConnectOptions = schema.url.parse().unwrap();
+    let target = (options.get_host().to_owned(), options.get_port());
+    let relay = Relay::start(target).await;
+    let url = format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        options.get_username(),
+        relay.port,
+        options.get_database().unwrap_or("test")
+    );
+    let server = Server::start_with(&url, &["--postgres-schema", &schema.name]);
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let (token, _) = client.signup("writer").await;
+    let (_, room) = client
+        .call(
+            Method::POST,
+            "/rooms",
+            Some(&token),
+            Some(json!({ "name": "load" })),
+        )
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let path = format!("/rooms/{room}/messages");
+
+    // Sends before, during and after an outage of 2 s.
+    let writer = {
+        let (http, base, token, path) = (
+            client.http.clone(),
+            client.base.clone(),
+            token.clone(),
+            path.clone(),
+        );
+        tokio::spawn(async move {
+            let client = Client { http, base };
+            let mut answers = Vec::new();
+            for i in 0..150 {
+                let body = json!({ "body": format!("m{i}") });
+                let (status, message) = client
+                    .call(Method::POST, &path, Some(&token), Some(body))
+                    .await;
+                answers.push((status, message));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    relay.outage(Duration::from_secs(2)).await;
+    let answers = writer.await.unwrap();
+
+    let statuses: std::collections::BTreeSet<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!(
+        statuses,
+        [201, 503].into(),
+        "successes and clear 503s, never a 500"
+    );
+    assert_eq!(answers.last().unwrap().0, 201, "recovered by itself");
+    let health = client
+        .http
+        .get(format!("{}/healthz", client.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // Nothing acknowledged was lost.
+    for (_, message) in answers.iter().filter(|a| a.0 == 201) {
+        let id = message["id"].as_str().unwrap();
+        let (status, stored) = client
+            .call(Method::GET, &format!("{path}/{id}"), Some(&token), None)
+            .await;
+        assert_eq!(
+            (status, stored["seq"].as_u64()),
+            (200, message["seq"].as_u64())
+        );
+    }
+}

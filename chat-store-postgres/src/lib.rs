@@ -104,7 +104,8 @@ impl PostgresStore {
         Self::open_with(PostgresOptions::new(location)?).await
     }
 
-    /// Opens the database with the given options and migrates it.
+    /// Opens the database with the given options and migrates it. Its connections are named
+    /// `chat-engine` (`chat-engine/SCHEMA` with a schema) in `pg_stat_activity`.
     ///
     /// Errors: [`OpenError::BadLocation`] for a URL or schema name that cannot be used;
     /// [`OpenError::Incompatible`] when the schema is newer than this code;
@@ -140,6 +141,12 @@ impl PostgresStore {
             admin.close().await.map_err(OpenError::backend)?;
             connect = connect.options([("search_path", schema.as_str())]);
         }
+        // Operators (and tests) find a chat's connections in pg_stat_activity by this name.
+        let application = match &options.schema {
+            Some(schema) => format!("chat-engine/{schema}"),
+            None => "chat-engine".to_owned(),
+        };
+        connect = connect.application_name(&application);
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size.max(1))
             .min_connections(0)
