@@ -20,7 +20,8 @@ use serde::Serialize;
 #[derive(Debug, Parser)]
 #[command(about = "Load scenarios against chat-server")]
 struct Cli {
-    /// Stores to run against.
+    /// Stores to run against: `sqlite`, `sled`, `postgres` (at `CHAT_TEST_POSTGRES_URL`, in a
+    /// schema of the run's own).
     #[arg(long, value_delimiter = ',', default_value = "sqlite,sled")]
     stores: Vec<String>,
     /// Small counts and short runs: a check that the tool works, not a measurement.

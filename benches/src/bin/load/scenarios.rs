@@ -94,6 +94,9 @@ pub async fn run_all(
 ) -> Result<Vec<Row>, Failure> {
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
+    // A PostgreSQL schema of the run's own, dropped at the end like the temp dir.
+    let schema = chat_store_postgres::testing::TestSchema::new();
+    let mut flags = Vec::new();
     let (database, seeded) = match store {
         "sqlite" => {
             let path = dir.path().join("chat.db");
@@ -114,10 +117,19 @@ pub async fn run_all(
             drop(opened);
             (format!("sled://{location}"), seeded)
         }
+        "postgres" => {
+            let options =
+                chat_store_postgres::PostgresOptions::new(&schema.url)?.schema(&schema.name);
+            let opened = chat_store_postgres::PostgresStore::open_with(options).await?;
+            let seeded = prepare(Arc::new(opened.clone()), plan).await?;
+            opened.close().await;
+            flags = vec!["--postgres-schema".to_owned(), schema.name.clone()];
+            (schema.url.clone(), seeded)
+        }
         other => return Err(format!("unknown store {other}").into()),
     };
     eprintln!("   prepared in {:.1} s", started.elapsed().as_secs_f64());
-    let server = Running::start(binary, &database)?;
+    let server = Running::start(binary, &database, &flags)?;
     let client = Client::new(&server.base);
     let mut rows = Vec::new();
     for &connections in &plan.send_connections {
@@ -136,7 +148,7 @@ pub async fn run_all(
         // A server of its own, so that what the earlier scenarios left in memory does not
         // count against the idle figure.
         drop(server);
-        let server = Running::start(binary, &database)?;
+        let server = Running::start(binary, &database, &flags)?;
         let client = Client::new(&server.base);
         rows.extend(auth(&client, &server, store, plan).await?);
     }

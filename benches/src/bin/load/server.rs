@@ -37,8 +37,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `binary` on `database` with rate limits off (the load would trip them).
-    pub fn start(binary: &PathBuf, database: &str) -> Result<Self, Failure> {
+    /// Starts `binary` on `database` (with more `flags`) with rate limits off (the load would
+    /// trip them).
+    pub fn start(binary: &PathBuf, database: &str, flags: &[String]) -> Result<Self, Failure> {
         let mut child = Command::new(binary)
             .args([
                 "--bind",
@@ -56,6 +57,7 @@ impl Running {
                 "--failed-logins",
                 "0",
             ])
+            .args(flags)
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
