@@ -76,6 +76,23 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Runs an [`EDIT`] or [`DELETE`]: the changed message, or `NotFound` when there is no
+    /// live message of that id.
+    async fn change(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> StoreResult<Message> {
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| codec::message(&row))
+            .transpose()?
+            .ok_or(StoreError::NotFound(Entity::Message))
+    }
+}
+
 fn resent(message: Message) -> Sent {
     Sent {
         message,
@@ -141,25 +158,12 @@ impl MessageStore for PostgresStore {
         body: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<Message> {
-        let query = sqlx::query(EDIT).bind(id.0).bind(body).bind(at);
-        query
-            .fetch_optional(&self.pool)
+        self.change(sqlx::query(EDIT).bind(id.0).bind(body).bind(at))
             .await
-            .map_err(map_err)?
-            .map(|row| codec::message(&row))
-            .transpose()?
-            .ok_or(StoreError::NotFound(Entity::Message))
     }
 
     async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
-        let query = sqlx::query(DELETE).bind(id.0).bind(at);
-        query
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .map(|row| codec::message(&row))
-            .transpose()?
-            .ok_or(StoreError::NotFound(Entity::Message))
+        self.change(sqlx::query(DELETE).bind(id.0).bind(at)).await
     }
 
     async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
