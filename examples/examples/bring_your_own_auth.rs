@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chat_core::auth::LoginName;
 use chat_core::store::MemoryStore;
 use chat_core::{Chat, Error, HistoryQuery, NewMessage, NewRoom, NewUser, UserId, Visibility};
 
@@ -54,24 +55,21 @@ async fn main() -> Result<(), Error> {
     let frank = host
         .acting_user("session-of-frank")
         .expect("a known session");
-    let history = chat
-        .history(frank, room.id, HistoryQuery::newest(20))
-        .await?;
+    let page = HistoryQuery::newest(20);
+    let history = chat.history(frank, room.id, page).await?;
     println!("frank reads: {}", history.items[0].body);
 
     // Grace is not a member: the engine refuses her, whatever the host passes.
     let grace = host
         .acting_user("session-of-grace")
         .expect("a known session");
-    match chat.history(grace, room.id, HistoryQuery::newest(20)).await {
+    match chat.history(grace, room.id, page).await {
         Err(Error::Forbidden(why)) => println!("grace is refused: {why}"),
         other => panic!("expected Forbidden, got {other:?}"),
     }
 
     // The host's users have no chat password: built-in login is closed to them.
-    let login = chat
-        .login(chat_core::auth::LoginName::Username("erin".into()), "")
-        .await;
+    let login = chat.login(LoginName::Username("erin".into()), "").await;
     assert!(matches!(login, Err(Error::Unauthenticated)));
     println!("built-in login is off for host-owned users");
     Ok(())

@@ -33,35 +33,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Second run: everything is still there, acknowledged writes were durable.
     let chat = Chat::new(Arc::new(SqliteStore::open(&url).await?));
-    let reopened = chat.room(alice.id, room.id).await?;
+    let journal = chat.as_user(alice.id).room(room.id);
+    let reopened = journal.info().await?;
     println!(
         "reopened '{}': {} messages",
         reopened.name, reopened.last_seq
     );
 
-    // Newest first page, then walk back with `before` until the beginning.
-    let mut page = chat
-        .history(alice.id, room.id, HistoryQuery::newest(10))
-        .await?;
+    // Newest first page, then walk back from each page's `next_cursor` to the beginning.
+    let mut page = journal.history(HistoryQuery::newest(10)).await?;
     loop {
-        let first = page.items.first().map_or(0, |m| m.seq);
-        let last = page.items.last().map_or(0, |m| m.seq);
-        println!(
-            "  page: #{first}..#{last} (more before: {})",
-            page.has_more()
-        );
-        let Some(before) = page.next_cursor else {
-            break;
-        };
-        page = chat
-            .history(alice.id, room.id, HistoryQuery::before(before, 10))
-            .await?;
+        let seqs: Vec<u64> = page.items.iter().map(|m| m.seq).collect();
+        println!("  page: {seqs:?} (more before: {})", page.has_more());
+        let Some(seq) = page.next_cursor else { break };
+        page = journal.history(HistoryQuery::before(seq, 10)).await?;
     }
 
     // Forward from a known point with `after`: what a client that saw #20 has missed.
-    let missed = chat
-        .history(alice.id, room.id, HistoryQuery::after(20, 10))
-        .await?;
+    let missed = journal.history(HistoryQuery::after(20, 10)).await?;
     let bodies: Vec<_> = missed.items.iter().map(|m| m.body.as_str()).collect();
     println!("after #20: {bodies:?}");
     assert_eq!(missed.items.len(), 5);
