@@ -1,7 +1,7 @@
 //! Conversions between rows and chat-core types, and from sqlx errors to store errors.
 
 use chat_core::auth::TokenHash;
-use chat_core::store::{TokenKind, TokenRecord, fold};
+use chat_core::store::{TokenKind, TokenRecord};
 use chat_core::{
     Conflict, Member, Message, MessageId, Role, Room, RoomId, RoomKind, SessionId, Status,
     StoreError, User, UserId, Visibility,
@@ -59,23 +59,6 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
 pub(crate) fn violates(error: &sqlx::Error, constraint: &str) -> bool {
     matches!(error, sqlx::Error::Database(db)
         if db.is_unique_violation() && db.constraint() == Some(constraint))
-}
-
-/// A room's `search` column: the fields the public-room search looks in, folded, one per line
-/// (a search text is a single line, so it never matches across two fields).
-pub(crate) fn room_search(room: &Room) -> String {
-    let fields = [
-        Some(room.name.as_str()),
-        room.topic.as_deref(),
-        room.alias.as_deref(),
-    ];
-    let fields: Vec<&str> = fields.into_iter().flatten().collect();
-    fold(&fields.join("\n"))
-}
-
-/// A user's `search` column: username and display name, folded, one per line.
-pub(crate) fn user_search(user: &User) -> String {
-    fold(&format!("{}\n{}", user.username, user.display_name))
 }
 
 /// Sequence numbers and cursors as PostgreSQL `BIGINT`s; values beyond `i64::MAX` (only ever

@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold, successor,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold,
+    room_search_text, successor,
 };
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UserId};
 use sqlx::PgConnection;
@@ -30,7 +31,7 @@ async fn insert_room(c: &mut PgConnection, room: &Room, member_count: u32) -> St
     .bind(i64::from(member_count))
     .bind(room.created_at)
     .bind(room.updated_at)
-    .bind(codec::room_search(room))
+    .bind(room_search_text(room))
     .execute(c)
     .await
     .map_err(map_err)?;
@@ -201,7 +202,7 @@ impl RoomStore for PostgresStore {
         .bind(room.capacity.map(i64::from))
         .bind(&room.password_hash)
         .bind(room.updated_at)
-        .bind(codec::room_search(room))
+        .bind(room_search_text(room))
         .bind(room.id.0)
         .execute(&self.pool)
         .await

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chat_core::auth::TokenHash;
 use chat_core::store::{
     IssuedToken, NewSession, Rotation, SessionStore, TokenKind, TokenRecord, UserQuery, UserStore,
-    fold,
+    fold, user_search_text,
 };
 use chat_core::{Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
@@ -62,7 +62,7 @@ impl UserStore for PostgresStore {
         .bind(password_hash)
         .bind(user.created_at)
         .bind(user.updated_at)
-        .bind(codec::user_search(user))
+        .bind(user_search_text(&user.username, &user.display_name))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -129,7 +129,7 @@ impl UserStore for PostgresStore {
         .bind(user.is_admin)
         .bind(user.created_at)
         .bind(user.updated_at)
-        .bind(codec::user_search(user))
+        .bind(user_search_text(&user.username, &user.display_name))
         .bind(user.id.0)
         .execute(&self.pool)
         .await

@@ -1,7 +1,7 @@
 //! Conversions between rows and chat-core types, and from sqlx errors to store errors.
 
 use chat_core::auth::TokenHash;
-use chat_core::store::{TokenKind, TokenRecord, fold};
+use chat_core::store::{TokenKind, TokenRecord};
 use chat_core::{
     Conflict, Member, Message, MessageId, Role, Room, RoomId, RoomKind, SessionId, Status,
     StoreError, User, UserId, Visibility,
@@ -38,29 +38,6 @@ pub(crate) fn map_err(error: sqlx::Error) -> StoreError {
         }
     }
     StoreError::backend(error)
-}
-
-/// A room's `search` column: the fields the public-room search looks in, folded, one per line
-/// (a search text is a single line, so it never matches across two fields).
-pub(crate) fn room_search(room: &Room) -> String {
-    let fields = [
-        Some(room.name.as_str()),
-        room.topic.as_deref(),
-        room.alias.as_deref(),
-    ];
-    fold(
-        &fields
-            .iter()
-            .flatten()
-            .copied()
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-}
-
-/// A user's `search` column: username and display name, folded, one per line.
-pub(crate) fn user_search(username: &str, display_name: &str) -> String {
-    fold(&format!("{username}\n{display_name}"))
 }
 
 pub(crate) fn micros(at: DateTime<Utc>) -> i64 {

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chat_core::OpenError;
+use chat_core::store::{room_search_text, user_search_text};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
@@ -85,7 +86,7 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), OpenError> {
     {
         let room = codec::room(&row)?;
         sqlx::query("UPDATE rooms SET search = ? WHERE id = ?")
-            .bind(codec::room_search(&room))
+            .bind(room_search_text(&room))
             .bind(room.id.0)
             .execute(&mut *tx)
             .await
@@ -100,7 +101,7 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), OpenError> {
         let username: String = row.try_get(1).map_err(OpenError::backend)?;
         let display_name: String = row.try_get(2).map_err(OpenError::backend)?;
         sqlx::query("UPDATE users SET search = ? WHERE id = ?")
-            .bind(codec::user_search(&username, &display_name))
+            .bind(user_search_text(&username, &display_name))
             .bind(id)
             .execute(&mut *tx)
             .await

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold, successor,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold,
+    room_search_text, successor,
 };
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UserId};
 use sqlx::{Row, SqliteConnection};
@@ -28,7 +29,7 @@ async fn insert_room(c: &mut SqliteConnection, room: &Room, member_count: u32) -
     .bind(i64::from(member_count))
     .bind(micros(room.created_at))
     .bind(micros(room.updated_at))
-    .bind(codec::room_search(room))
+    .bind(room_search_text(room))
     .execute(c)
     .await
     .map_err(map_err)?;
@@ -159,7 +160,7 @@ impl RoomStore for SqliteStore {
                     .bind(room.capacity.map(i64::from))
                     .bind(&room.password_hash)
                     .bind(micros(room.updated_at))
-                    .bind(codec::room_search(&room))
+                    .bind(room_search_text(&room))
                     .bind(room.id.0)
                     .execute(c)
                     .await

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chat_core::auth::TokenHash;
 use chat_core::store::{
     IssuedToken, NewSession, Rotation, SessionStore, TokenKind, TokenRecord, UserQuery, UserStore,
-    fold,
+    fold, user_search_text,
 };
 use chat_core::{Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
@@ -58,7 +58,7 @@ impl UserStore for SqliteStore {
                     .bind(hash)
                     .bind(micros(user.created_at))
                     .bind(micros(user.updated_at))
-                    .bind(codec::user_search(&user.username, &user.display_name))
+                    .bind(user_search_text(&user.username, &user.display_name))
                     .execute(c)
                     .await
                     .map_err(map_err)?;
@@ -136,7 +136,7 @@ impl UserStore for SqliteStore {
                     .bind(user.is_admin)
                     .bind(micros(user.created_at))
                     .bind(micros(user.updated_at))
-                    .bind(codec::user_search(&user.username, &user.display_name))
+                    .bind(user_search_text(&user.username, &user.display_name))
                     .bind(user.id.0)
                     .execute(c)
                     .await

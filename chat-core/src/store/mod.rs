@@ -481,6 +481,24 @@ pub fn fold(text: &str) -> String {
     text.to_lowercase()
 }
 
+/// A room's searched fields (name, topic, alias) [`fold`]ed into one text, one per line: what
+/// a SQL store keeps beside the room and looks for a folded search text in. A search text is a
+/// single line, so it never matches across two fields.
+pub fn room_search_text(room: &Room) -> String {
+    let fields = [
+        Some(room.name.as_str()),
+        room.topic.as_deref(),
+        room.alias.as_deref(),
+    ];
+    let fields: Vec<&str> = fields.into_iter().flatten().collect();
+    fold(&fields.join("\n"))
+}
+
+/// A user's searched fields (username, display name), folded the same way.
+pub fn user_search_text(username: &str, display_name: &str) -> String {
+    fold(&format!("{username}\n{display_name}"))
+}
+
 /// What [`MemberStore::remove_member`] did to the room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Departure {
