@@ -5,11 +5,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use common::{Client, Server};
+use common::{Acked, Client, Server};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn survives_kill_9(database: &str, flags: &[&str]) {
     let server = Server::start_with(database, flags);
@@ -18,47 +19,24 @@ async fn survives_kill_9(database: &str, flags: &[&str]) {
         base: server.base.clone(),
     };
     let (token, _) = client.signup("writer").await;
-    let (_, room) = client
-        .call(
-            Method::POST,
-            "/rooms",
-            Some(&token),
-            Some(json!({ "name": "load" })),
-        )
-        .await;
-    let room = room["id"].as_str().unwrap().to_owned();
+    let room = client.room(&token, "load").await;
 
-    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let acked: Arc<Acked> = Arc::default();
+    let never = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
     for i in 0..4 {
-        let (http, base, token, room, acked) = (
-            client.http.clone(),
-            server.base.clone(),
+        let (client, token, room, acked, never) = (
+            client.clone(),
             token.clone(),
             room.clone(),
             Arc::clone(&acked),
+            Arc::clone(&never),
         );
         senders.push(tokio::spawn(async move {
-            for j in 0..100_000 {
-                let sent = http
-                    .post(format!("{base}/api/v1/rooms/{room}/messages"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "body": format!("{i}:{j}") }))
-                    .send()
-                    .await;
-                let Ok(response) = sent else { break }; // the server is gone
-                if !response.status().is_success() {
-                    break;
-                }
-                let Ok(message) = response.json::<Value>().await else {
-                    break;
-                };
-                let id = message["id"].as_str().unwrap().to_owned();
-                acked
-                    .lock()
-                    .unwrap()
-                    .push((id, message["seq"].as_u64().unwrap()));
-            }
+            let label = i.to_string();
+            client
+                .send_until_gone(&token, &room, &label, &acked, &never)
+                .await;
         }));
     }
     while acked.lock().unwrap().len() < 300 {

@@ -7,14 +7,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chat_store_postgres::testing::{TestSchema, postgres_missing};
 use common::ws::{Socket, connect, expect_frame, next_frame, open};
-use common::{Client, Server};
+use common::{Acked, Client, Server};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Three servers on a fresh schema, and a client of each.
 fn nodes(schema: &TestSchema) -> Vec<(Server, Client)> {
@@ -73,15 +74,7 @@ async fn three_processes_on_one_database_behave_as_one() {
     };
     let (alice, alice_id) = a.signup("alice").await;
     let (bob, _) = b.signup("bob").await;
-    let (_, room) = a
-        .call(
-            Method::POST,
-            "/rooms",
-            Some(&alice),
-            Some(json!({ "name": "general" })),
-        )
-        .await;
-    let room = room["id"].as_str().unwrap().to_owned();
+    let room = a.room(&alice, "general").await;
     let (status, _) = c
         .call(
             Method::POST,
@@ -175,16 +168,7 @@ async fn killing_one_process_loses_nothing_and_its_clients_catch_up_elsewhere() 
     let mut nodes = nodes(&schema);
     let (writer, _) = nodes[1].1.signup("writer").await;
     let (reader, _) = nodes[2].1.signup("reader").await;
-    let (_, room) = nodes[1]
-        .1
-        .call(
-            Method::POST,
-            "/rooms",
-            Some(&writer),
-            Some(json!({ "name": "load" })),
-        )
-        .await;
-    let room = room["id"].as_str().unwrap().to_owned();
+    let room = nodes[1].1.room(&writer, "load").await;
     let join = format!("/rooms/{room}/join");
     nodes[2]
         .1
@@ -195,39 +179,22 @@ async fn killing_one_process_loses_nothing_and_its_clients_catch_up_elsewhere() 
     let mut socket = connect(host(&nodes[0].1), Some(&reader), None).await;
 
     // Writers on every process, until their process is gone or they are told to stop.
-    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked: Arc<Acked> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
     for (i, (_, client)) in nodes.iter().enumerate() {
-        let (http, base, token, room, acked, stop) = (
-            client.http.clone(),
-            client.base.clone(),
+        let (client, token, room, acked, stop) = (
+            client.clone(),
             writer.clone(),
             room.clone(),
             Arc::clone(&acked),
             Arc::clone(&stop),
         );
         senders.push(tokio::spawn(async move {
-            let mut j = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                j += 1;
-                let sent = http
-                    .post(format!("{base}/api/v1/rooms/{room}/messages"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "body": format!("{i}:{j}") }))
-                    .send()
-                    .await;
-                let Ok(response) = sent else { break }; // the process is gone
-                if !response.status().is_success() {
-                    break;
-                }
-                let Ok(message) = response.json::<Value>().await else {
-                    break;
-                };
-                let id = message["id"].as_str().unwrap().to_owned();
-                let seq = message["seq"].as_u64().unwrap();
-                acked.lock().unwrap().push((id, seq));
-            }
+            let label = i.to_string();
+            client
+                .send_until_gone(&token, &room, &label, &acked, &stop)
+                .await;
         }));
     }
     // The reader has seen some; then its process is killed (SIGKILL) mid-load.
@@ -240,7 +207,7 @@ async fn killing_one_process_loses_nothing_and_its_clients_catch_up_elsewhere() 
     let mut socket = connect(host(survivor), Some(&reader), None).await;
     let cursor = before.last().unwrap().1;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     for sender in senders {
         sender.await.unwrap();
     }
@@ -373,15 +340,7 @@ async fn a_database_outage_answers_503_and_the_server_recovers_by_itself() {
         base: server.base.clone(),
     };
     let (token, _) = client.signup("writer").await;
-    let (_, room) = client
-        .call(
-            Method::POST,
-            "/rooms",
-            Some(&token),
-            Some(json!({ "name": "load" })),
-        )
-        .await;
-    let room = room["id"].as_str().unwrap().to_owned();
+    let room = client.room(&token, "load").await;
     let path = format!("/rooms/{room}/messages");
 
     // Sends before, during and after an outage of 2 s.

@@ -32,16 +32,7 @@ async fn the_binary_serves_a_whole_conversation() {
 
     let (alice, alice_id) = client.signup("alice").await;
     let (bob, _) = client.signup("bob").await;
-    let (status, room) = client
-        .call(
-            Method::POST,
-            "/rooms",
-            Some(&alice),
-            Some(json!({ "name": "general" })),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let room = room["id"].as_str().unwrap().to_owned();
+    let room = client.room(&alice, "general").await;
     let (status, _) = client
         .call(
             Method::POST,

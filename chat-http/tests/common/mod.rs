@@ -255,7 +255,11 @@ impl Drop for Server {
     }
 }
 
+/// Messages acknowledged by a server: (id, seq), in the order the answers came.
+pub type Acked = std::sync::Mutex<Vec<(String, u64)>>;
+
 /// A JSON client of a running server.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
@@ -281,6 +285,52 @@ impl Client {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a public room named `name`; its id.
+    pub async fn room(&self, token: &str, name: &str) -> String {
+        let body = json!({ "name": name });
+        let (status, room) = self
+            .call(reqwest::Method::POST, "/rooms", Some(token), Some(body))
+            .await;
+        assert_eq!(status, 201, "{room}");
+        room["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends `LABEL:N` messages to `room` until the server is gone, answers other than 2xx, or
+    /// `stop` is set; records each acknowledged one.
+    pub async fn send_until_gone(
+        &self,
+        token: &str,
+        room: &str,
+        label: &str,
+        acked: &Acked,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        let url = format!("{}/api/v1/rooms/{room}/messages", self.base);
+        for n in 0.. {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let body = json!({ "body": format!("{label}:{n}") });
+            let sent = self
+                .http
+                .post(&url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await;
+            let Ok(response) = sent else { break }; // the server is gone
+            if !response.status().is_success() {
+                break;
+            }
+            let Ok(message) = response.json::<Value>().await else {
+                break;
+            };
+            let id = message["id"].as_str().unwrap().to_owned();
+            let seq = message["seq"].as_u64().unwrap();
+            acked.lock().unwrap().push((id, seq));
+        }
     }
 
     pub async fn signup(&self, name: &str) -> (String, String) {
