@@ -41,7 +41,7 @@ pub(crate) fn map_err(error: sqlx::Error) -> StoreError {
 /// Whether an error says the database cannot be reached now rather than that the request was
 /// wrong: lost or refused connections, no pooled connection in time, the server shutting down
 /// or starting (SQLSTATE classes 08 and 57P).
-fn is_unavailable(error: &sqlx::Error) -> bool {
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod appender;
 mod bus;
 mod codec;
 mod messages;
@@ -96,6 +97,7 @@ impl PostgresOptions {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    appender: std::sync::Arc<appender::Appender>,
 }
 
 impl PostgresStore {
@@ -168,7 +170,10 @@ impl PostgresStore {
                 other => OpenError::backend(other),
             })?;
         drop(c);
-        Ok(Self { pool })
+        // A quarter of the pool writes appends; the rest serves reads and other writes.
+        let shards = (options.pool_size as usize / 4).clamp(1, 8);
+        let appender = std::sync::Arc::new(appender::Appender::spawn(&pool, shards));
+        Ok(Self { pool, appender })
     }
 
     /// The connection pool, for health checks and the event bus.

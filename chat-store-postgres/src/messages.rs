@@ -1,5 +1,5 @@
-//! Messages: appends that take their sequence number under the room's row lock, edits,
-//! tombstones, pages and changes.
+//! Messages: appends (through the [`Appender`](crate::appender::Appender)'s group commit),
+//! edits, tombstones, pages and changes.
 
 use async_trait::async_trait;
 use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
@@ -7,27 +7,8 @@ use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError};
 use chrono::{DateTime, Utc};
 
 use crate::PostgresStore;
-use crate::codec::{
-    self, StoreResult, get, int, map_err, message_columns, metadata_json, uint, violates,
-};
-
-/// One statement, one round trip: the room's row is updated first (its lock orders appends to
-/// the room until commit), the message takes the new sequence number and change cursor, and
-/// the sender's read marker moves past it.
-const APPEND: &str = "\
-    WITH room AS ( \
-        UPDATE rooms SET last_seq = last_seq + 1, last_change = last_change + 1 \
-        WHERE id = $1 RETURNING id, last_seq, last_change \
-    ), inserted AS ( \
-        INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                              created_at, change_id) \
-        SELECT id, last_seq, $2, $3, $4, $5, $6, $7, $8, last_change FROM room \
-        RETURNING seq, change_id \
-    ), marked AS ( \
-        UPDATE members SET last_read_seq = GREATEST(last_read_seq, inserted.seq) \
-        FROM inserted WHERE room_id = $1 AND user_id = $3 \
-    ) \
-    SELECT seq, change_id FROM inserted";
+use crate::appender::Appended;
+use crate::codec::{self, StoreResult, int, map_err, message_columns};
 
 /// Applies a change to a live message: the room's change cursor moves on (locking the room's
 /// row, as appends do) and the message takes it. `$1` is the message id; the changed columns
@@ -103,37 +84,19 @@ fn resent(message: Message) -> Sent {
 #[async_trait]
 impl MessageStore for PostgresStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
-        // No look for the transaction id first: a repeat fails on the unique index, and the
-        // statement's room update goes back with it. One round trip for every new message.
-        let inserted = sqlx::query(APPEND)
-            .bind(new.room_id.0)
-            .bind(new.id.0)
-            .bind(new.sender.0)
-            .bind(&new.body)
-            .bind(new.reply_to.map(|id| id.0))
-            .bind(&new.txn_id)
-            .bind(metadata_json(&new.metadata)?)
-            .bind(new.created_at)
-            .fetch_optional(&self.pool)
-            .await;
-        let counters = match inserted {
-            Ok(Some(row)) => row,
-            Ok(None) => return Err(StoreError::NotFound(Entity::Room)),
-            // The transaction id was used before (or by an append at the same moment).
-            Err(error) if violates(&error, "messages_by_txn") => {
-                let original = self.original(new).await?;
-                return original
-                    .map(resent)
-                    .ok_or_else(|| StoreError::backend(error));
-            }
-            Err(error) => return Err(map_err(error)),
-        };
-        let seq = uint(get(&counters, "seq")?)?;
-        let change = uint(get(&counters, "change_id")?)?;
-        Ok(Sent {
-            message: new.stored_at(seq, change),
-            created: true,
-        })
+        match self.appender.append(new).await? {
+            Appended::Stored { seq, change_id } => Ok(Sent {
+                message: new.stored_at(seq, change_id),
+                created: true,
+            }),
+            Appended::NoRoom => Err(StoreError::NotFound(Entity::Room)),
+            // Answered after the commit, so an original from the same batch is there too.
+            Appended::TxnIdTaken => self
+                .original(new)
+                .await?
+                .map(resent)
+                .ok_or(StoreError::NotFound(Entity::Room)),
+        }
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
