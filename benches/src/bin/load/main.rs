@@ -37,7 +37,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "send,history,fanout,connections,auth"
+        default_value = "send,history,fanout,connections,auth,nodes"
     )]
     scenarios: Vec<String>,
 }
@@ -58,6 +58,11 @@ pub struct Plan {
     auth_clients: usize,
     /// …for this long, before the server's idle memory is read.
     login_burst: Duration,
+    /// The `nodes` scenario (PostgreSQL): servers on one database, senders and subscribers
+    /// spread over them.
+    nodes: usize,
+    nodes_send_connections: usize,
+    nodes_subscribers: usize,
 }
 
 impl Plan {
@@ -74,6 +79,9 @@ impl Plan {
             auth_duration: Duration::from_secs(3),
             auth_clients: 16,
             login_burst: Duration::from_secs(10),
+            nodes: 3,
+            nodes_send_connections: 64,
+            nodes_subscribers: 1000,
         }
     }
 
@@ -90,6 +98,9 @@ impl Plan {
             auth_duration: Duration::from_millis(500),
             auth_clients: 4,
             login_burst: Duration::from_millis(500),
+            nodes: 3,
+            nodes_send_connections: 4,
+            nodes_subscribers: 5,
         }
     }
 }
@@ -132,6 +143,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !wanted("fanout") {
         plan.fanout_subscribers.clear();
+    }
+    if !wanted("nodes") {
+        plan.nodes = 0;
     }
     // Idle sockets need a file descriptor each, here and in the server (which inherits it).
     let limit = rlimit::increase_nofile_limit(u64::MAX)?;

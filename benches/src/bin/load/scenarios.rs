@@ -34,12 +34,14 @@ async fn prepare(store: Arc<dyn Store>, plan: &Plan) -> Result<Seeded, Failure> 
     };
     let owner = register("owner".into()).await?;
     let send_room = chat.create_room(owner, NewRoom::named("send")).await?.id;
-    for i in 0..*plan.send_connections.iter().max().unwrap_or(&1) {
+    let senders = plan.send_connections.iter().max().unwrap_or(&1);
+    for i in 0..*senders.max(&plan.nodes_send_connections) {
         let sender = register(format!("sender{i}")).await?;
         chat.join_room(sender, send_room, None).await?;
     }
     let fan_room = chat.create_room(owner, NewRoom::named("fanout")).await?.id;
-    for i in 0..*plan.fanout_subscribers.iter().max().unwrap_or(&1) {
+    let fans = plan.fanout_subscribers.iter().max().unwrap_or(&1);
+    for i in 0..*fans.max(&plan.nodes_subscribers) {
         let fan = register(format!("fan{i}")).await?;
         chat.join_room(fan, fan_room, None).await?;
     }
@@ -131,15 +133,30 @@ pub async fn run_all(
     eprintln!("   prepared in {:.1} s", started.elapsed().as_secs_f64());
     let server = Running::start(binary, &database, &flags)?;
     let client = Client::new(&server.base);
+    let one = std::slice::from_ref(&client);
     let mut rows = Vec::new();
     for &connections in &plan.send_connections {
-        rows.push(send(&client, store, &seeded, connections, plan.send_duration).await?);
+        rows.push(send(one, store, &seeded, connections, plan.send_duration).await?);
     }
     for &(size, room) in &seeded.history_rooms {
         rows.push(history(&client, store, room, size, plan.history_duration).await?);
     }
     for &subscribers in &plan.fanout_subscribers {
-        rows.push(fanout(&client, store, &seeded, subscribers, plan).await?);
+        rows.push(fanout(one, store, &seeded, subscribers, plan).await?);
+    }
+    // Several servers on one database (PostgreSQL only): sends and subscribers spread over
+    // them, so that every delivery but a third crosses servers through the bus.
+    if plan.nodes > 1 && store == "postgres" {
+        let mut servers = Vec::new();
+        for _ in 1..plan.nodes {
+            servers.push(Running::start(binary, &database, &flags)?);
+        }
+        let mut clients = vec![client.clone()];
+        clients.extend(servers.iter().map(|server| Client::new(&server.base)));
+        let connections = plan.nodes_send_connections;
+        rows.push(send(&clients, store, &seeded, connections, plan.send_duration).await?);
+        let subscribers = plan.nodes_subscribers;
+        rows.push(fanout(&clients, store, &seeded, subscribers, plan).await?);
     }
     if scenarios.iter().any(|s| s == "connections") {
         rows.push(connections(&client, &server, store, plan.idle_sockets).await?);
@@ -260,8 +277,17 @@ fn row(
 }
 
 /// `connections` senders posting back to back to one room for `duration`.
+/// " over N servers" in a row's name when there are several.
+fn over(clients: &[Client]) -> String {
+    match clients.len() {
+        1 => String::new(),
+        n => format!(" over {n} servers"),
+    }
+}
+
+/// `connections` senders to one room for `duration`, spread over `clients`' servers.
 async fn send(
-    client: &Client,
+    clients: &[Client],
     store: &str,
     seeded: &Seeded,
     connections: usize,
@@ -270,6 +296,7 @@ async fn send(
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
     for i in 0..connections {
+        let client = &clients[i % clients.len()];
         let token = client.login(&format!("sender{i}")).await?;
         let (http, url) = (
             client.http.clone(),
@@ -304,7 +331,7 @@ async fn send(
     let note = format!("{} messages, {failed} failed", latencies.len());
     Ok(row(
         store,
-        format!("send, {connections} connections"),
+        format!("send, {connections} connections{}", over(clients)),
         elapsed,
         &mut latencies,
         note,
@@ -360,8 +387,10 @@ async fn history(
 
 /// `subscribers` sockets in one room while a member posts `rate` messages a second: delivery
 /// latency from send to each receipt, and whether everyone got everything once, in order.
+/// `subscribers` sockets on one room, spread over `clients`' servers, and messages at
+/// `fanout_rate` sent through each server in turn: delivery latency, loss and order.
 async fn fanout(
-    client: &Client,
+    clients: &[Client],
     store: &str,
     seeded: &Seeded,
     subscribers: usize,
@@ -370,6 +399,7 @@ async fn fanout(
     let total = (plan.fanout_rate as f64 * plan.fanout_duration.as_secs_f64()) as usize;
     let mut sockets = Vec::new();
     for i in 0..subscribers {
+        let client = &clients[i % clients.len()];
         let token = client.login(&format!("fan{i}")).await?;
         sockets.push(client.socket(&token).await?);
     }
@@ -393,14 +423,15 @@ async fn fanout(
             received
         });
     }
-    let speaker = client.login("owner").await?;
-    let url = format!("{}/api/v1/rooms/{}/messages", client.base, seeded.fan_room);
+    let speaker = clients[0].login("owner").await?;
     let interval = Duration::from_secs_f64(1.0 / f64::from(plan.fanout_rate));
     let mut sent_at = Vec::with_capacity(total);
     let started = Instant::now();
     for i in 0..total {
         tokio::time::sleep_until((started + interval * i as u32).into()).await;
         sent_at.push(Instant::now());
+        let client = &clients[i % clients.len()];
+        let url = format!("{}/api/v1/rooms/{}/messages", client.base, seeded.fan_room);
         let response = client
             .http
             .post(&url)
@@ -431,7 +462,7 @@ async fn fanout(
     );
     Ok(row(
         store,
-        format!("fan-out, {subscribers} subscribers"),
+        format!("fan-out, {subscribers} subscribers{}", over(clients)),
         started.elapsed(),
         &mut latencies,
         note,
