@@ -209,23 +209,31 @@ impl Sender {
 /// Turns the other nodes' notifications into deliveries for this node's subscribers.
 async fn receive(mut listener: PgListener, node: Uuid, local: broadcast::Sender<Delivery>) {
     let mut partial: HashMap<Uuid, String> = HashMap::new();
+    // Whether the listener has failed since it last worked: an outage is told once, not at
+    // every retry (each Lagged makes every subscription resync).
+    let mut failing = false;
     loop {
         let notification = match listener.try_recv().await {
             Ok(Some(notification)) => notification,
-            // The connection was lost (notifications with it); the next call reconnects.
+            // The connection was lost (notifications with it) and is back.
             Ok(None) => {
                 partial.clear();
+                failing = false;
                 let _ = local.send(Delivery::Lagged);
                 continue;
             }
             Err(error) => {
-                tracing::warn!(%error, "event listener failed; subscribers resync");
                 partial.clear();
-                let _ = local.send(Delivery::Lagged);
+                if !failing {
+                    tracing::warn!(%error, "event listener failed; subscribers resync");
+                    let _ = local.send(Delivery::Lagged);
+                    failing = true;
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
         };
+        failing = false;
         let Ok(frame) = serde_json::from_str::<Frame>(notification.payload()) else {
             tracing::warn!("unreadable event notification ignored");
             continue;
