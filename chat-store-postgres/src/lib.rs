@@ -191,6 +191,42 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// The row `sql` finds with one bound value, read by `decode`.
+    pub(crate) async fn row_where<'q, T, R>(
+        &self,
+        sql: &'static str,
+        value: T,
+        decode: fn(&sqlx::postgres::PgRow) -> Result<R, StoreError>,
+    ) -> Result<Option<R>, StoreError>
+    where
+        T: 'q + Send + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(codec::map_err)?
+            .map(|row| decode(&row))
+            .transpose()
+    }
+
+    /// Runs `sql` with one bound value; how many rows it touched.
+    pub(crate) async fn execute_with<'q, T>(
+        &self,
+        sql: &'static str,
+        value: T,
+    ) -> Result<u64, StoreError>
+    where
+        T: 'q + Send + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        let done = sqlx::query(sql)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(codec::map_err)?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes what expired before `now` with one `DELETE … WHERE <time column> < $1`; how many
     /// rows went.
     pub(crate) async fn purge(

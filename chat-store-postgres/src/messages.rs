@@ -105,13 +105,7 @@ impl MessageStore for PostgresStore {
             message_columns!(),
             " FROM messages WHERE id = $1"
         );
-        sqlx::query(sql)
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .map(|row| codec::message(&row))
-            .transpose()
+        self.row_where(sql, id.0, codec::message).await
     }
 
     async fn edit_message(

@@ -145,18 +145,6 @@ fn ordered(a: UserId, b: UserId) -> (UserId, UserId) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
-impl PostgresStore {
-    async fn room_where(&self, sql: &'static str, id: uuid::Uuid) -> StoreResult<Option<Room>> {
-        sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .map(|row| codec::room(&row))
-            .transpose()
-    }
-}
-
 #[async_trait]
 impl RoomStore for PostgresStore {
     async fn create_room(&self, room: &Room, owner: &Member) -> StoreResult<()> {
@@ -172,7 +160,7 @@ impl RoomStore for PostgresStore {
 
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
         let sql = concat!("SELECT ", room_columns!(), " FROM rooms r WHERE r.id = $1");
-        self.room_where(sql, id.0).await
+        self.row_where(sql, id.0, codec::room).await
     }
 
     async fn room_by_alias(&self, alias: &str) -> StoreResult<Option<Room>> {
@@ -181,13 +169,7 @@ impl RoomStore for PostgresStore {
             room_columns!(),
             " FROM rooms r WHERE r.alias = $1"
         );
-        sqlx::query(sql)
-            .bind(alias)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .map(|row| codec::room(&row))
-            .transpose()
+        self.row_where(sql, alias, codec::room).await
     }
 
     async fn update_room(&self, room: &Room) -> StoreResult<()> {
@@ -215,7 +197,11 @@ impl RoomStore for PostgresStore {
 
     async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
         // Members, messages and the direct pair go with it (ON DELETE CASCADE).
-        if self.by_room("DELETE FROM rooms WHERE id = $1", id).await? == 0 {
+        if self
+            .execute_with("DELETE FROM rooms WHERE id = $1", id.0)
+            .await?
+            == 0
+        {
             return Err(StoreError::NotFound(Entity::Room));
         }
         Ok(())
@@ -332,18 +318,6 @@ impl RoomStore for PostgresStore {
             .map_err(map_err)?
             .map(|row| codec::room(&row))
             .transpose()
-    }
-}
-
-impl PostgresStore {
-    /// Runs one statement binding one room id; how many rows it touched.
-    async fn by_room(&self, sql: &'static str, room: RoomId) -> StoreResult<u64> {
-        let done = sqlx::query(sql)
-            .bind(room.0)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected())
     }
 }
 

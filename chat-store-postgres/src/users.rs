@@ -21,28 +21,6 @@ fn user_not_found(rows: u64) -> StoreResult<()> {
     }
 }
 
-impl PostgresStore {
-    async fn user_where(&self, sql: &'static str, value: &str) -> StoreResult<Option<User>> {
-        sqlx::query(sql)
-            .bind(value)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .map(|row| codec::user(&row))
-            .transpose()
-    }
-
-    /// Runs one statement binding one id; how many rows it touched.
-    async fn by_id(&self, sql: &'static str, id: uuid::Uuid) -> StoreResult<u64> {
-        let done = sqlx::query(sql)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected())
-    }
-}
-
 #[async_trait]
 impl UserStore for PostgresStore {
     async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()> {
@@ -71,13 +49,7 @@ impl UserStore for PostgresStore {
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        sqlx::query(sql)
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .map(|row| codec::user(&row))
-            .transpose()
+        self.row_where(sql, id.0, codec::user).await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -86,12 +58,12 @@ impl UserStore for PostgresStore {
             user_columns!(),
             " FROM users WHERE username = $1"
         );
-        self.user_where(sql, username).await
+        self.row_where(sql, username, codec::user).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
-        self.user_where(sql, email).await
+        self.row_where(sql, email, codec::user).await
     }
 
     async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
@@ -209,13 +181,8 @@ impl SessionStore for PostgresStore {
 
     async fn token(&self, hash: &TokenHash) -> StoreResult<Option<TokenRecord>> {
         let sql = concat!("SELECT ", token_columns!(), " FROM tokens WHERE hash = $1");
-        sqlx::query(sql)
-            .bind(hash.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
+        self.row_where(sql, hash.as_bytes().as_slice(), codec::token)
             .await
-            .map_err(map_err)?
-            .map(|row| codec::token(&row))
-            .transpose()
     }
 
     async fn rotate_refresh_token(
@@ -337,12 +304,12 @@ impl SessionStore for PostgresStore {
 
     async fn revoke_session(&self, session: SessionId) -> StoreResult<()> {
         let sql = "DELETE FROM tokens WHERE session_id = $1";
-        self.by_id(sql, session.0).await.map(drop)
+        self.execute_with(sql, session.0).await.map(drop)
     }
 
     async fn revoke_user_sessions(&self, user: UserId) -> StoreResult<()> {
         let sql = "DELETE FROM tokens WHERE user_id = $1";
-        self.by_id(sql, user.0).await.map(drop)
+        self.execute_with(sql, user.0).await.map(drop)
     }
 
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
