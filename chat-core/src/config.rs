@@ -59,6 +59,13 @@ pub struct ChatConfig {
     /// from the store (default 100 ms): the most an append that published nothing (another
     /// path, a lost event) delays the room's next live messages.
     pub gap_wait: Duration,
+    /// Access tokens an engine keeps once checked, so that a request costs no store read
+    /// (default 10 000; 0: none). An entry goes when the bus says its login ended or was
+    /// refreshed, on any engine, and when the bus lost events.
+    pub token_cache_size: usize,
+    /// The longest an access token stays cached (default 2 s): the most a bus that failed
+    /// without saying so could delay the end of a login on another engine.
+    pub token_cache_ttl: Duration,
 }
 
 /// `with_FIELD(value)` for every field, so a configuration reads as one expression:
@@ -97,6 +104,8 @@ setters! {
     with_ticket_ttl => ticket_ttl: Duration,
     with_connection_ttl => connection_ttl: Duration,
     with_gap_wait => gap_wait: Duration,
+    with_token_cache_size => token_cache_size: usize,
+    with_token_cache_ttl => token_cache_ttl: Duration,
 }
 
 impl Default for ChatConfig {
@@ -121,6 +130,8 @@ impl Default for ChatConfig {
             ticket_ttl: Duration::from_secs(30),
             connection_ttl: Duration::from_secs(60),
             gap_wait: Duration::from_millis(100),
+            token_cache_size: 10_000,
+            token_cache_ttl: Duration::from_secs(2),
         }
     }
 }

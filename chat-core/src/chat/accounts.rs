@@ -222,6 +222,8 @@ impl Chat {
     /// Announces that a login ended (or every login of the user, with `None`), so every
     /// subscription of it ends, on every engine.
     fn login_ended(&self, user_id: UserId, session_id: Option<SessionId>) {
+        // This engine's cache at once; the others when the event reaches them.
+        self.tokens.forget(user_id, session_id);
         self.publish(Event::LoginEnded {
             user_id,
             session_id,
@@ -251,14 +253,26 @@ impl Chat {
 
     /// Who an access token authenticates. Unknown, expired and revoked tokens, and refresh
     /// tokens, are all [`Error::Unauthenticated`].
+    ///
+    /// Tokens once checked are cached by the engine (see [`ChatConfig::token_cache_size`]):
+    /// a logout, refresh or password change on any engine ends them here too.
+    ///
+    /// [`ChatConfig::token_cache_size`]: crate::ChatConfig::token_cache_size
     pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated> {
-        let token = self.store.token(&TokenHash::of(access_token)).await?;
-        match token {
-            Some(token) if token.kind == TokenKind::Access && token.expires_at > self.now() => {
-                Ok(Authenticated {
+        let hash = TokenHash::of(access_token);
+        let now = self.now();
+        let miss = match self.tokens.get(&hash, now) {
+            Ok(login) => return Ok(login),
+            Err(miss) => miss,
+        };
+        match self.store.token(&hash).await? {
+            Some(token) if token.kind == TokenKind::Access && token.expires_at > now => {
+                let login = Authenticated {
                     user_id: token.user_id,
                     session_id: token.session_id,
-                })
+                };
+                self.tokens.insert(miss, hash, login, now, token.expires_at);
+                Ok(login)
             }
             _ => Err(Error::Unauthenticated),
         }
@@ -273,7 +287,18 @@ impl Chat {
             .rotate_refresh_token(&TokenHash::of(refresh_token), &access, &refresh, self.now())
             .await?;
         match rotation {
-            Rotation::Rotated { .. } => Ok(pair),
+            Rotation::Rotated {
+                session_id,
+                user_id,
+            } => {
+                // The old access token stopped working: out of every engine's cache.
+                self.tokens.forget(user_id, Some(session_id));
+                self.publish(Event::LoginRefreshed {
+                    user_id,
+                    session_id,
+                });
+                Ok(pair)
+            }
             Rotation::Reused {
                 session_id,
                 user_id,

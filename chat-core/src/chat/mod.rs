@@ -7,6 +7,7 @@ mod handles;
 mod messages;
 mod reads;
 mod rooms;
+mod token_cache;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub struct Chat {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     hasher: Arc<PasswordHasher>,
+    tokens: Arc<token_cache::TokenCache>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -115,6 +117,11 @@ impl ChatBuilder {
                 Arc::clone(&self.clock),
                 self.config.connection_ttl,
             ),
+            tokens: Arc::new(token_cache::TokenCache::new(
+                self.config.token_cache_size,
+                self.config.token_cache_ttl,
+                Arc::clone(&self.bus),
+            )),
             store: self.store,
             bus: self.bus,
             config: Arc::new(self.config),

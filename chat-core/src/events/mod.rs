@@ -122,6 +122,16 @@ pub enum Event {
         /// The login, or `None` for every login of the user.
         session_id: Option<SessionId>,
     },
+    /// A login exchanged its refresh token (see [`Chat::refresh`](crate::Chat::refresh)), so its
+    /// previous access token stopped working. A hint between engines, for their caches of
+    /// access tokens; subscriptions do not deliver it.
+    #[serde(rename = "login.refreshed")]
+    LoginRefreshed {
+        /// The user.
+        user_id: UserId,
+        /// The login.
+        session_id: SessionId,
+    },
     /// The subscriber fell behind and events were dropped: refetch state (room lists, unread
     /// counts, [`Chat::changes`](crate::Chat::changes) from the last cursor seen). The
     /// subscription itself already follows the rooms the user is in now.
@@ -145,11 +155,12 @@ impl Event {
             Self::Typing { .. } => "typing",
             Self::StatusUpdated { .. } => "status.updated",
             Self::LoginEnded { .. } => "login.ended",
+            Self::LoginRefreshed { .. } => "login.refreshed",
             Self::Resync => "resync",
         }
     }
 
-    /// The room the event belongs to; `None` for [`Event::LoginEnded`] and [`Event::Resync`].
+    /// The room the event belongs to; `None` for the events of logins and [`Event::Resync`].
     pub fn room_id(&self) -> Option<RoomId> {
         match self {
             Self::MessageCreated { message }
@@ -162,7 +173,7 @@ impl Event {
             | Self::ReadUpdated { room_id, .. }
             | Self::Typing { room_id, .. }
             | Self::StatusUpdated { room_id, .. } => Some(*room_id),
-            Self::LoginEnded { .. } | Self::Resync => None,
+            Self::LoginEnded { .. } | Self::LoginRefreshed { .. } | Self::Resync => None,
         }
     }
 

@@ -334,6 +334,7 @@ macro_rules! store_conformance_tests {
             removal_during_a_lag_silences_the_room,
             joining_during_a_lag_delivers_the_room,
             ending_a_login_ends_its_feeds_on_every_engine,
+            a_cached_token_ends_with_its_login_on_every_engine,
             tickets_work_once_on_any_engine_and_die_with_their_login,
             failed_logins_share_one_budget_on_every_engine,
             concurrent_wrong_passwords_cannot_exceed_the_budget,

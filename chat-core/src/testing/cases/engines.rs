@@ -281,6 +281,52 @@ pub async fn ending_a_login_ends_its_feeds_on_every_engine(h: Harness) {
     assert_err!(b.subscribe(bob.id).await, Error::Unauthenticated);
 }
 
+pub async fn a_cached_token_ends_with_its_login_on_every_engine(h: Harness) {
+    let a = h.chat().await;
+    let b = a.peer();
+    let alice = registered(&a, "alice").await;
+    // Each check on B after the first is answered from B's cache: what ends the token on A
+    // must reach it.
+    let cached_on_b = async |token: &str| {
+        for _ in 0..2 {
+            assert_eq!(b.authenticate(token).await.unwrap().user_id, alice.id);
+        }
+    };
+
+    let (token, _) = login(&a, "alice").await;
+    cached_on_b(&token).await;
+    a.logout(&token).await.unwrap();
+    assert_err!(b.authenticate(&token).await, Error::Unauthenticated);
+
+    let refreshed = a.login(username("alice"), PASSWORD).await.unwrap().tokens;
+    cached_on_b(&refreshed.access_token).await;
+    let next = a.refresh(&refreshed.refresh_token).await.unwrap();
+    assert_err!(
+        b.authenticate(&refreshed.access_token).await,
+        Error::Unauthenticated
+    );
+    cached_on_b(&next.access_token).await;
+
+    // Every login at once, with the password change; and on the engine that made it.
+    let (other, _) = login(&b, "alice").await;
+    cached_on_b(&other).await;
+    a.authenticate(&other).await.unwrap();
+    b.change_password(alice.id, PASSWORD, "another good password")
+        .await
+        .unwrap();
+    for token in [&next.access_token, &other] {
+        assert_err!(b.authenticate(token).await, Error::Unauthenticated);
+        assert_err!(a.authenticate(token).await, Error::Unauthenticated);
+    }
+
+    // An expired token is not kept past its expiry.
+    let login = a.login(username("alice"), "another good password").await;
+    let token = login.unwrap().tokens.access_token;
+    cached_on_b(&token).await;
+    a.clock.advance(TimeDelta::hours(2));
+    assert_err!(b.authenticate(&token).await, Error::Unauthenticated);
+}
+
 pub async fn tickets_work_once_on_any_engine_and_die_with_their_login(h: Harness) {
     let a = h.chat().await;
     let b = a.peer();
