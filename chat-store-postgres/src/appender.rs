@@ -14,12 +14,17 @@ use tokio::task::JoinHandle;
 use crate::codec::{StoreResult, get, is_unavailable, map_err, metadata_json, uint, violates};
 
 /// One statement, one round trip: the room's row is updated first (its lock orders appends to
-/// the room until commit), the message takes the new sequence number and change cursor, and
-/// the sender's read marker moves past it.
+/// the room until commit) if the sender is a user and a member and the reply, if any, is a
+/// message of the room; the message takes the new sequence number and change cursor, and the
+/// sender's read marker moves past it.
 const APPEND: &str = "\
     WITH room AS ( \
         UPDATE rooms SET last_seq = last_seq + 1, last_change = last_change + 1 \
-        WHERE id = $1 RETURNING id, last_seq, last_change \
+        WHERE id = $1 \
+          AND EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $3) \
+          AND EXISTS (SELECT 1 FROM users WHERE id = $3) \
+          AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $5 AND room_id = $1)) \
+        RETURNING id, last_seq, last_change \
     ), inserted AS ( \
         INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
                               created_at, change_id) \
@@ -41,8 +46,9 @@ pub(crate) enum Appended {
     Stored { seq: u64, change_id: u64 },
     /// The sender had used the transaction id already: the original stands.
     TxnIdTaken,
-    /// No such room.
-    NoRoom,
+    /// Refused by a check of the contract (no such room, not a member, a reply to a message of
+    /// another room): which one is read afterwards.
+    Refused,
 }
 
 struct Job {
@@ -246,7 +252,7 @@ async fn insert(
         .fetch_optional(c)
         .await?;
     Ok(match row {
-        None => Ok(Appended::NoRoom),
+        None => Ok(Appended::Refused),
         Some(row) => (|| {
             Ok(Appended::Stored {
                 seq: uint(get(&row, "seq")?)?,

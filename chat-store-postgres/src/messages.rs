@@ -81,6 +81,32 @@ fn resent(message: Message) -> Sent {
     }
 }
 
+impl PostgresStore {
+    /// Which check of an append fails now, in the contract's order, if any.
+    async fn refusal(&self, new: &NewStoredMessage) -> StoreResult<Option<StoreError>> {
+        let (room, member, reply): (bool, bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1), \
+                    EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2) \
+                    AND EXISTS (SELECT 1 FROM users WHERE id = $2), \
+                    $3::uuid IS NULL \
+                    OR EXISTS (SELECT 1 FROM messages WHERE id = $3 AND room_id = $1)",
+        )
+        .bind(new.room_id.0)
+        .bind(new.sender.0)
+        .bind(new.reply_to.map(|id| id.0))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let failed = match (room, member, reply) {
+            (false, _, _) => Entity::Room,
+            (true, false, _) => Entity::Member,
+            (true, true, false) => Entity::Message,
+            (true, true, true) => return Ok(None),
+        };
+        Ok(Some(StoreError::NotFound(failed)))
+    }
+}
+
 #[async_trait]
 impl MessageStore for PostgresStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
@@ -89,13 +115,22 @@ impl MessageStore for PostgresStore {
                 message: new.stored_at(seq, change_id),
                 created: true,
             }),
-            Appended::NoRoom => Err(StoreError::NotFound(Entity::Room)),
-            // Answered after the commit, so an original from the same batch is there too.
-            Appended::TxnIdTaken => self
-                .original(new)
+            // A check failed then; if it passes now, something changed since (a join): the
+            // sender was not a member when it sent.
+            Appended::Refused => Err(self
+                .refusal(new)
                 .await?
-                .map(resent)
-                .ok_or(StoreError::NotFound(Entity::Room)),
+                .unwrap_or(StoreError::NotFound(Entity::Member))),
+            // Answered after the commit, so an original from the same batch is there too. The
+            // checks come first, as for any append.
+            Appended::TxnIdTaken => match self.refusal(new).await? {
+                Some(refused) => Err(refused),
+                None => self
+                    .original(new)
+                    .await?
+                    .map(resent)
+                    .ok_or(StoreError::NotFound(Entity::Room)),
+            },
         }
     }
 

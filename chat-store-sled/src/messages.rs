@@ -69,13 +69,23 @@ impl MessageStore for SledStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
         let new = new.clone();
         self.write(move |tx| {
+            let mut room = tx_room(tx, new.room_id)?;
+            let is_user = tx.get(Kind::Users, new.sender.0.as_bytes())?.is_some();
+            let sender = tx_member(tx, room.id, new.sender)?
+                .filter(|_| is_user)
+                .ok_or(StoreError::NotFound(Entity::Member))?;
+            if let Some(reply_to) = new.reply_to {
+                let at = tx.get(Kind::MessageIds, reply_to.0.as_bytes())?;
+                if !at.is_some_and(|at| at.starts_with(room.id.0.as_bytes())) {
+                    return Err(StoreError::NotFound(Entity::Message));
+                }
+            }
             if let Some(original) = tx_original(tx, &new)? {
                 return Ok(Sent {
                     message: original,
                     created: false,
                 });
             }
-            let mut room = tx_room(tx, new.room_id)?;
             room.last_seq += 1;
             room.last_change += 1;
             let message = new.stored_at(room.last_seq, room.last_change);
@@ -88,18 +98,16 @@ impl MessageStore for SledStore {
             }
             let change_key = counter_key(room.id.0, message.change_id);
             tx.insert(Kind::Changes, change_key, &message.seq.to_be_bytes())?;
-            if let Some(sender) = tx_member(tx, room.id, message.sender)? {
-                let moved = Member {
-                    last_read_seq: sender.last_read_seq.max(message.seq),
-                    ..sender
-                };
-                tx_write(
-                    tx,
-                    Kind::Members,
-                    member_key(room.id, message.sender),
-                    &moved,
-                )?;
-            }
+            let moved = Member {
+                last_read_seq: sender.last_read_seq.max(message.seq),
+                ..sender
+            };
+            tx_write(
+                tx,
+                Kind::Members,
+                member_key(room.id, message.sender),
+                &moved,
+            )?;
             tx_put_room(tx, &room)?;
             Ok(Sent {
                 message,

@@ -54,6 +54,38 @@ async fn change_message(
     Ok(message)
 }
 
+/// An append, if the room exists, the sender is a user and a member of it, and what it replies
+/// to is a message of the room.
+const APPEND: &str = "\
+    INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
+                          created_at, change_id) \
+    SELECT id, last_seq + 1, ?4, ?2, ?5, ?3, ?6, ?7, ?8, last_change + 1 FROM rooms \
+    WHERE id = ?1 \
+      AND EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
+      AND EXISTS (SELECT 1 FROM users WHERE id = ?2) \
+      AND (?3 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND room_id = ?1)) \
+    RETURNING seq, change_id";
+
+/// Why [`APPEND`] inserted nothing: the first of its checks that fails.
+async fn refusal(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreError {
+    let found = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = ?1), \
+                EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
+                AND EXISTS (SELECT 1 FROM users WHERE id = ?2)",
+    )
+    .bind(new.room_id.0)
+    .bind(new.sender.0)
+    .fetch_one(c)
+    .await
+    .and_then(|row| Ok((row.try_get::<bool, _>(0)?, row.try_get::<bool, _>(1)?)));
+    match found {
+        Ok((false, _)) => StoreError::NotFound(Entity::Room),
+        Ok((true, false)) => StoreError::NotFound(Entity::Member),
+        Ok((true, true)) => StoreError::NotFound(Entity::Message),
+        Err(error) => map_err(error),
+    }
+}
+
 /// Whether an insert failed because the sender already used the transaction id.
 fn is_txn_id_taken(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db)
@@ -83,28 +115,23 @@ impl MessageStore for SqliteStore {
         self.writer
             .write_one_statement(move |c| {
                 Box::pin(async move {
-                    // One statement: the next sequence number and change cursor come from the
-                    // room row, and the `messages_appended` trigger moves the counters and the
-                    // sender's read marker.
-                    let inserted = sqlx::query(
-                        "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, \
-                         metadata, created_at, change_id) \
-                         SELECT id, last_seq + 1, ?, ?, ?, ?, ?, ?, ?, last_change + 1 \
-                         FROM rooms WHERE id = ? RETURNING seq, change_id",
-                    )
-                    .bind(new.id.0)
-                    .bind(new.sender.0)
-                    .bind(&new.body)
-                    .bind(new.reply_to.map(|id| id.0))
-                    .bind(&new.txn_id)
-                    .bind(metadata)
-                    .bind(micros(new.created_at))
-                    .bind(new.room_id.0)
-                    .fetch_optional(&mut *c)
-                    .await;
+                    // One statement: the checks of the contract, then the next sequence
+                    // number and change cursor from the room row; the `messages_appended`
+                    // trigger moves the counters and the sender's read marker.
+                    let inserted = sqlx::query(APPEND)
+                        .bind(new.room_id.0)
+                        .bind(new.sender.0)
+                        .bind(new.reply_to.map(|id| id.0))
+                        .bind(new.id.0)
+                        .bind(&new.body)
+                        .bind(&new.txn_id)
+                        .bind(metadata)
+                        .bind(micros(new.created_at))
+                        .fetch_optional(&mut *c)
+                        .await;
                     let counters = match inserted {
                         Ok(Some(row)) => row,
-                        Ok(None) => return Err(StoreError::NotFound(Entity::Room)),
+                        Ok(None) => return Err(refusal(c, &new).await),
                         Err(error) if is_txn_id_taken(&error) => {
                             return original(c, &new).await.map(|message| Sent {
                                 message,

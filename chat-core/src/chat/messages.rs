@@ -2,7 +2,7 @@
 
 use super::Chat;
 use crate::error::Field;
-use crate::error::{Conflict, Denied, Entity, Error, Result};
+use crate::error::{Conflict, Denied, Entity, Error, Result, StoreError};
 use crate::events::Event;
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::message::{HistoryQuery, Message, NewMessage, Sent};
@@ -29,23 +29,6 @@ impl Chat {
         if let Some(metadata) = &new.metadata {
             validate::metadata(metadata, self.config.max_metadata_bytes)?;
         }
-        let (room, member) = self.room_and_member(actor, room_id).await?;
-        if member.is_none() {
-            self.join_to_post(&room, actor).await?;
-        }
-        if let Some(reply_to) = new.reply_to {
-            let in_room = self
-                .store
-                .message(reply_to)
-                .await?
-                .is_some_and(|m| m.room_id == room_id);
-            if !in_room {
-                return Err(Error::invalid(
-                    Field::ReplyTo,
-                    "no such message in this room",
-                ));
-            }
-        }
         let stored = NewStoredMessage {
             id: MessageId(self.ids.next_id()),
             room_id,
@@ -56,9 +39,28 @@ impl Chat {
             metadata: new.metadata.clone(),
             created_at: self.now(),
         };
+        // The store checks membership in the same step as the append: a member's send is one
+        // store call. Anyone else goes the long way, through the rules of who may post.
+        let sent = match self.store.append_message(&stored).await {
+            Err(StoreError::NotFound(Entity::Member)) => {
+                let (room, member) = self.room_and_member(actor, room_id).await?;
+                if member.is_none() {
+                    self.join_to_post(&room, actor).await?;
+                }
+                self.store.append_message(&stored).await
+            }
+            other => other,
+        };
+        let sent = sent.map_err(|error| match error {
+            // Removed again between joining and posting.
+            StoreError::NotFound(Entity::Member) => Error::Forbidden(Denied::NotMember),
+            StoreError::NotFound(Entity::Message) => {
+                Error::invalid(Field::ReplyTo, "no such message in this room")
+            }
+            other => other.into(),
+        })?;
         // Published as soon as it is stored, in whatever order concurrent sends return:
         // subscriptions order each room's messages by sequence number themselves.
-        let sent = self.store.append_message(&stored).await?;
         if sent.created {
             self.publish(Event::MessageCreated {
                 message: sent.message.clone(),
@@ -97,7 +99,16 @@ impl Chat {
 
     /// Sends a direct message to `to`, creating the conversation on first use.
     pub async fn send_direct(&self, actor: UserId, to: UserId, new: NewMessage) -> Result<Sent> {
-        let room = self.direct_room(actor, to).await?;
+        // An existing conversation needs no other check: the append checks that the actor is
+        // (still) a user and a member of it.
+        let existing = match actor == to {
+            true => None,
+            false => self.store.direct_room(actor, to).await?,
+        };
+        let room = match existing {
+            Some(room) => room,
+            None => self.direct_room(actor, to).await?,
+        };
         self.send(actor, room.id, new).await
     }
 

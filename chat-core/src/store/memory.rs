@@ -118,6 +118,26 @@ impl Inner {
         })
     }
 
+    /// The checks of an append, in the order of the contract.
+    fn may_append(&self, new: &NewStoredMessage) -> StoreResult<()> {
+        let data = self
+            .rooms
+            .get(&new.room_id)
+            .ok_or(StoreError::NotFound(Entity::Room))?;
+        if !data.members.contains_key(&new.sender) || !self.users.contains_key(&new.sender) {
+            return Err(StoreError::NotFound(Entity::Member));
+        }
+        if let Some(reply_to) = new.reply_to
+            && self
+                .message_rooms
+                .get(&reply_to)
+                .is_none_or(|(room, _)| *room != new.room_id)
+        {
+            return Err(StoreError::NotFound(Entity::Message));
+        }
+        Ok(())
+    }
+
     fn room_mut(&mut self, id: RoomId) -> StoreResult<&mut RoomData> {
         self.rooms
             .get_mut(&id)
@@ -725,6 +745,7 @@ impl MemberStore for MemoryStore {
 impl MessageStore for MemoryStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
         let mut inner = self.lock();
+        inner.may_append(new)?;
         if let Some(txn_id) = &new.txn_id {
             let original = inner
                 .txn_ids

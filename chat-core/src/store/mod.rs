@@ -588,14 +588,20 @@ pub struct SeqRange {
 ///   none.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Appends a message to its room, atomically.
+    /// Appends a message to its room, atomically, if its sender may.
     ///
-    /// To ensure correctness, in one step: if the sender already has a message with this
-    /// `txn_id` (in any room), return it with `created: false` and change nothing. Otherwise
-    /// give the message the room's next sequence number (`last_seq + 1`: gapless, strictly
-    /// increasing) and next change cursor (`last_change + 1`), store it, and move the sender's
-    /// read marker (if the sender is a member) to its sequence number.
-    /// Errors: [`StoreError::NotFound`] (`Room`).
+    /// To ensure correctness, in one step: check, in this order, that the room exists
+    /// (else [`StoreError::NotFound`]`(Room)`), that the sender is a user and a member of it
+    /// (else `NotFound(Member)`: a deleted user stays a member of its direct conversations but
+    /// posts in none), and that `reply_to`, if any, is a message of the same room (else
+    /// `NotFound(Message)`); a refused append changes nothing. Then, if the sender already has a
+    /// message with this `txn_id` (in any room), return it with `created: false` and change
+    /// nothing. Otherwise give the message the room's next sequence number (`last_seq + 1`:
+    /// gapless, strictly increasing) and next change cursor (`last_change + 1`), store it, and
+    /// move the sender's read marker to its sequence number.
+    ///
+    /// Checking membership in the same step as the append is what makes a send one store call,
+    /// and what keeps a member removed while sending from posting after the removal.
     async fn append_message(&self, message: &NewStoredMessage) -> StoreResult<Sent>;
 
     /// The message with this id, tombstones included.

@@ -342,6 +342,7 @@ macro_rules! store_conformance_tests {
             room_password_guesses_are_limited_on_every_engine,
             // the storage contract itself
             store_append_assigns_sequence_and_change_cursors,
+            store_append_admits_only_members_and_replies_within_the_room,
             store_add_member_checks_capacity_and_duplicates,
             store_read_marker_is_monotonic,
             store_unique_keys_map_to_conflicts,

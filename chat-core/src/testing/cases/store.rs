@@ -152,6 +152,83 @@ pub async fn store_append_assigns_sequence_and_change_cursors(h: Harness) {
     ));
 }
 
+pub async fn store_append_admits_only_members_and_replies_within_the_room(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    let refused = async |new: NewStoredMessage| match store.append_message(&new).await {
+        Err(StoreError::NotFound(entity)) => entity,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // In the contract's order: the room, then the sender, then the reply.
+    let nowhere = self::room(999, None);
+    assert_eq!(refused(message(1, &nowhere, 2, None)).await, Entity::Room);
+    assert_eq!(refused(message(1, &room, 2, None)).await, Entity::Member);
+    assert_eq!(refused(message(1, &room, 3, None)).await, Entity::Member);
+
+    let other = self::room(101, None);
+    store
+        .create_room(&other, &member(&other, 1, Role::Owner))
+        .await
+        .unwrap();
+    let elsewhere = store
+        .append_message(&message(1, &other, 1, None))
+        .await
+        .unwrap()
+        .message;
+    for reply_to in [elsewhere.id, MessageId(id(77))] {
+        let reply = NewStoredMessage {
+            reply_to: Some(reply_to),
+            ..message(2, &room, 1, None)
+        };
+        assert_eq!(refused(reply).await, Entity::Message);
+    }
+    // Nothing of the refused appends was written.
+    assert!(store.message(MessageId(id(2))).await.unwrap().is_none());
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().last_seq, 0);
+
+    // A member who left retries a transaction id: refused, not handed the original.
+    let two = UserId(id(2));
+    store
+        .add_member(&member(&room, 2, Role::Member))
+        .await
+        .unwrap();
+    let first = store
+        .append_message(&message(3, &room, 2, Some("t")))
+        .await
+        .unwrap()
+        .message;
+    let reply = NewStoredMessage {
+        reply_to: Some(first.id),
+        ..message(4, &room, 1, None)
+    };
+    assert_eq!(store.append_message(&reply).await.unwrap().message.seq, 2);
+    store.remove_member(room.id, two).await.unwrap();
+    assert_eq!(
+        refused(message(5, &room, 2, Some("t"))).await,
+        Entity::Member
+    );
+
+    // A deleted user stays a member of its direct conversation but posts in it no more.
+    let direct = Room {
+        kind: RoomKind::Direct,
+        alias: None,
+        owner: None,
+        ..self::room(200, Some(2))
+    };
+    let pair = [
+        member(&direct, 1, Role::Member),
+        member(&direct, 2, Role::Member),
+    ];
+    store
+        .find_or_create_direct(&direct, [&pair[0], &pair[1]])
+        .await
+        .unwrap();
+    store.delete_user(two).await.unwrap();
+    assert!(store.member(direct.id, two).await.unwrap().is_some());
+    assert_eq!(refused(message(6, &direct, 2, None)).await, Entity::Member);
+    let answered = store.append_message(&message(7, &direct, 1, None)).await;
+    assert_eq!(answered.unwrap().message.seq, 1);
+}
+
 pub async fn store_add_member_checks_capacity_and_duplicates(h: Harness) {
     let (store, _guard, room) = seeded(&h).await;
     store
@@ -372,6 +449,10 @@ pub async fn store_delete_room_removes_members_and_messages(h: Harness) {
     again.alias = Some("room-100".into());
     store
         .create_room(&again, &member(&again, 1, Role::Owner))
+        .await
+        .unwrap();
+    store
+        .add_member(&member(&again, 2, Role::Member))
         .await
         .unwrap();
     let sent = store
@@ -645,8 +726,12 @@ pub async fn store_values_round_trip_exactly(h: Harness) {
         [(private.clone(), owner)]
     );
 
+    let first = store
+        .append_message(&message(1, &private, 5, None))
+        .await
+        .unwrap();
     let new = NewStoredMessage {
-        reply_to: Some(MessageId(id(1))),
+        reply_to: Some(first.message.id),
         metadata: Some(serde_json::json!({"a": [1, "b", null], "c": {"d": 1.5}})),
         created_at: at,
         ..message(7, &private, 5, Some("txn-7"))
