@@ -90,6 +90,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Without it a WebSocket reply written right after an event frame waits for the
+        // client's delayed ACK (40 ms on Linux): Nagle's algorithm holds small writes while one
+        // is unacknowledged.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+        }
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             tracing::debug!(%peer, "connection closed: at the connection limit");
             continue;
