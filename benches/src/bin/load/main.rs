@@ -37,7 +37,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "send,history,fanout,connections,auth,nodes"
+        default_value = "send,ws-send,history,fanout,connections,auth,nodes"
     )]
     scenarios: Vec<String>,
 }
@@ -47,6 +47,8 @@ struct Cli {
 pub struct Plan {
     send_connections: Vec<usize>,
     send_duration: Duration,
+    /// Sockets sending over the WebSocket, each to a room of its own, for `send_duration`.
+    ws_send_connections: usize,
     history_rooms: Vec<u64>,
     history_duration: Duration,
     fanout_subscribers: Vec<usize>,
@@ -70,6 +72,7 @@ impl Plan {
         Self {
             send_connections: vec![1, 16, 64],
             send_duration: Duration::from_secs(5),
+            ws_send_connections: 64,
             history_rooms: vec![10_000, 1_000_000],
             history_duration: Duration::from_secs(3),
             fanout_subscribers: vec![100, 1000],
@@ -89,6 +92,7 @@ impl Plan {
         Self {
             send_connections: vec![1, 4],
             send_duration: Duration::from_millis(500),
+            ws_send_connections: 4,
             history_rooms: vec![100, 1000],
             history_duration: Duration::from_millis(300),
             fanout_subscribers: vec![5],
@@ -137,6 +141,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wanted = |name: &str| cli.scenarios.iter().any(|s| s == name);
     if !wanted("send") {
         plan.send_connections.clear();
+    }
+    if !wanted("ws-send") {
+        plan.ws_send_connections = 0;
     }
     if !wanted("history") {
         plan.history_rooms.clear();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chat_core::store::Store;
 use chat_core::{Chat, HashCost, NewRoom, NewUser, RoomId, UserId};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -19,6 +19,8 @@ const PASSWORD: &str = "load-password";
 /// What `prepare` put in the database.
 struct Seeded {
     send_room: RoomId,
+    /// One room per WebSocket sender, so that what is measured is the send, not a fan-out.
+    ws_rooms: Vec<RoomId>,
     fan_room: RoomId,
     history_rooms: Vec<(u64, RoomId)>,
 }
@@ -35,9 +37,17 @@ async fn prepare(store: Arc<dyn Store>, plan: &Plan) -> Result<Seeded, Failure> 
     let owner = register("owner".into()).await?;
     let send_room = chat.create_room(owner, NewRoom::named("send")).await?.id;
     let senders = plan.send_connections.iter().max().unwrap_or(&1);
-    for i in 0..*senders.max(&plan.nodes_send_connections) {
+    let mut ws_rooms = Vec::new();
+    for i in 0..*senders
+        .max(&plan.nodes_send_connections)
+        .max(&plan.ws_send_connections)
+    {
         let sender = register(format!("sender{i}")).await?;
         chat.join_room(sender, send_room, None).await?;
+        if i < plan.ws_send_connections {
+            let room = NewRoom::named(format!("ws {i}"));
+            ws_rooms.push(chat.create_room(sender, room).await?.id);
+        }
     }
     let fan_room = chat.create_room(owner, NewRoom::named("fanout")).await?.id;
     let fans = plan.fanout_subscribers.iter().max().unwrap_or(&1);
@@ -56,6 +66,7 @@ async fn prepare(store: Arc<dyn Store>, plan: &Plan) -> Result<Seeded, Failure> 
     }
     Ok(Seeded {
         send_room,
+        ws_rooms,
         fan_room,
         history_rooms,
     })
@@ -137,6 +148,9 @@ pub async fn run_all(
     let mut rows = Vec::new();
     for &connections in &plan.send_connections {
         rows.push(send(one, store, &seeded, connections, plan.send_duration).await?);
+    }
+    if plan.ws_send_connections > 0 {
+        rows.push(ws_send(&client, store, &seeded, plan.send_duration).await?);
     }
     for &(size, room) in &seeded.history_rooms {
         rows.push(history(&client, store, room, size, plan.history_duration).await?);
@@ -224,7 +238,13 @@ impl Client {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse()?);
-        Ok(tokio_tungstenite::connect_async(request).await?.0)
+        // Small frames go out at once, as browsers send them.
+        let nodelay = true;
+        Ok(
+            tokio_tungstenite::connect_async_with_config(request, None, nodelay)
+                .await?
+                .0,
+        )
     }
 }
 
@@ -336,6 +356,69 @@ async fn send(
         &mut latencies,
         note,
     ))
+}
+
+/// Sends over WebSockets, one socket per room, each waiting for its ack before the next
+/// send: acks per second and the time from a send frame to its ack.
+async fn ws_send(
+    client: &Client,
+    store: &str,
+    seeded: &Seeded,
+    duration: Duration,
+) -> Result<Row, Failure> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sockets = Vec::new();
+    for (i, room) in seeded.ws_rooms.iter().enumerate() {
+        let token = client.login(&format!("sender{i}")).await?;
+        sockets.push((i, *room, client.socket(&token).await?));
+    }
+    let started = Instant::now();
+    for (i, room, mut socket) in sockets {
+        tasks.spawn(async move {
+            let mut latencies = Latencies::default();
+            let mut n = 0u64;
+            while started.elapsed() < duration {
+                let txn_id = format!("ws{i}:{n}");
+                let frame =
+                    json!({ "type": "send", "room_id": room, "body": "load", "txn_id": txn_id });
+                let sent = Instant::now();
+                if socket
+                    .send(Message::Text(frame.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                // The sender's own message.created may come before or after the ack.
+                let acked = loop {
+                    match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+                        Ok(Some(Ok(Message::Text(text)))) => {
+                            let reply: Value = serde_json::from_str(&text).unwrap_or_default();
+                            if reply["txn_id"] == txn_id.as_str() {
+                                break reply["type"] == "ack";
+                            }
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        _ => break false,
+                    }
+                };
+                if !acked {
+                    break;
+                }
+                latencies.record(sent.elapsed());
+                n += 1;
+            }
+            latencies
+        });
+    }
+    let mut latencies = Latencies::default();
+    while let Some(done) = tasks.join_next().await {
+        latencies.add(done?);
+    }
+    let elapsed = started.elapsed();
+    let note = format!("{} acks, each socket to its own room", latencies.len());
+    let name = format!("WebSocket send, {} sockets", seeded.ws_rooms.len());
+    Ok(row(store, name, elapsed, &mut latencies, note))
 }
 
 /// Newest-50 history pages of a room of `size` messages, 4 readers, for `duration`.
