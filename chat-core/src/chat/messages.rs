@@ -101,9 +101,10 @@ impl Chat {
     pub async fn send_direct(&self, actor: UserId, to: UserId, new: NewMessage) -> Result<Sent> {
         // An existing conversation needs no other check: the append checks that the actor is
         // (still) a user and a member of it.
-        let existing = match actor == to {
-            true => None,
-            false => self.store.direct_room(actor, to).await?,
+        let existing = if actor == to {
+            None
+        } else {
+            self.store.direct_room(actor, to).await?
         };
         let room = match existing {
             Some(room) => room,
