@@ -1,10 +1,15 @@
 //! Messages: appends with sequence allocation, edits, tombstones, pages and changes.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError};
 use chrono::{DateTime, Utc};
+
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
 
 use crate::SqliteStore;
 use crate::codec::{self, StoreResult, int, map_err, message_columns, metadata_json, micros};
@@ -107,50 +112,154 @@ async fn original(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreResu
     codec::message(&row)
 }
 
+/// An append waiting for the writer, which runs the appends queued together in one statement
+/// ([`append_all`]).
+pub(crate) struct Append {
+    pub(crate) new: NewStoredMessage,
+    /// `new.metadata` as JSON text, encoded before the writer sees it.
+    pub(crate) metadata: Option<String>,
+}
+
+/// Runs [`APPEND`] for one message: the checks of the contract, then the next sequence number
+/// and change cursor from the room row; the `messages_appended` trigger moves the counters and
+/// the sender's read marker.
+async fn append_one(c: &mut SqliteConnection, append: &Append) -> StoreResult<Sent> {
+    let new = &append.new;
+    let inserted = sqlx::query(APPEND)
+        .bind(new.room_id.0)
+        .bind(new.sender.0)
+        .bind(new.reply_to.map(|id| id.0))
+        .bind(new.id.0)
+        .bind(&new.body)
+        .bind(&new.txn_id)
+        .bind(&append.metadata)
+        .bind(micros(new.created_at))
+        .fetch_optional(&mut *c)
+        .await;
+    match inserted {
+        Ok(Some(row)) => appended(new, &row),
+        Ok(None) => Err(refusal(c, new).await),
+        Err(error) if is_txn_id_taken(&error) => original(c, new).await.map(|message| Sent {
+            message,
+            created: false,
+        }),
+        Err(error) => Err(map_err(error)),
+    }
+}
+
+/// The message `new` became, from the `seq` and `change_id` its insert returned.
+fn appended(new: &NewStoredMessage, row: &SqliteRow) -> StoreResult<Sent> {
+    let seq: i64 = row.try_get("seq").map_err(map_err)?;
+    let change: i64 = row.try_get("change_id").map_err(map_err)?;
+    Ok(Sent {
+        message: new.stored_at(
+            u64::try_from(seq).unwrap_or_default(),
+            u64::try_from(change).unwrap_or_default(),
+        ),
+        created: true,
+    })
+}
+
+/// [`APPEND`] for many messages at once, given as one JSON array (one fixed statement whatever
+/// the batch's size, so it is prepared once): each room's rows are numbered from the room's
+/// counters as they were before the statement (the `MATERIALIZED` batch is read in full before
+/// the first insert), in the order given; a row that fails a check is left out and takes no
+/// number.
+const APPEND_ALL: &str = "\
+    WITH batch AS MATERIALIZED ( \
+        SELECT b.*, r.last_seq, r.last_change FROM ( \
+            SELECT j.key AS ord, unhex(j.value ->> 0) AS room_id, unhex(j.value ->> 1) AS sender, \
+                   unhex(j.value ->> 2) AS reply_to, unhex(j.value ->> 3) AS id, \
+                   j.value ->> 4 AS body, j.value ->> 5 AS txn_id, j.value ->> 6 AS metadata, \
+                   j.value ->> 7 AS created_at \
+            FROM json_each(?1) AS j) AS b \
+        JOIN rooms AS r ON r.id = b.room_id \
+        WHERE EXISTS (SELECT 1 FROM members WHERE room_id = b.room_id AND user_id = b.sender) \
+          AND EXISTS (SELECT 1 FROM users WHERE id = b.sender) \
+          AND (b.reply_to IS NULL OR EXISTS \
+                (SELECT 1 FROM messages WHERE id = b.reply_to AND room_id = b.room_id))) \
+    INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
+                          created_at, change_id) \
+    SELECT room_id, last_seq + row_number() OVER w, id, sender, body, reply_to, txn_id, \
+           metadata, created_at, last_change + row_number() OVER w \
+    FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord) ORDER BY ord \
+    RETURNING id, seq, change_id";
+
+/// Appends `appends` as if one after the other, in one statement when it can. A batch holding a
+/// transaction id already used (a retry) fails as a whole and is run again one by one, which
+/// also hands a repeat within the batch the original before it. A refused append is left out
+/// of the statement and asked for its reason alone.
+pub(crate) async fn append_all(
+    c: &mut SqliteConnection,
+    appends: &[Append],
+) -> Vec<StoreResult<Sent>> {
+    if let [append] = appends {
+        return vec![append_one(c, append).await];
+    }
+    let rows: Vec<_> = appends
+        .iter()
+        .map(|Append { new, metadata }| {
+            (
+                new.room_id.0.simple(),
+                new.sender.0.simple(),
+                new.reply_to.map(|id| id.0.simple()),
+                new.id.0.simple(),
+                &new.body,
+                &new.txn_id,
+                metadata,
+                micros(new.created_at),
+            )
+        })
+        .collect();
+    let inserted = match serde_json::to_string(&rows) {
+        Ok(json) => sqlx::query(APPEND_ALL)
+            .bind(json)
+            .fetch_all(&mut *c)
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let Some(rows) = inserted else {
+        // A repeated transaction id, or any other failure: the statement changed nothing, and
+        // one by one each append meets its own fate (and a repeat finds its original).
+        let mut sent = Vec::with_capacity(appends.len());
+        for append in appends {
+            sent.push(append_one(c, append).await);
+        }
+        return sent;
+    };
+    let numbered: HashMap<Uuid, &SqliteRow> = match rows
+        .iter()
+        .map(|row| Ok((row.try_get::<Uuid, _>("id")?, row)))
+        .collect::<Result<_, sqlx::Error>>()
+    {
+        Ok(numbered) => numbered,
+        Err(error) => {
+            let error = error.to_string();
+            return appends
+                .iter()
+                .map(|_| Err(StoreError::backend(error.clone())))
+                .collect();
+        }
+    };
+    let mut sent = Vec::with_capacity(appends.len());
+    for Append { new, .. } in appends {
+        sent.push(match numbered.get(&new.id.0) {
+            Some(row) => appended(new, row),
+            None => Err(refusal(c, new).await),
+        });
+    }
+    sent
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
-        let new = new.clone();
         let metadata = metadata_json(&new.metadata)?;
         self.writer
-            .write_one_statement(move |c| {
-                Box::pin(async move {
-                    // One statement: the checks of the contract, then the next sequence
-                    // number and change cursor from the room row; the `messages_appended`
-                    // trigger moves the counters and the sender's read marker.
-                    let inserted = sqlx::query(APPEND)
-                        .bind(new.room_id.0)
-                        .bind(new.sender.0)
-                        .bind(new.reply_to.map(|id| id.0))
-                        .bind(new.id.0)
-                        .bind(&new.body)
-                        .bind(&new.txn_id)
-                        .bind(metadata)
-                        .bind(micros(new.created_at))
-                        .fetch_optional(&mut *c)
-                        .await;
-                    let counters = match inserted {
-                        Ok(Some(row)) => row,
-                        Ok(None) => return Err(refusal(c, &new).await),
-                        Err(error) if is_txn_id_taken(&error) => {
-                            return original(c, &new).await.map(|message| Sent {
-                                message,
-                                created: false,
-                            });
-                        }
-                        Err(error) => return Err(map_err(error)),
-                    };
-                    let seq: i64 = counters.try_get("seq").map_err(map_err)?;
-                    let change: i64 = counters.try_get("change_id").map_err(map_err)?;
-                    let message = new.stored_at(
-                        u64::try_from(seq).unwrap_or_default(),
-                        u64::try_from(change).unwrap_or_default(),
-                    );
-                    Ok(Sent {
-                        message,
-                        created: true,
-                    })
-                })
+            .append(Append {
+                new: new.clone(),
+                metadata,
             })
             .await
     }

@@ -7,14 +7,16 @@
 //! committed.
 
 use std::future::Future;
+use std::iter::Peekable;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chat_core::StoreError;
+use chat_core::{Sent, StoreError};
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::StoreResult;
+use crate::messages::{Append, append_all};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -27,11 +29,18 @@ type Work =
     Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Acknowledge)> + Send>;
 
 /// A queued write.
-struct Job {
-    /// The write changes the database in at most one statement, which SQLite undoes by itself
-    /// when it fails: no savepoint needed.
-    single_statement: bool,
-    work: Work,
+enum Job {
+    Work {
+        /// The write changes the database in at most one statement, which SQLite undoes by
+        /// itself when it fails: no savepoint needed.
+        single_statement: bool,
+        work: Work,
+    },
+    /// A message append: the appends queued next to each other are run as one statement.
+    Append {
+        append: Append,
+        reply: oneshot::Sender<StoreResult<Sent>>,
+    },
 }
 
 /// Most writes in one transaction: bounds the latency a batch adds to its first write.
@@ -114,10 +123,19 @@ impl Writer {
                 (succeeded, acknowledge)
             })
         });
-        let job = Job {
+        let job = Job::Work {
             single_statement,
             work,
         };
+        self.jobs.send(job).await.map_err(|_| writer_gone())?;
+        replied.await.map_err(|_| writer_gone())?
+    }
+
+    /// Appends a message in the next transaction, in one statement with the appends queued
+    /// next to it, and returns once that has committed.
+    pub(crate) async fn append(&self, append: Append) -> StoreResult<Sent> {
+        let (reply, replied) = oneshot::channel();
+        let job = Job::Append { append, reply };
         self.jobs.send(job).await.map_err(|_| writer_gone())?;
         replied.await.map_err(|_| writer_gone())?
     }
@@ -137,14 +155,23 @@ async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<J
 /// Runs one transaction. A job that is never run drops its reply channel, and its caller gets
 /// an error: that happens only when the transaction itself cannot go on.
 async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
-    if let [job] = batch.as_slice()
-        && job.single_statement
-    {
+    let autocommit = match batch.as_slice() {
+        [
+            Job::Work {
+                single_statement, ..
+            },
+        ] => *single_statement,
+        jobs => jobs.iter().all(Job::is_append),
+    };
+    if autocommit {
         // One statement alone is its own transaction in autocommit mode: committed (or, on
-        // failure, undone) by SQLite before it returns. No BEGIN and COMMIT round trips.
-        for job in batch.drain(..) {
-            let (_, acknowledge) = (job.work)(connection).await;
-            acknowledge(Ok(()));
+        // failure, undone) by SQLite before it returns. No BEGIN and COMMIT round trips. So is
+        // a batch of appends, run as one statement (or, when that fails, as one each).
+        let mut jobs = batch.drain(..).peekable();
+        while let Some(job) = jobs.next() {
+            for (_, acknowledge) in run(connection, job, &mut jobs).await {
+                acknowledge(Ok(()));
+            }
         }
         return;
     }
@@ -158,14 +185,16 @@ async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
     let mut undo_all = false;
     let mut acknowledgements = Vec::with_capacity(batch.len());
     let mut broken = None;
-    for job in batch.drain(..) {
-        let savepoint = !alone && !job.single_statement;
+    let mut jobs = batch.drain(..).peekable();
+    while let Some(job) = jobs.next() {
+        let savepoint = !alone && job.needs_savepoint();
         if savepoint && let Err(error) = execute(connection, "SAVEPOINT write").await {
             broken = Some(error);
             break;
         }
-        let (succeeded, acknowledge) = (job.work)(connection).await;
-        acknowledgements.push(acknowledge);
+        let ran = run(connection, job, &mut jobs).await;
+        let succeeded = ran.iter().all(|(succeeded, _)| *succeeded);
+        acknowledgements.extend(ran.into_iter().map(|(_, acknowledge)| acknowledge));
         let closed = match (savepoint, succeeded) {
             (true, true) => execute(connection, "RELEASE write").await,
             (true, false) => match execute(connection, "ROLLBACK TO write").await {
@@ -202,4 +231,53 @@ async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
     for acknowledge in acknowledgements {
         acknowledge(outcome.clone().map_err(StoreError::backend));
     }
+}
+
+impl Job {
+    fn is_append(&self) -> bool {
+        matches!(self, Job::Append { .. })
+    }
+
+    /// Whether a failure of this job could leave part of it written: an append is one
+    /// statement, which SQLite undoes by itself.
+    fn needs_savepoint(&self) -> bool {
+        matches!(
+            self,
+            Job::Work {
+                single_statement: false,
+                ..
+            }
+        )
+    }
+}
+
+/// Runs `job`, and with an append the appends that follow it in `rest`, and says for each
+/// write whether it succeeded and how to acknowledge it.
+async fn run(
+    connection: &mut SqliteConnection,
+    job: Job,
+    rest: &mut Peekable<impl Iterator<Item = Job>>,
+) -> Vec<(bool, Acknowledge)> {
+    let (append, reply) = match job {
+        Job::Work { work, .. } => return vec![work(connection).await],
+        Job::Append { append, reply } => (append, reply),
+    };
+    let mut appends = vec![append];
+    let mut replies = vec![reply];
+    while let Some(Job::Append { append, reply }) = rest.next_if(Job::is_append) {
+        appends.push(append);
+        replies.push(reply);
+    }
+    let results = append_all(connection, &appends).await;
+    replies
+        .into_iter()
+        .zip(results)
+        .map(|(reply, result)| {
+            let succeeded = result.is_ok();
+            let acknowledge: Acknowledge = Box::new(move |committed: StoreResult<()>| {
+                let _ = reply.send(committed.and(result));
+            });
+            (succeeded, acknowledge)
+        })
+        .collect()
 }

@@ -343,6 +343,7 @@ macro_rules! store_conformance_tests {
             // the storage contract itself
             store_append_assigns_sequence_and_change_cursors,
             store_append_admits_only_members_and_replies_within_the_room,
+            store_appends_arriving_together_are_each_judged_alone,
             store_add_member_checks_capacity_and_duplicates,
             store_read_marker_is_monotonic,
             store_unique_keys_map_to_conflicts,

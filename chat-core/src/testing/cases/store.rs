@@ -229,6 +229,157 @@ pub async fn store_append_admits_only_members_and_replies_within_the_room(h: Har
     assert_eq!(answered.unwrap().message.seq, 1);
 }
 
+pub async fn store_appends_arriving_together_are_each_judged_alone(h: Harness) {
+    // A store may write appends that arrive together in one step; each still gets the answer
+    // it would get alone: numbers gapless per room, a refusal its own reason, a repeated
+    // transaction id (of an earlier message, or of one in the same wave) its original.
+    let (store, _guard, _) = seeded(&h).await;
+    store.insert_user(&user(3, "three"), None).await.unwrap();
+    let rooms = [room(301, None), room(302, None), room(303, None)];
+    for room in &rooms {
+        store
+            .create_room(room, &member(room, 1, Role::Owner))
+            .await
+            .unwrap();
+        store
+            .add_member(&member(room, 2, Role::Member))
+            .await
+            .unwrap();
+    }
+    let earlier = store
+        .append_message(&message(1, &rooms[0], 1, Some("earlier")))
+        .await
+        .unwrap()
+        .message;
+    let elsewhere = store
+        .append_message(&message(2, &rooms[1], 1, None))
+        .await
+        .unwrap()
+        .message;
+
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        Created,
+        Refused(Entity),
+        Original,
+    }
+    // The first wave all new or refused, the second with repeats among new ones.
+    let mut waves = [Vec::new(), Vec::new()];
+    for i in 0..90u128 {
+        let room = &rooms[(i % 3) as usize];
+        let n = 1000 + i;
+        waves[0].push(match i % 9 {
+            0..=3 => (message(n, room, 1 + i % 2, None), Expect::Created),
+            4 => (message(n, room, 2, Some(&format!("t{i}"))), Expect::Created),
+            5 => (message(n, room, 3, None), Expect::Refused(Entity::Member)),
+            6 => (
+                message(n, &self::room(999, None), 1, None),
+                Expect::Refused(Entity::Room),
+            ),
+            _ => (
+                NewStoredMessage {
+                    reply_to: Some(if i % 2 == 0 { elsewhere.id } else { earlier.id }),
+                    ..message(n, &rooms[2], 2, None)
+                },
+                Expect::Refused(Entity::Message),
+            ),
+        });
+        waves[1].push(match i % 3 {
+            0 => (
+                message(n + 1000, &rooms[0], 1, Some("earlier")),
+                Expect::Original,
+            ),
+            _ => (message(n + 1000, room, 2, None), Expect::Created),
+        });
+    }
+    // Two with one transaction id in the same wave: one is created, the other is handed it.
+    let twins = [
+        message(3000, &rooms[1], 2, Some("twin")),
+        message(3001, &rooms[1], 2, Some("twin")),
+    ];
+    let mut seqs = [vec![1], vec![1], vec![]];
+    let mut changes = [vec![1], vec![1], vec![]];
+    let mut twin_answers = Vec::new();
+    for (w, wave) in waves.iter().enumerate() {
+        let extra: &[NewStoredMessage] = if w == 1 { &twins } else { &[] };
+        let tasks: Vec<_> = wave
+            .iter()
+            .map(|(new, _)| new)
+            .chain(extra)
+            .map(|new| {
+                let (store, new) = (std::sync::Arc::clone(&store), new.clone());
+                tokio::spawn(async move { store.append_message(&new).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        twin_answers.extend(answers.split_off(wave.len()));
+        for ((new, expect), answer) in wave.iter().zip(answers) {
+            match (expect, answer) {
+                (Expect::Created, Ok(sent)) => {
+                    assert!(sent.created, "{new:?} is new");
+                    assert_eq!(sent.message.id, new.id);
+                    let i = rooms.iter().position(|r| r.id == new.room_id).unwrap();
+                    seqs[i].push(sent.message.seq);
+                    changes[i].push(sent.message.change_id);
+                }
+                (Expect::Refused(entity), Err(StoreError::NotFound(refused))) => {
+                    assert_eq!(&refused, entity, "{new:?}");
+                }
+                (Expect::Original, Ok(sent)) => {
+                    assert!(!sent.created);
+                    assert_eq!(sent.message, earlier);
+                }
+                (expect, answer) => panic!("{new:?}: expected {expect:?}, got {answer:?}"),
+            }
+        }
+    }
+    let [first, second] = [&twin_answers[0], &twin_answers[1]].map(|a| a.as_ref().unwrap());
+    assert_eq!(first.message, second.message, "both twins name one message");
+    assert!(first.created != second.created, "exactly one twin is new");
+    let twin = &first.message;
+    seqs[1].push(twin.seq);
+    changes[1].push(twin.change_id);
+
+    for (i, room) in rooms.iter().enumerate() {
+        seqs[i].sort_unstable();
+        changes[i].sort_unstable();
+        let count = seqs[i].len() as u64;
+        let expected: Vec<u64> = (1..=count).collect();
+        assert_eq!(seqs[i], expected, "room {i}: numbers 1..={count}, no gap");
+        assert_eq!(changes[i], expected, "room {i}: change cursors too");
+        let stored = store.room(room.id).await.unwrap().unwrap();
+        assert_eq!((stored.last_seq, stored.last_change), (count, count));
+        let range = SeqRange {
+            before: None,
+            after: Some(0),
+            limit: 1000,
+        };
+        let history = store.messages(room.id, range).await.unwrap();
+        let stored_seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            stored_seqs, expected,
+            "room {i}: history holds exactly them"
+        );
+        for sender in [1, 2] {
+            let newest = history
+                .iter()
+                .filter(|m| m.sender == UserId(id(sender)))
+                .map(|m| m.seq)
+                .max()
+                .unwrap_or(0);
+            let marker = store.member(room.id, UserId(id(sender))).await.unwrap();
+            assert_eq!(
+                marker.unwrap().last_read_seq,
+                newest,
+                "room {i}: user {sender} has read up to their own newest message"
+            );
+        }
+    }
+}
+
 pub async fn store_add_member_checks_capacity_and_duplicates(h: Harness) {
     let (store, _guard, room) = seeded(&h).await;
     store
