@@ -22,6 +22,17 @@ impl Chat {
     /// Errors: `Invalid` (body, txn_id, metadata, reply_to); `Forbidden` (not a member of a room
     /// that needs joining); `Conflict(RoomFull)` (implicit join).
     pub async fn send(&self, actor: UserId, room_id: RoomId, new: NewMessage) -> Result<Sent> {
+        let stored = self.to_store(actor, room_id, &new)?;
+        self.append(&stored, &new).await
+    }
+
+    /// The message as the store takes it, once valid.
+    fn to_store(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        new: &NewMessage,
+    ) -> Result<NewStoredMessage> {
         validate::body(&new.body, self.config.max_body_chars)?;
         if let Some(txn_id) = &new.txn_id {
             validate::txn_id(txn_id, self.config.max_txn_id_bytes)?;
@@ -29,7 +40,7 @@ impl Chat {
         if let Some(metadata) = &new.metadata {
             validate::metadata(metadata, self.config.max_metadata_bytes)?;
         }
-        let stored = NewStoredMessage {
+        Ok(NewStoredMessage {
             id: MessageId(self.ids.next_id()),
             room_id,
             sender: actor,
@@ -38,16 +49,21 @@ impl Chat {
             txn_id: new.txn_id.clone(),
             metadata: new.metadata.clone(),
             created_at: self.now(),
-        };
+        })
+    }
+
+    /// Appends a message [`to_store`](Self::to_store) made of `new`, then publishes it.
+    async fn append(&self, stored: &NewStoredMessage, new: &NewMessage) -> Result<Sent> {
+        let (actor, room_id) = (stored.sender, stored.room_id);
         // The store checks membership in the same step as the append: a member's send is one
         // store call. Anyone else goes the long way, through the rules of who may post.
-        let sent = match self.store.append_message(&stored).await {
+        let sent = match self.store.append_message(stored).await {
             Err(StoreError::NotFound(Entity::Member)) => {
                 let (room, member) = self.room_and_member(actor, room_id).await?;
                 if member.is_none() {
                     self.join_to_post(&room, actor).await?;
                 }
-                self.store.append_message(&stored).await
+                self.store.append_message(stored).await
             }
             other => other,
         };
@@ -66,7 +82,7 @@ impl Chat {
                 message: sent.message.clone(),
             });
         }
-        if !sent.created && !Self::same_send(&sent.message, room_id, &new) {
+        if !sent.created && !Self::same_send(&sent.message, room_id, new) {
             return Err(Error::Conflict(Conflict::TxnIdReused));
         }
         Ok(sent)
@@ -99,8 +115,27 @@ impl Chat {
 
     /// Sends a direct message to `to`, creating the conversation on first use.
     pub async fn send_direct(&self, actor: UserId, to: UserId, new: NewMessage) -> Result<Sent> {
-        // An existing conversation needs no other check: the append checks that the actor is
-        // (still) a user and a member of it.
+        // A known conversation needs no other check: the append checks that it still exists
+        // and that the actor is (still) a user and a member of it.
+        let remembered = self.direct_rooms.get(actor, to);
+        let room_id = match remembered {
+            Some(room_id) => room_id,
+            None => self.direct_room_id(actor, to).await?,
+        };
+        let mut stored = self.to_store(actor, room_id, &new)?;
+        match self.append(&stored, &new).await {
+            Err(Error::NotFound(Entity::Room)) if remembered.is_some() => {
+                self.direct_rooms.forget(actor, to);
+                stored.room_id = self.direct_room_id(actor, to).await?;
+                self.append(&stored, &new).await
+            }
+            sent => sent,
+        }
+    }
+
+    /// The room of the direct conversation of `actor` and `to`, created on first use, and
+    /// remembered.
+    async fn direct_room_id(&self, actor: UserId, to: UserId) -> Result<RoomId> {
         let existing = if actor == to {
             None
         } else {
@@ -110,7 +145,8 @@ impl Chat {
             Some(room) => room,
             None => self.direct_room(actor, to).await?,
         };
-        self.send(actor, room.id, new).await
+        self.direct_rooms.insert(actor, to, room.id);
+        Ok(room.id)
     }
 
     /// One message of a room (tombstones included): for members. This is also how a sender

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod connections;
+mod direct_rooms;
 mod handles;
 mod messages;
 mod reads;
@@ -53,6 +54,7 @@ pub struct Chat {
     ids: Arc<dyn IdSource>,
     hasher: Arc<PasswordHasher>,
     tokens: Arc<token_cache::TokenCache>,
+    direct_rooms: Arc<direct_rooms::DirectRooms>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -122,6 +124,7 @@ impl ChatBuilder {
                 self.config.token_cache_ttl,
                 Arc::clone(&self.bus),
             )),
+            direct_rooms: Arc::default(),
             store: self.store,
             bus: self.bus,
             config: Arc::new(self.config),

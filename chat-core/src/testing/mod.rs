@@ -292,6 +292,7 @@ macro_rules! store_conformance_tests {
             direct_conversations_list_other_user_last_message_and_unread,
             messages_to_me_lists_direct_messages_from_others,
             direct_message_to_self_or_unknown_user_is_rejected,
+            a_direct_conversation_deleted_in_the_store_starts_afresh,
             // messages
             messages_get_gapless_sequence_numbers,
             message_input_is_validated,

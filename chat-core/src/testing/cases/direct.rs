@@ -231,3 +231,34 @@ pub async fn direct_message_to_self_or_unknown_user_is_rejected(h: Harness) {
             .is_empty()
     );
 }
+
+pub async fn a_direct_conversation_deleted_in_the_store_starts_afresh(h: Harness) {
+    // Engines remember which room holds a pair's conversation; a host that deletes the room
+    // through the store must not leave a direct message failing on any of them.
+    let chat = h.chat().await;
+    let peer = chat.peer();
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let hello = NewMessage::text("hello");
+    let first = chat.send_direct(alice.id, bob.id, hello.clone()).await;
+    let old = first.unwrap().message.room_id;
+    let back = peer.send_direct(bob.id, alice.id, hello.clone()).await;
+    assert_eq!(back.unwrap().message.room_id, old);
+
+    chat.store.delete_room(old).await.unwrap();
+    for (engine, from, to) in [(&*chat.chat, alice.id, bob.id), (&*peer, bob.id, alice.id)] {
+        let sent = engine.send_direct(from, to, hello.clone()).await.unwrap();
+        assert_ne!(sent.message.room_id, old, "a new conversation");
+        let room = engine.direct_room(from, to).await.unwrap();
+        assert_eq!(sent.message.room_id, room.id);
+    }
+    let history = chat
+        .direct_history(alice.id, bob.id, HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        history.items.len(),
+        2,
+        "both sends landed in the new conversation"
+    );
+}
