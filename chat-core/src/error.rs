@@ -23,6 +23,8 @@ pub enum Conflict {
     AlreadyMember,
     /// The client transaction id was already used by this sender for a different message.
     TxnIdReused,
+    /// The message already carries as many different reaction keys as it may.
+    TooManyReactions,
 }
 
 impl Conflict {
@@ -35,6 +37,7 @@ impl Conflict {
             Self::RoomFull => "room_full",
             Self::AlreadyMember => "already_member",
             Self::TxnIdReused => "txn_id_reused",
+            Self::TooManyReactions => "too_many_reactions",
         }
     }
 }
@@ -48,6 +51,7 @@ impl std::fmt::Display for Conflict {
             Self::RoomFull => "room is full",
             Self::AlreadyMember => "already a member of the room",
             Self::TxnIdReused => "transaction id was already used for another message",
+            Self::TooManyReactions => "the message has as many different reactions as it may",
         })
     }
 }

@@ -58,7 +58,7 @@ pub use crate::error::{
 };
 pub use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 pub use crate::message::{
-    DirectConversation, HistoryQuery, Message, NewMessage, ReadState, RoomUnread, Sent,
+    DirectConversation, HistoryQuery, Message, NewMessage, Reaction, ReadState, RoomUnread, Sent,
     UnreadSummary,
 };
 pub use crate::page::{MessageCursor, Page};

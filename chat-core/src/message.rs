@@ -7,6 +7,18 @@ use crate::ids::{MessageId, RoomId, UserId};
 use crate::room::Room;
 use crate::user::DirectoryEntry;
 
+/// One reaction key on a message as a reader sees it: how many members reacted with it, and
+/// whether the reader is one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The reaction: an emoji or a shortcode.
+    pub key: String,
+    /// How many members reacted with it (at least 1).
+    pub count: u32,
+    /// Whether the reader did.
+    pub me: bool,
+}
+
 /// A message in a room or direct conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {

@@ -29,6 +29,7 @@ mod appender;
 mod bus;
 mod codec;
 mod messages;
+mod reactions;
 mod rooms;
 mod shared;
 #[cfg(feature = "testing")]

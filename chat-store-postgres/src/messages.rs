@@ -14,7 +14,7 @@ use crate::codec::{self, StoreResult, int, map_err, message_columns};
 /// row, as appends do) and the message takes it. `$1` is the message id; the changed columns
 /// follow.
 macro_rules! change {
-    ($set:literal) => {
+    ($($set:literal)?) => {
         concat!(
             "WITH room AS ( \
                 UPDATE rooms SET last_change = last_change + 1 \
@@ -22,8 +22,8 @@ macro_rules! change {
                 RETURNING id, last_change \
             ) \
             UPDATE messages SET ",
-            $set,
-            ", change_id = room.last_change FROM room \
+            $($set, ", ",)?
+            "change_id = room.last_change FROM room \
             WHERE messages.id = $1 AND messages.room_id = room.id AND messages.deleted_at IS NULL \
             RETURNING ",
             "messages.room_id, messages.seq, messages.id, messages.sender, messages.body, \
@@ -35,6 +35,8 @@ macro_rules! change {
 
 const EDIT: &str = change!("body = $2, edited_at = $3");
 const DELETE: &str = change!("body = '', metadata = NULL, deleted_at = $2");
+/// A reaction's change: the message itself is as it was.
+pub(crate) const TOUCH: &str = change!();
 
 impl PostgresStore {
     /// The message a sender already sent with this transaction id.
@@ -58,7 +60,7 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    /// Runs an [`EDIT`] or [`DELETE`]: the changed message, or `NotFound` when there is no
+    /// Runs an [`EDIT`]: the changed message, or `NotFound` when there is no
     /// live message of that id.
     async fn change(
         &self,
@@ -154,7 +156,25 @@ impl MessageStore for PostgresStore {
     }
 
     async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
-        self.change(sqlx::query(DELETE).bind(id.0).bind(at)).await
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let message = sqlx::query(DELETE)
+            .bind(id.0)
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .map(|row| codec::message(&row))
+            .transpose()?
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        // A tombstone has no reactions.
+        sqlx::query("DELETE FROM reactions WHERE room_id = $1 AND seq = $2")
+            .bind(message.room_id.0)
+            .bind(int(message.seq))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(message)
     }
 
     async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {

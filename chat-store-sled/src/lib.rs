@@ -55,6 +55,7 @@ mod attempts;
 mod codec;
 mod connections;
 mod messages;
+mod reactions;
 mod records;
 mod rooms;
 mod tx;

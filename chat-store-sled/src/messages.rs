@@ -11,11 +11,12 @@ use crate::SledStore;
 use crate::codec::{
     StoreResult, backend, counter, counter_key, decode, pair, read, tx_read, tx_write, uuid,
 };
+use crate::reactions::reaction_keys;
 use crate::rooms::{member_key, tx_member, tx_put_room, tx_room};
 use crate::tx::{Kind, Tx};
 
 /// Where a message lives: its room and sequence number (a `counter_key`).
-fn location(bytes: &[u8]) -> StoreResult<(RoomId, u64)> {
+pub(crate) fn location(bytes: &[u8]) -> StoreResult<(RoomId, u64)> {
     Ok((
         RoomId(uuid(bytes.get(..16).unwrap_or_default())?),
         counter(bytes)?,
@@ -37,7 +38,7 @@ fn tx_original(tx: &Tx<'_>, new: &NewStoredMessage) -> StoreResult<Option<Messag
 }
 
 /// Applies `change` to a live message and files it under the room's next change cursor.
-fn change_message(
+pub(crate) fn change_message(
     tx: &Tx<'_>,
     id: MessageId,
     change: impl Fn(&mut Message),
@@ -141,13 +142,24 @@ impl MessageStore for SledStore {
     }
 
     async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
-        self.write(move |tx| {
-            change_message(tx, id, |message| {
-                message.body.clear();
-                message.metadata = None;
-                message.deleted_at = Some(at);
-            })
-        })
+        // A tombstone has no reactions: the write removes those scanned just before it.
+        self.write_scanning(
+            move |trees| match trees.get(Kind::MessageIds, id.0.as_bytes())? {
+                Some(at) => reaction_keys(trees, &at),
+                None => Ok(Vec::new()),
+            },
+            move |tx, reactions| {
+                let message = change_message(tx, id, |message| {
+                    message.body.clear();
+                    message.metadata = None;
+                    message.deleted_at = Some(at);
+                })?;
+                for (kind, key) in reactions {
+                    tx.remove(*kind, key)?;
+                }
+                Ok(message)
+            },
+        )
         .await
     }
 

@@ -8,10 +8,13 @@ use chat_core::{
     Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UserId, Visibility,
 };
 
+use sled::IVec;
+
 use crate::SledStore;
 use crate::codec::{
     StoreResult, backend, counter_key, decode, encode, pair, read, second, tx_read, tx_write, uuid,
 };
+use crate::reactions::reaction_keys;
 use crate::tx::{Kind, Trees, Tx};
 
 /// The room inside a write.
@@ -85,6 +88,7 @@ fn tx_delete_room(
     id: RoomId,
     members: &[Member],
     messages: &[Message],
+    reactions: &[(Kind, IVec)],
 ) -> StoreResult<()> {
     let room = tx_room(tx, id)?;
     tx.remove(Kind::Rooms, id.0.as_bytes())?;
@@ -107,6 +111,9 @@ fn tx_delete_room(
         if let Some(txn) = &message.txn_id {
             tx.remove(Kind::TxnIds, pair(message.sender.0, txn.as_bytes()))?;
         }
+    }
+    for (kind, key) in reactions {
+        tx.remove(*kind, key)?;
     }
     Ok(())
 }
@@ -181,8 +188,13 @@ impl RoomStore for SledStore {
 
     async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
         self.write_scanning(
-            move |trees| Ok((members_of(trees, id)?, messages_of(trees, id)?)),
-            move |tx, (members, messages)| tx_delete_room(tx, id, members, messages),
+            move |trees| {
+                let reactions = reaction_keys(trees, id.0.as_bytes())?;
+                Ok((members_of(trees, id)?, messages_of(trees, id)?, reactions))
+            },
+            move |tx, (members, messages, reactions)| {
+                tx_delete_room(tx, id, members, messages, reactions)
+            },
         )
         .await
     }
@@ -315,17 +327,18 @@ impl MemberStore for SledStore {
             move |trees| {
                 let members = members_of(trees, room)?;
                 let last = members.iter().all(|m| m.user_id == user);
-                let messages = if last {
-                    Some(messages_of(trees, room)?)
+                let contents = if last {
+                    let reactions = reaction_keys(trees, room.0.as_bytes())?;
+                    Some((messages_of(trees, room)?, reactions))
                 } else {
                     None
                 };
-                Ok((members, messages))
+                Ok((members, contents))
             },
-            move |tx, (members, messages)| {
+            move |tx, (members, contents)| {
                 tx_member(tx, room, user)?.ok_or(StoreError::NotFound(Entity::Member))?;
-                if let Some(messages) = messages {
-                    tx_delete_room(tx, room, members, messages)?;
+                if let Some((messages, reactions)) = contents {
+                    tx_delete_room(tx, room, members, messages, reactions)?;
                     return Ok(Departure::RoomDeleted);
                 }
                 let mut stored = tx_room(tx, room)?;

@@ -32,13 +32,15 @@ pub(crate) enum Kind {
     MessageIds,
     TxnIds,
     Changes,
+    Reactions,
+    ReactionCounts,
     Attempts,
     Connections,
     ConnectionsByUser,
     ConnectionsByNode,
 }
 
-const KINDS: [(Kind, &str); 20] = [
+const KINDS: [(Kind, &str); 22] = [
     (Kind::Users, "users"),
     (Kind::Usernames, "usernames"),
     (Kind::Emails, "emails"),
@@ -55,6 +57,8 @@ const KINDS: [(Kind, &str); 20] = [
     (Kind::MessageIds, "message_ids"),
     (Kind::TxnIds, "txn_ids"),
     (Kind::Changes, "changes"),
+    (Kind::Reactions, "reactions"),
+    (Kind::ReactionCounts, "reaction_counts"),
     (Kind::Attempts, "attempts"),
     (Kind::Connections, "connections"),
     (Kind::ConnectionsByUser, "connections_by_user"),

@@ -31,6 +31,7 @@ mod codec;
 mod connections;
 mod messages;
 mod open;
+mod reactions;
 mod rooms;
 mod users;
 mod writer;

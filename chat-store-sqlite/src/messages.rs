@@ -14,13 +14,14 @@ use uuid::Uuid;
 use crate::SqliteStore;
 use crate::codec::{self, StoreResult, int, map_err, message_columns, metadata_json, micros};
 
-/// Sets the new change cursor of a message; see [`change_message`].
+/// Sets the new change cursor of a message, and whatever else `$set` says; see
+/// [`change_message`].
 macro_rules! set_change {
-    ($set:literal) => {
+    ($($set:literal)?) => {
         concat!(
             "UPDATE messages SET ",
-            $set,
-            ", change_id = \
+            $($set, ", ",)?
+            "change_id = \
              (SELECT last_change + 1 FROM rooms WHERE rooms.id = messages.room_id) \
              WHERE id = ? AND deleted_at IS NULL RETURNING ",
             message_columns!()
@@ -30,11 +31,13 @@ macro_rules! set_change {
 
 const EDIT: &str = set_change!("body = ?, edited_at = ?");
 const DELETE: &str = set_change!("body = '', metadata = NULL, deleted_at = ?");
+/// A reaction's change: the message itself is as it was.
+pub(crate) const TOUCH: &str = set_change!();
 
 /// Applies a change to a live message (`sql` is an `UPDATE messages` that sets the change and
 /// the next change cursor, binds the message id last and returns the row) and moves the room's
 /// change cursor along.
-async fn change_message(
+pub(crate) async fn change_message(
     c: &mut SqliteConnection,
     id: MessageId,
     sql: &'static str,
@@ -295,7 +298,16 @@ impl MessageStore for SqliteStore {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    change_message(c, id, DELETE, |query| query.bind(micros(at))).await
+                    let message =
+                        change_message(c, id, DELETE, |query| query.bind(micros(at))).await?;
+                    // A tombstone has no reactions.
+                    sqlx::query("DELETE FROM reactions WHERE room_id = ? AND seq = ?")
+                        .bind(message.room_id.0)
+                        .bind(int(message.seq))
+                        .execute(c)
+                        .await
+                        .map_err(map_err)?;
+                    Ok(message)
                 })
             })
             .await

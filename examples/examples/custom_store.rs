@@ -199,6 +199,36 @@ impl MessageStore for CountingStore {
 }
 
 #[async_trait]
+impl ReactionStore for CountingStore {
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        key: &str,
+        max_keys: u32,
+    ) -> StoreResult<Option<Message>> {
+        self.count().add_reaction(id, user, key, max_keys).await
+    }
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        key: &str,
+    ) -> StoreResult<Option<Message>> {
+        self.count().remove_reaction(id, user, key).await
+    }
+    async fn reactions(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+        viewer: UserId,
+    ) -> StoreResult<Vec<(u64, Reaction)>> {
+        self.count().reactions(room, first, last, viewer).await
+    }
+}
+
+#[async_trait]
 impl ReadMarkerStore for CountingStore {
     async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64> {
         self.count().advance_read_marker(room, user, seq).await

@@ -9,14 +9,14 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberQuery, MemberStore,
-    MessageStore, NewSession, NewStoredMessage, ReadMarkerStore, RoomQuery, RoomStore, Rotation,
-    SeqRange, SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery, UserStore, fold,
-    successor,
+    MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore, RoomQuery,
+    RoomStore, Rotation, SeqRange, SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery,
+    UserStore, fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
 use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
-use crate::message::{Message, Sent};
+use crate::message::{Message, Reaction, Sent};
 use crate::room::{Member, Role, Room, Visibility};
 use crate::user::User;
 
@@ -75,6 +75,8 @@ struct RoomData {
     history: BTreeMap<u64, Message>,
     /// Sequence numbers by change cursor; a message appears once, under its latest change.
     changes: BTreeMap<u64, u64>,
+    /// Who reacted with each key, by sequence number and key; no empty sets.
+    reactions: BTreeMap<(u64, String), BTreeSet<UserId>>,
 }
 
 fn direct_key(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -487,6 +489,7 @@ impl RoomStore for MemoryStore {
                 members: HashMap::new(),
                 history: BTreeMap::new(),
                 changes: BTreeMap::new(),
+                reactions: BTreeMap::new(),
             },
         );
         let mut owner = owner.clone();
@@ -607,6 +610,7 @@ impl RoomStore for MemoryStore {
                 members: HashMap::new(),
                 history: BTreeMap::new(),
                 changes: BTreeMap::new(),
+                reactions: BTreeMap::new(),
             },
         );
         for member in members {
@@ -802,11 +806,15 @@ impl MessageStore for MemoryStore {
     }
 
     async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
-        self.lock().change_message(id, |message| {
+        let mut inner = self.lock();
+        let message = inner.change_message(id, |message| {
             message.body.clear();
             message.metadata = None;
             message.deleted_at = Some(at);
-        })
+        })?;
+        let data = inner.message_mut(id)?;
+        data.reactions.retain(|(seq, _), _| *seq != message.seq);
+        Ok(message)
     }
 
     async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
@@ -841,6 +849,116 @@ impl MessageStore for MemoryStore {
             .filter_map(|(_, seq)| data.history.get(seq))
             .take(limit as usize)
             .cloned()
+            .collect())
+    }
+}
+
+impl Inner {
+    /// The checks of a reaction change, in the order of the contract: the message's room and
+    /// sequence number.
+    fn may_react(&self, id: MessageId, user: UserId) -> StoreResult<(RoomId, u64)> {
+        let (room, seq) = self
+            .message_rooms
+            .get(&id)
+            .copied()
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        let data = self
+            .rooms
+            .get(&room)
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        if data.history.get(&seq).is_none_or(Message::is_deleted) {
+            return Err(StoreError::NotFound(Entity::Message));
+        }
+        if !data.members.contains_key(&user) {
+            return Err(StoreError::NotFound(Entity::Member));
+        }
+        Ok((room, seq))
+    }
+}
+
+#[async_trait]
+impl ReactionStore for MemoryStore {
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        key: &str,
+        max_keys: u32,
+    ) -> StoreResult<Option<Message>> {
+        let mut inner = self.lock();
+        let (room, seq) = inner.may_react(id, user)?;
+        let data = inner
+            .rooms
+            .get_mut(&room)
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        let entry = (seq, key.to_owned());
+        if !data.reactions.contains_key(&entry) {
+            let keys = data
+                .reactions
+                .range((seq, String::new())..)
+                .take_while(|((s, _), _)| *s == seq)
+                .count();
+            if keys >= max_keys as usize {
+                return Err(StoreError::Conflict(Conflict::TooManyReactions));
+            }
+        }
+        if !data.reactions.entry(entry).or_default().insert(user) {
+            return Ok(None);
+        }
+        inner.change_message(id, |_| {}).map(Some)
+    }
+
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        key: &str,
+    ) -> StoreResult<Option<Message>> {
+        let mut inner = self.lock();
+        let (room, seq) = inner.may_react(id, user)?;
+        let data = inner
+            .rooms
+            .get_mut(&room)
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        let entry = (seq, key.to_owned());
+        let Some(users) = data.reactions.get_mut(&entry) else {
+            return Ok(None);
+        };
+        if !users.remove(&user) {
+            return Ok(None);
+        }
+        if users.is_empty() {
+            data.reactions.remove(&entry);
+        }
+        inner.change_message(id, |_| {}).map(Some)
+    }
+
+    async fn reactions(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+        viewer: UserId,
+    ) -> StoreResult<Vec<(u64, Reaction)>> {
+        let inner = self.lock();
+        let Some(data) = inner.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        if first > last {
+            return Ok(Vec::new());
+        }
+        Ok(data
+            .reactions
+            .range((first, String::new())..)
+            .take_while(|((seq, _), _)| *seq <= last)
+            .map(|((seq, key), users)| {
+                let reaction = Reaction {
+                    key: key.clone(),
+                    count: u32::try_from(users.len()).unwrap_or(u32::MAX),
+                    me: users.contains(&viewer),
+                };
+                (*seq, reaction)
+            })
             .collect())
     }
 }

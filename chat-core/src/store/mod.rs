@@ -1,8 +1,8 @@
 //! The storage traits: what a backend must provide, and what it must guarantee.
 //!
 //! Storage is split by concern into [`UserStore`], [`SessionStore`], [`RoomStore`],
-//! [`MemberStore`], [`MessageStore`], [`ReadMarkerStore`], [`AttemptStore`] and
-//! [`ConnectionStore`]; a backend implements all eight and gets [`Store`] for free. Stores hold
+//! [`MemberStore`], [`MessageStore`], [`ReactionStore`], [`ReadMarkerStore`], [`AttemptStore`]
+//! and [`ConnectionStore`]; a backend implements all nine and gets [`Store`] for free. Stores hold
 //! data and make the listed operations atomic; they never decide permissions —
 //! [`Chat`](crate::Chat) does.
 //!
@@ -45,7 +45,7 @@ pub use self::memory::MemoryStore;
 use crate::auth::TokenHash;
 use crate::error::StoreError;
 use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
-use crate::message::{Message, Sent};
+use crate::message::{Message, Reaction, Sent};
 use crate::room::{Member, MemberCursor, Role, Room};
 use crate::user::User;
 
@@ -59,6 +59,7 @@ pub trait Store:
     + RoomStore
     + MemberStore
     + MessageStore
+    + ReactionStore
     + ReadMarkerStore
     + AttemptStore
     + ConnectionStore
@@ -72,6 +73,7 @@ impl<T> Store for T where
         + RoomStore
         + MemberStore
         + MessageStore
+        + ReactionStore
         + ReadMarkerStore
         + AttemptStore
         + ConnectionStore
@@ -632,6 +634,59 @@ pub trait MessageStore: Send + Sync {
     /// The room's messages whose `change_id` is greater than `after`, ordered by `change_id`,
     /// at most `limit`. An unknown room has none (no error).
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>>;
+}
+
+/// Reactions: a member's mark of a key (an emoji, a shortcode) on a message.
+///
+/// # Contract
+///
+/// - A user has at most one reaction of each key on a message, however many adds of it arrive
+///   at once; a message has at most the `max_keys` different keys its adds allowed.
+/// - Only members of the message's room add or remove reactions, and only on live messages.
+/// - An add or remove that changes something gives the message the room's next change cursor
+///   in the same step (as an edit does), so the change feed carries it; one that changes
+///   nothing writes nothing.
+/// - A tombstone has no reactions (deleting a message removes them, in the same step); deleting
+///   a room removes its messages' reactions.
+/// - Reading a page's reactions costs the same however long the history is.
+#[async_trait]
+pub trait ReactionStore: Send + Sync {
+    /// Adds `user`'s reaction `key` to a message, atomically checking, in this order, that the
+    /// message exists and is live (else [`StoreError::NotFound`]`(Message)`), that `user` is a
+    /// member of its room (else `NotFound(Member)`), and, when no one has reacted with `key` on
+    /// it yet, that it has fewer than `max_keys` different keys (else
+    /// [`Conflict::TooManyReactions`](crate::Conflict::TooManyReactions)).
+    ///
+    /// Returns the message with its new change cursor, or `None` when the reaction was there
+    /// already (nothing written).
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        key: &str,
+        max_keys: u32,
+    ) -> StoreResult<Option<Message>>;
+
+    /// Removes `user`'s reaction `key` from a message, with the checks of
+    /// [`add_reaction`](Self::add_reaction) but the last. Returns the message with its new
+    /// change cursor, or `None` when there was no such reaction (nothing written).
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        key: &str,
+    ) -> StoreResult<Option<Message>>;
+
+    /// The reactions on the room's messages numbered `first..=last`, ordered by sequence
+    /// number then key (bytewise), each with its count and whether `viewer` reacted with it.
+    /// An unknown room has none.
+    async fn reactions(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+        viewer: UserId,
+    ) -> StoreResult<Vec<(u64, Reaction)>>;
 }
 
 /// Read markers.

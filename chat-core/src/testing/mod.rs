@@ -345,6 +345,8 @@ macro_rules! store_conformance_tests {
             store_append_assigns_sequence_and_change_cursors,
             store_append_admits_only_members_and_replies_within_the_room,
             store_appends_arriving_together_are_each_judged_alone,
+            store_reactions_are_one_per_member_key_and_message,
+            store_concurrent_reactions_count_exactly,
             store_add_member_checks_capacity_and_duplicates,
             store_read_marker_is_monotonic,
             store_unique_keys_map_to_conflicts,

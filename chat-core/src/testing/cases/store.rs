@@ -5,12 +5,12 @@ use chrono::TimeDelta;
 use crate::auth::TokenHash;
 use crate::store::{
     Departure, IssuedToken, MemberQuery, NewSession, NewStoredMessage, RoomQuery, Rotation,
-    SeqRange, TokenKind,
+    SeqRange, StoreResult, TokenKind,
 };
 use crate::testing::{Harness, epoch};
 use crate::{
-    Conflict, Entity, Member, MessageId, Profile, Role, Room, RoomId, RoomKind, SessionId, Status,
-    StoreError, User, UserId, Visibility,
+    Conflict, Entity, Member, Message, MessageId, Profile, Role, Room, RoomId, RoomKind, SessionId,
+    Status, StoreError, User, UserId, Visibility,
 };
 
 fn id(n: u128) -> uuid::Uuid {
@@ -378,6 +378,208 @@ pub async fn store_appends_arriving_together_are_each_judged_alone(h: Harness) {
             );
         }
     }
+}
+
+pub async fn store_reactions_are_one_per_member_key_and_message(h: Harness) {
+    let (store, _guard, room) = seeded(&h).await;
+    let (one, two) = (UserId(id(1)), UserId(id(2)));
+    store
+        .add_member(&member(&room, 2, Role::Member))
+        .await
+        .unwrap();
+    let first = store.append_message(&message(1, &room, 1, None)).await;
+    let first = first.unwrap().message;
+    let second = store.append_message(&message(2, &room, 2, None)).await;
+    let second = second.unwrap().message;
+    let seen_by = async |viewer: UserId| {
+        let reactions = store.reactions(room.id, 1, 2, viewer).await.unwrap();
+        reactions
+            .into_iter()
+            .map(|(seq, r)| (seq, r.key, r.count, r.me))
+            .collect::<Vec<_>>()
+    };
+
+    // An add that changes something takes the room's next change cursor; a repeat writes nothing.
+    let added = store.add_reaction(first.id, one, "👍", 20).await.unwrap();
+    let added = added.expect("a new reaction");
+    assert_eq!((added.id, added.change_id), (first.id, 3));
+    assert_eq!(added.body, first.body);
+    assert_eq!(
+        store.add_reaction(first.id, one, "👍", 20).await.unwrap(),
+        None
+    );
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().last_change, 3);
+    let changes = store.changes(room.id, 2, 10).await.unwrap();
+    assert_eq!(changes, [added], "the change feed carries the reaction");
+
+    store.add_reaction(first.id, two, "👍", 20).await.unwrap();
+    store.add_reaction(first.id, two, "+1", 20).await.unwrap();
+    store.add_reaction(second.id, two, "🎉", 20).await.unwrap();
+    assert_eq!(
+        seen_by(one).await,
+        [
+            (1, "+1".to_owned(), 1, false),
+            (1, "👍".to_owned(), 2, true),
+            (2, "🎉".to_owned(), 1, false),
+        ],
+        "by sequence number, then key bytewise"
+    );
+    assert_eq!(seen_by(two).await.iter().filter(|r| r.3).count(), 3);
+    let only_second = store.reactions(room.id, 2, 2, one).await.unwrap();
+    assert_eq!(only_second.len(), 1, "only the range asked for");
+    let nowhere = self::room(999, None).id;
+    assert!(
+        store
+            .reactions(nowhere, 1, 9, one)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Removing: the last one of a key takes the key away.
+    let removed = store.remove_reaction(first.id, two, "+1").await.unwrap();
+    assert!(removed.unwrap().change_id > 3);
+    assert_eq!(
+        store.remove_reaction(first.id, two, "+1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.remove_reaction(first.id, one, "🎉").await.unwrap(),
+        None
+    );
+    assert_eq!(seen_by(one).await.len(), 2);
+
+    // Refusals, in the contract's order; nothing is written.
+    let last_change = store.room(room.id).await.unwrap().unwrap().last_change;
+    let refused = async |answer: StoreResult<Option<Message>>| match answer {
+        Err(StoreError::NotFound(entity)) => entity,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let unknown = MessageId(id(77));
+    assert_eq!(
+        refused(store.add_reaction(unknown, one, "x", 20).await).await,
+        Entity::Message
+    );
+    let three = UserId(id(3));
+    assert_eq!(
+        refused(store.add_reaction(first.id, three, "x", 20).await).await,
+        Entity::Member
+    );
+    assert_eq!(
+        refused(store.remove_reaction(first.id, three, "👍").await).await,
+        Entity::Member
+    );
+    // At the limit of different keys, a new key is refused and an existing one is not.
+    assert!(matches!(
+        store.add_reaction(first.id, one, "new", 1).await,
+        Err(StoreError::Conflict(Conflict::TooManyReactions))
+    ));
+    assert_eq!(
+        store.room(room.id).await.unwrap().unwrap().last_change,
+        last_change
+    );
+    let same_key = store.add_reaction(second.id, one, "🎉", 1).await.unwrap();
+    assert!(same_key.is_some());
+
+    // A tombstone has none, and takes none.
+    let deleted = store.delete_message(second.id, epoch()).await.unwrap();
+    assert!(
+        store
+            .reactions(room.id, 2, 2, one)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        refused(store.add_reaction(deleted.id, one, "x", 20).await).await,
+        Entity::Message
+    );
+    assert_eq!(
+        refused(store.remove_reaction(deleted.id, one, "🎉").await).await,
+        Entity::Message
+    );
+    assert_eq!(
+        seen_by(two).await.len(),
+        1,
+        "the first message keeps its own"
+    );
+
+    // Deleting the room takes them with it, and so does its last member leaving.
+    store.delete_room(room.id).await.unwrap();
+    assert!(
+        store
+            .reactions(room.id, 1, 2, one)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let alone = self::room(400, None);
+    store
+        .create_room(&alone, &member(&alone, 1, Role::Owner))
+        .await
+        .unwrap();
+    let last = store.append_message(&message(3, &alone, 1, None)).await;
+    let last = last.unwrap().message;
+    store.add_reaction(last.id, one, "👋", 20).await.unwrap();
+    let left = store.remove_member(alone.id, one).await.unwrap();
+    assert_eq!(left, Departure::RoomDeleted);
+    assert!(
+        store
+            .reactions(alone.id, 1, 1, one)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn store_concurrent_reactions_count_exactly(h: Harness) {
+    const USERS: u128 = 100;
+    let (store, _guard, _) = seeded(&h).await;
+    let room = room(300, None);
+    store
+        .create_room(&room, &member(&room, 1, Role::Owner))
+        .await
+        .unwrap();
+    for n in 10..10 + USERS {
+        store
+            .insert_user(&user(n, &format!("u{n}")), None)
+            .await
+            .unwrap();
+        store
+            .add_member(&member(&room, n, Role::Member))
+            .await
+            .unwrap();
+    }
+    let target = store.append_message(&message(1, &room, 1, None)).await;
+    let target = target.unwrap().message;
+    let tasks: Vec<_> = (10..10 + USERS)
+        .map(|n| UserId(id(n)))
+        .chain(std::iter::repeat_n(UserId(id(1)), 20))
+        .map(|user| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move { store.add_reaction(target.id, user, "👍", 20).await })
+        })
+        .collect();
+    let mut changed = 0;
+    for task in tasks {
+        changed += u64::from(task.await.unwrap().unwrap().is_some());
+    }
+    assert_eq!(
+        changed, 101,
+        "100 users once each, and one user's 20 adds as one"
+    );
+    let reactions = store.reactions(room.id, 1, 1, UserId(id(1))).await.unwrap();
+    assert_eq!(reactions.len(), 1);
+    assert_eq!((reactions[0].1.count, reactions[0].1.me), (101, true));
+    let stored = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_change,
+        1 + changed,
+        "one change cursor per change"
+    );
+    let changes = store.changes(room.id, 0, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].change_id, stored.last_change);
 }
 
 pub async fn store_add_member_checks_capacity_and_duplicates(h: Harness) {
