@@ -66,6 +66,9 @@ pub struct ChatConfig {
     /// The longest an access token stays cached (default 2 s): the most a bus that failed
     /// without saying so could delay the end of a login on another engine.
     pub token_cache_ttl: Duration,
+    /// Different reaction keys one message may carry (default 20): what a page of history
+    /// carries stays bounded.
+    pub max_reaction_keys: u32,
 }
 
 /// `with_FIELD(value)` for every field, so a configuration reads as one expression:
@@ -106,6 +109,7 @@ setters! {
     with_gap_wait => gap_wait: Duration,
     with_token_cache_size => token_cache_size: usize,
     with_token_cache_ttl => token_cache_ttl: Duration,
+    with_max_reaction_keys => max_reaction_keys: u32,
 }
 
 impl Default for ChatConfig {
@@ -132,6 +136,7 @@ impl Default for ChatConfig {
             gap_wait: Duration::from_millis(100),
             token_cache_size: 10_000,
             token_cache_ttl: Duration::from_secs(2),
+            max_reaction_keys: 20,
         }
     }
 }

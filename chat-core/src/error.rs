@@ -239,6 +239,8 @@ pub enum Field {
     Metadata,
     /// The message replied to: none in this room.
     ReplyTo,
+    /// A reaction's key.
+    ReactionKey,
     /// A sequence number beyond the room's newest message.
     Seq,
     /// A page cursor that no list gave.
@@ -275,6 +277,7 @@ impl Field {
             Self::TxnId => "txn_id",
             Self::Metadata => "metadata",
             Self::ReplyTo => "reply_to",
+            Self::ReactionKey => "key",
             Self::Seq => "seq",
             Self::Cursor => "cursor",
             Self::Limit => "limit",

@@ -44,8 +44,14 @@ pub struct Message {
     pub edited_at: Option<DateTime<Utc>>,
     /// When it was deleted; a deleted message is a tombstone that keeps its place.
     pub deleted_at: Option<DateTime<Utc>>,
-    /// The room's change cursor at this message's latest change (creation, edit or delete).
+    /// The room's change cursor at this message's latest change (creation, edit, delete or a
+    /// reaction).
     pub change_id: u64,
+    /// Its reactions as the reader sees them, by key (bytewise). [`Chat`](crate::Chat) fills
+    /// them in on every message it returns; a store leaves them empty and keeps reactions
+    /// apart ([`ReactionStore`](crate::store::ReactionStore)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
 }
 
 impl Message {

@@ -147,6 +147,17 @@ pub(crate) fn txn_id(value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// A reaction's key: an emoji or a shortcode, 1 to 64 bytes of visible text.
+pub(crate) fn reaction_key(value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            Field::ReactionKey,
+            "must be 1 to 64 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// Message metadata: at most `max` bytes once serialized.
 pub(crate) fn metadata(value: &serde_json::Value, max: usize) -> Result<()> {
     let size = serde_json::to_vec(value)

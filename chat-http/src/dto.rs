@@ -269,6 +269,19 @@ pub struct MessageOut {
     pub deleted: bool,
     /// The room's change cursor at this message's latest change (for catching up).
     pub change_id: u64,
+    /// Its reactions, by key: how many reacted with each, and whether you did.
+    pub reactions: Vec<ReactionOut>,
+}
+
+/// One reaction key on a message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReactionOut {
+    /// An emoji or a shortcode.
+    pub key: String,
+    /// How many members reacted with it.
+    pub count: u32,
+    /// Whether you did.
+    pub me: bool,
 }
 
 impl From<Message> for MessageOut {
@@ -287,6 +300,15 @@ impl From<Message> for MessageOut {
             created_at: message.created_at,
             edited_at: message.edited_at,
             change_id: message.change_id,
+            reactions: message
+                .reactions
+                .into_iter()
+                .map(|r| ReactionOut {
+                    key: r.key,
+                    count: r.count,
+                    me: r.me,
+                })
+                .collect(),
         }
     }
 }

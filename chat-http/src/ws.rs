@@ -60,7 +60,8 @@ fn yes() -> bool {
 
 /// Open the live event stream (WebSocket). Authenticate with the `Authorization` header or
 /// `?ticket=`. Server frames: `message.created`, `message.updated`, `message.deleted`,
-/// `member.joined`, `member.left`, `member.updated`, `room.updated`, `room.deleted`,
+/// `reaction.added`, `reaction.removed` (`reaction`: `room_id`, `message_id`, `seq`,
+/// `change_id`, `user_id`, `key`), `member.joined`, `member.left`, `member.updated`, `room.updated`, `room.deleted`,
 /// `read.updated`, `typing`, `status.updated`, `resync`, `ack`, `error`, `pong`. Client frames:
 /// `{"type":"send","room_id","body","txn_id"}`, `{"type":"typing","room_id"}`,
 /// `{"type":"ping"}`.
@@ -375,6 +376,9 @@ fn event_frame(event: &Event) -> Option<Value> {
         Event::MessageCreated { message: m }
         | Event::MessageUpdated { message: m }
         | Event::MessageDeleted { message: m } => json!({ "message": message(m) }),
+        Event::ReactionAdded { reaction } | Event::ReactionRemoved { reaction } => {
+            json!({ "reaction": reaction })
+        }
         Event::MemberJoined { member } | Event::MemberUpdated { member } => {
             json!({ "member": MemberOut::from(member.clone()) })
         }

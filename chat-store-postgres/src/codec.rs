@@ -218,6 +218,7 @@ pub(crate) fn message(row: &PgRow) -> StoreResult<Message> {
         edited_at: get(row, "edited_at")?,
         deleted_at: get(row, "deleted_at")?,
         change_id: uint(get(row, "change_id")?)?,
+        reactions: Vec::new(),
     })
 }
 

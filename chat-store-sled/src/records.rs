@@ -270,6 +270,7 @@ impl Record for Message {
             edited_at: r.edited_at,
             deleted_at: r.deleted_at,
             change_id: r.change_id,
+            reactions: Vec::new(),
         })
     }
 }
@@ -361,6 +362,7 @@ mod tests {
             edited_at: Some(at(7)),
             deleted_at: None,
             change_id: 9,
+            reactions: Vec::new(),
         };
         pinned(
             message,

@@ -210,6 +210,7 @@ pub(crate) fn message(row: &SqliteRow) -> StoreResult<Message> {
         edited_at: opt_time(get(row, "edited_at")?)?,
         deleted_at: opt_time(get(row, "deleted_at")?)?,
         change_id: uint(get(row, "change_id")?)?,
+        reactions: Vec::new(),
     })
 }
 

@@ -153,10 +153,12 @@ impl Chat {
     /// checks that a send was stored.
     pub async fn message(&self, actor: UserId, room_id: RoomId, id: MessageId) -> Result<Message> {
         self.membership(actor, room_id).await?;
-        Ok(self.message_in(room_id, id).await?.seen_by(actor))
+        let message = self.message_in(room_id, id).await?.seen_by(actor);
+        let mut one = self.with_reactions(actor, vec![message]).await?;
+        one.pop().ok_or(Error::NotFound(Entity::Message))
     }
 
-    async fn message_in(&self, room_id: RoomId, id: MessageId) -> Result<Message> {
+    pub(super) async fn message_in(&self, room_id: RoomId, id: MessageId) -> Result<Message> {
         self.store
             .message(id)
             .await?
@@ -187,7 +189,8 @@ impl Chat {
         self.publish(Event::MessageUpdated {
             message: message.clone(),
         });
-        Ok(message)
+        let mut one = self.with_reactions(actor, vec![message]).await?;
+        one.pop().ok_or(Error::NotFound(Entity::Message))
     }
 
     /// Deletes a message, leaving a tombstone that keeps its sequence number: its sender, or
@@ -242,7 +245,8 @@ impl Chat {
             limit: limit + 1,
         };
         let items = self.store.messages(room_id, range).await?;
-        let mut items: Vec<Message> = items.into_iter().map(|m| m.seen_by(viewer)).collect();
+        let items = items.into_iter().map(|m| m.seen_by(viewer)).collect();
+        let mut items = self.with_reactions(viewer, items).await?;
         if query.after.is_some() {
             return Ok(Page::cut(items, limit, |m| m.seq));
         }
@@ -284,6 +288,7 @@ impl Chat {
         let limit = validate::limit(limit, self.config.max_page_size, self.config.max_page_size)?;
         let items = self.store.changes(room_id, cursor, limit + 1).await?;
         let items = items.into_iter().map(|m| m.seen_by(actor)).collect();
+        let items = self.with_reactions(actor, items).await?;
         Ok(Page::cut(items, limit, |m| m.change_id))
     }
 }

@@ -6,6 +6,7 @@ mod connections;
 mod direct_rooms;
 mod handles;
 mod messages;
+mod reactions;
 mod reads;
 mod rooms;
 mod token_cache;

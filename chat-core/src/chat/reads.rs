@@ -84,8 +84,8 @@ impl Chat {
         after: Option<MessageCursor>,
         limit: Option<u32>,
     ) -> Result<Page<Message, MessageCursor>> {
-        self.messages_across(actor, Across::Unread, after, limit)
-            .await
+        let page = self.messages_across(actor, Across::Unread, after, limit);
+        self.with_reactions_on(actor, page.await?).await
     }
 
     /// Direct messages others sent to the actor, deleted ones left out: conversation by
@@ -96,8 +96,8 @@ impl Chat {
         after: Option<MessageCursor>,
         limit: Option<u32>,
     ) -> Result<Page<Message, MessageCursor>> {
-        self.messages_across(actor, Across::ToMe, after, limit)
-            .await
+        let page = self.messages_across(actor, Across::ToMe, after, limit);
+        self.with_reactions_on(actor, page.await?).await
     }
 
     /// Walks the actor's rooms in id order from the cursor, reading each room's messages in

@@ -20,6 +20,25 @@ use crate::message::Message;
 use crate::room::{Member, Room};
 use crate::user::Status;
 
+/// A reaction added or taken back: what [`Event::ReactionAdded`] and
+/// [`Event::ReactionRemoved`] carry. Counts are the reader's to keep (or to read again with the
+/// message); the message's change cursor moved with it, so the change feed has it too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionChange {
+    /// The room.
+    pub room_id: RoomId,
+    /// The message.
+    pub message_id: MessageId,
+    /// The message's sequence number.
+    pub seq: u64,
+    /// The message's change cursor after the change.
+    pub change_id: u64,
+    /// Who reacted.
+    pub user_id: UserId,
+    /// The reaction.
+    pub key: String,
+}
+
 /// Something that happened. Serialized with a `type` tag whose values are the event names
 /// ([`Event::name`]), the same words as the WebSocket frames of `chat-http`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +62,18 @@ pub enum Event {
     MessageDeleted {
         /// The tombstone.
         message: Message,
+    },
+    /// A member reacted to a message.
+    #[serde(rename = "reaction.added")]
+    ReactionAdded {
+        /// Who reacted, how, and to what.
+        reaction: ReactionChange,
+    },
+    /// A member took a reaction back.
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved {
+        /// Whose reaction, which, and on what.
+        reaction: ReactionChange,
     },
     /// A user joined or was added to a room (also each member of a new room).
     #[serde(rename = "member.joined")]
@@ -146,6 +177,8 @@ impl Event {
             Self::MessageCreated { .. } => "message.created",
             Self::MessageUpdated { .. } => "message.updated",
             Self::MessageDeleted { .. } => "message.deleted",
+            Self::ReactionAdded { .. } => "reaction.added",
+            Self::ReactionRemoved { .. } => "reaction.removed",
             Self::MemberJoined { .. } => "member.joined",
             Self::MemberLeft { .. } => "member.left",
             Self::MemberUpdated { .. } => "member.updated",
@@ -166,6 +199,9 @@ impl Event {
             Self::MessageCreated { message }
             | Self::MessageUpdated { message }
             | Self::MessageDeleted { message } => Some(message.room_id),
+            Self::ReactionAdded { reaction } | Self::ReactionRemoved { reaction } => {
+                Some(reaction.room_id)
+            }
             Self::MemberJoined { member } | Self::MemberUpdated { member } => Some(member.room_id),
             Self::RoomUpdated { room } => Some(room.id),
             Self::MemberLeft { room_id, .. }
@@ -183,6 +219,9 @@ impl Event {
             Self::MessageCreated { message }
             | Self::MessageUpdated { message }
             | Self::MessageDeleted { message } => Some(message.id),
+            Self::ReactionAdded { reaction } | Self::ReactionRemoved { reaction } => {
+                Some(reaction.message_id)
+            }
             _ => None,
         }
     }

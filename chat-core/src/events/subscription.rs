@@ -294,6 +294,16 @@ impl Subscription {
                 }
                 self.ready.push_back(event);
             }
+            Event::ReactionAdded { reaction } | Event::ReactionRemoved { reaction } => {
+                let Some(feed) = self.rooms.get(&reaction.room_id) else {
+                    return Ok(());
+                };
+                // After the message's creation, as for its edits.
+                if reaction.seq > feed.delivered {
+                    self.fill_through(reaction.room_id, reaction.seq).await?;
+                }
+                self.ready.push_back(event);
+            }
             Event::MemberJoined { member } if member.user_id == self.user => {
                 // The member's marker starts at the room's newest message when it joined.
                 self.rooms

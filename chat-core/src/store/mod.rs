@@ -561,6 +561,7 @@ impl NewStoredMessage {
             edited_at: None,
             deleted_at: None,
             change_id,
+            reactions: Vec::new(),
         }
     }
 }

@@ -295,6 +295,7 @@ macro_rules! store_conformance_tests {
             a_direct_conversation_deleted_in_the_store_starts_afresh,
             // messages
             messages_get_gapless_sequence_numbers,
+            reactions_are_members_own_and_on_every_message_returned,
             message_input_is_validated,
             invisible_text_is_refused,
             non_members_cannot_read_or_post,

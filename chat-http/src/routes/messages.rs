@@ -143,6 +143,40 @@ pub(crate) async fn edit(
     Ok(axum::Json(MessageOut::from(edited)))
 }
 
+/// React to a message with `key` (an emoji or a shortcode, at most 64 bytes). Again changes
+/// nothing. Members only; the message comes back with its reactions.
+#[utoipa::path(put, path = "/rooms/{id}/messages/{message_id}/reactions/{key}", tag = "messages",
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path), ("key" = String, Path)),
+    responses((status = 200, body = MessageOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn add_reaction(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, message, key)): Path<(Uuid, Uuid, String)>,
+) -> Out<MessageOut> {
+    let message = chat_core::MessageId(message);
+    let chat = &state.chat;
+    let reacted = chat.add_reaction(actor.user_id, room_id(id), message, &key);
+    Ok(axum::Json(MessageOut::from(reacted.await?)))
+}
+
+/// Take my reaction `key` back from a message. One that is not there changes nothing.
+#[utoipa::path(delete, path = "/rooms/{id}/messages/{message_id}/reactions/{key}",
+    tag = "messages",
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path), ("key" = String, Path)),
+    responses((status = 200, body = MessageOut), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn remove_reaction(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, message, key)): Path<(Uuid, Uuid, String)>,
+) -> Out<MessageOut> {
+    let message = chat_core::MessageId(message);
+    let chat = &state.chat;
+    let reacted = chat.remove_reaction(actor.user_id, room_id(id), message, &key);
+    Ok(axum::Json(MessageOut::from(reacted.await?)))
+}
+
 /// Delete a message (its sender, or the room's owner and admins); a tombstone keeps its place.
 #[utoipa::path(delete, path = "/rooms/{id}/messages/{message_id}", tag = "messages",
     params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),

@@ -60,6 +60,10 @@ pub(crate) fn api() -> Router<AppState> {
                 .patch(messages::edit)
                 .delete(messages::delete),
         )
+        .route(
+            "/rooms/{id}/messages/{message_id}/reactions/{key}",
+            put(messages::add_reaction).delete(messages::remove_reaction),
+        )
         .route("/rooms/{id}/read", post(rooms::mark_read))
         .route("/rooms/{id}/unread", get(rooms::unread))
         .route("/direct", get(messages::conversations))

@@ -3,7 +3,7 @@
 use crate::Field;
 use crate::clock::Clock;
 use crate::testing::Harness;
-use crate::{Conflict, Entity, Error, HistoryQuery, MessageId, NewMessage, Role};
+use crate::{Conflict, Denied, Entity, Error, HistoryQuery, MessageId, NewMessage, Reaction, Role};
 
 pub async fn messages_get_gapless_sequence_numbers(h: Harness) {
     let chat = h.chat().await;
@@ -672,4 +672,128 @@ pub async fn transaction_ids_are_the_senders_alone(h: Harness) {
         .unwrap()
         .items;
     assert_eq!(unread[0].txn_id, None);
+}
+
+pub async fn reactions_are_members_own_and_on_every_message_returned(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let eve = chat.new_user("eve").await;
+    let room = chat.new_room(&alice, "reacting").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let mut bob_feed = chat.subscribe(bob.id).await.unwrap();
+    let sent = chat
+        .send(alice.id, room.id, NewMessage::text("lunch?"))
+        .await
+        .unwrap()
+        .message;
+    let plain = chat
+        .send(alice.id, room.id, NewMessage::text("no reactions here"))
+        .await
+        .unwrap()
+        .message;
+
+    let mine = chat.add_reaction(alice.id, room.id, sent.id, "🍕").await;
+    let mine = mine.unwrap();
+    let pizza = |count, me| {
+        vec![Reaction {
+            key: "🍕".into(),
+            count,
+            me,
+        }]
+    };
+    assert_eq!(mine.reactions, pizza(1, true));
+    let again = chat.add_reaction(alice.id, room.id, sent.id, "🍕").await;
+    assert_eq!(
+        again.unwrap().reactions,
+        pizza(1, true),
+        "adding again changes nothing"
+    );
+    let theirs = chat.add_reaction(bob.id, room.id, sent.id, "🍕").await;
+    assert_eq!(theirs.unwrap().reactions, pizza(2, true));
+
+    // Every message returned carries them, as its reader sees them.
+    let history = chat
+        .history(alice.id, room.id, HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(history.items[0].reactions, pizza(2, true));
+    assert!(history.items[1].reactions.is_empty());
+    let one = chat.message(bob.id, room.id, sent.id).await.unwrap();
+    assert_eq!(one.reactions, pizza(2, true));
+    let unread = chat.unread_messages(bob.id, None, None).await.unwrap();
+    assert_eq!(unread.items.len(), 2, "reacting reads nothing");
+    assert_eq!(unread.items[0].reactions, pizza(2, true));
+    let changes = chat.changes(bob.id, room.id, plain.change_id, None).await;
+    let changes = changes.unwrap().items;
+    assert_eq!(
+        changes.len(),
+        1,
+        "the reactions moved the message along the change feed"
+    );
+    assert_eq!(
+        (changes[0].id, &changes[0].reactions),
+        (sent.id, &pizza(2, true))
+    );
+    let edited = chat
+        .edit_message(alice.id, room.id, sent.id, "lunch at 1?")
+        .await;
+    assert_eq!(edited.unwrap().reactions, pizza(2, true));
+
+    // Taking one back; taking back what is not there changes nothing.
+    let removed = chat.remove_reaction(alice.id, room.id, sent.id, "🍕").await;
+    assert_eq!(removed.unwrap().reactions, pizza(1, false));
+    let nothing = chat.remove_reaction(alice.id, room.id, sent.id, "🍕").await;
+    assert_eq!(nothing.unwrap().reactions, pizza(1, false));
+
+    // Who may, and what.
+    assert_err!(
+        chat.add_reaction(eve.id, room.id, sent.id, "👀").await,
+        Error::Forbidden(Denied::NotMember)
+    );
+    for key in ["", "\n", &"x".repeat(65)] {
+        assert_err!(
+            chat.add_reaction(alice.id, room.id, sent.id, key).await,
+            Error::Invalid {
+                field: Field::ReactionKey,
+                ..
+            }
+        );
+    }
+    let elsewhere = chat.new_room(&alice, "elsewhere").await;
+    assert_err!(
+        chat.add_reaction(alice.id, elsewhere.id, sent.id, "👀")
+            .await,
+        Error::NotFound(Entity::Message)
+    );
+    chat.delete_message(alice.id, room.id, plain.id)
+        .await
+        .unwrap();
+    assert_err!(
+        chat.add_reaction(alice.id, room.id, plain.id, "👀").await,
+        Error::NotFound(Entity::Message)
+    );
+
+    // Bob heard each change once, after the message it is on.
+    let heard: Vec<_> = super::events::drain(&mut bob_feed).await;
+    let reactions: Vec<_> = heard
+        .iter()
+        .filter_map(|event| match &**event {
+            crate::events::Event::ReactionAdded { reaction } => Some(("+", reaction)),
+            crate::events::Event::ReactionRemoved { reaction } => Some(("-", reaction)),
+            _ => None,
+        })
+        .map(|(sign, r)| (sign, r.user_id, r.message_id, r.key.as_str()))
+        .collect();
+    assert_eq!(
+        reactions,
+        [
+            ("+", alice.id, sent.id, "🍕"),
+            ("+", bob.id, sent.id, "🍕"),
+            ("-", alice.id, sent.id, "🍕"),
+        ]
+    );
+    let created = heard.iter().position(|e| e.name() == "message.created");
+    let first_reaction = heard.iter().position(|e| e.name() == "reaction.added");
+    assert!(created < first_reaction);
 }
