@@ -745,6 +745,70 @@ async fn messages_history_changes_and_read_state() {
 }
 
 #[tokio::test]
+async fn reactions_add_remove_and_show_on_messages() {
+    let app = App::new();
+    let (alice, _) = app.signup("alice").await;
+    let (bob, _) = app.signup("bob").await;
+    let (eve, _) = app.signup("eve").await;
+    let room = app.room(&alice, json!({ "name": "general" })).await;
+    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    let sent = app
+        .post(
+            &format!("/rooms/{room}/messages"),
+            &alice,
+            json!({ "body": "lunch?" }),
+        )
+        .await;
+    let message = sent.body["id"].as_str().unwrap();
+    assert_eq!(sent.body["reactions"], json!([]));
+    // The key travels percent-encoded: 🍕.
+    let pizza = format!("/rooms/{room}/messages/{message}/reactions/%F0%9F%8D%95");
+
+    let added = app.put(&pizza, &alice, json!(null)).await;
+    assert_eq!(added.status, StatusCode::OK);
+    let one_mine = json!([{ "key": "🍕", "count": 1, "me": true }]);
+    assert_eq!(added.body["reactions"], one_mine);
+    let again = app.put(&pizza, &alice, json!(null)).await;
+    assert_eq!(
+        (again.status, &again.body["reactions"]),
+        (StatusCode::OK, &one_mine)
+    );
+    let bobs = app.put(&pizza, &bob, json!(null)).await;
+    assert_eq!(bobs.body["reactions"][0]["count"], 2);
+    let history = app.get(&format!("/rooms/{room}/messages"), &alice).await;
+    assert_eq!(
+        history.body["items"][0]["reactions"],
+        json!([{ "key": "🍕", "count": 2, "me": true }])
+    );
+
+    let removed = app.delete(&pizza, &alice).await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(
+        removed.body["reactions"],
+        json!([{ "key": "🍕", "count": 1, "me": false }])
+    );
+    assert_eq!(app.delete(&pizza, &alice).await.status, StatusCode::OK);
+
+    assert_eq!(
+        app.put(&pizza, &eve, json!(null)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let long = format!(
+        "/rooms/{room}/messages/{message}/reactions/{}",
+        "x".repeat(65)
+    );
+    let refused = app.put(&long, &alice, json!(null)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("invalid key"), "{message}");
+    let unknown =
+        format!("/rooms/{room}/messages/00000000-0000-0000-0000-000000000000/reactions/x");
+    let missing = app.put(&unknown, &alice, json!(null)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn direct_messages() {
     let app = App::new();
     let (alice, alice_id) = app.signup("alice").await;

@@ -231,3 +231,45 @@ async fn websockets_deliver_to_members_only() {
         "closed"
     );
 }
+
+#[tokio::test]
+async fn reactions_reach_members_live() {
+    let app = App::new();
+    let base = app.serve().await;
+    let (alice, alice_id) = app.signup("alice").await;
+    let (bob, _) = app.signup("bob").await;
+    let room = app.room(&alice, json!({ "name": "general" })).await;
+    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    let mut bob_socket = connect(&base, Some(&bob), None).await;
+    let sent = app
+        .post(
+            &format!("/rooms/{room}/messages"),
+            &alice,
+            json!({ "body": "lunch?" }),
+        )
+        .await;
+    let message = sent.body["id"].as_str().unwrap();
+    expect_frame(&mut bob_socket, "message.created").await;
+
+    let pizza = format!("/rooms/{room}/messages/{message}/reactions/%F0%9F%8D%95");
+    app.put(&pizza, &alice, json!(null)).await;
+    let added = expect_frame(&mut bob_socket, "reaction.added").await;
+    let reaction = &added["reaction"];
+    assert_eq!(
+        (
+            reaction["message_id"].as_str(),
+            reaction["user_id"].as_str(),
+            reaction["key"].as_str(),
+            reaction["seq"].as_u64(),
+        ),
+        (Some(message), Some(alice_id.as_str()), Some("🍕"), Some(1))
+    );
+    app.delete(&pizza, &alice).await;
+    let removed = expect_frame(&mut bob_socket, "reaction.removed").await;
+    assert_eq!(removed["reaction"]["key"], "🍕");
+    assert!(
+        removed["reaction"]["change_id"].as_u64() > reaction["change_id"].as_u64(),
+        "each change moves the message along the change feed"
+    );
+}
