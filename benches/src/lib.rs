@@ -106,8 +106,10 @@ pub fn new_message(room: &Room, sender: UserId, n: u64) -> NewStoredMessage {
 }
 
 /// The read benchmarks every store runs: a newest-50 history page and an unread count in rooms
-/// of 1 000 and 1 000 000 messages. `seeded(n)` returns a guard to keep alive, a fixture whose
-/// room holds `n` messages, and a reader whose marker is at `n / 2`.
+/// of 1 000 and 1 000 000 messages, then the same page once each of its messages carries two
+/// reactions (`history_newest_50_reacted`, against `history_newest_50` of the same room).
+/// `seeded(n)` returns a guard to keep alive, a fixture whose room holds `n` messages, and a
+/// reader whose marker is at `n / 2`.
 pub fn bench_reads<G>(
     c: &mut Criterion,
     group: &str,
@@ -137,8 +139,30 @@ pub fn bench_reads<G>(
                 state
             })
         });
+        rt.block_on(react_to_newest_50(&fixture, reader));
+        group.bench_function(BenchmarkId::new("history_newest_50_reacted", size), |b| {
+            b.iter(|| {
+                let page = rt
+                    .block_on(fixture.chat.history(reader, room, HistoryQuery::newest(50)))
+                    .expect("history");
+                assert_eq!(page.items[0].reactions.len(), 2);
+                page
+            })
+        });
     }
     group.finish();
+}
+
+/// Two reactions on each of the room's newest 50 messages: the reader's and the owner's.
+async fn react_to_newest_50(fixture: &Fixture, reader: UserId) {
+    let room = fixture.room.id;
+    let page = fixture.chat.history(reader, room, HistoryQuery::newest(50));
+    for message in page.await.expect("history").items {
+        for (user, key) in [(reader, "👍"), (fixture.senders[0], "🎉")] {
+            let reacted = fixture.chat.add_reaction(user, room, message.id, key);
+            reacted.await.expect("reaction");
+        }
+    }
 }
 
 /// The group of send benchmarks: throughput in messages, few long samples (each send waits

@@ -371,7 +371,15 @@ async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Option<Valu
 /// frame. The frame's
 /// `type` is the event's name.
 fn event_frame(event: &Event) -> Option<Value> {
-    let message = |m: &chat_core::Message| MessageOut::from(m.clone());
+    // Reactions are each reader's own (`me`): a message in an event carries none, and the
+    // `reaction.*` frames say how they change.
+    let message = |m: &chat_core::Message| {
+        let mut message = serde_json::to_value(MessageOut::from(m.clone())).unwrap_or_default();
+        if let Some(fields) = message.as_object_mut() {
+            fields.remove("reactions");
+        }
+        message
+    };
     let mut frame = match event {
         Event::MessageCreated { message: m }
         | Event::MessageUpdated { message: m }

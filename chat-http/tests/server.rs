@@ -255,6 +255,12 @@ async fn reactions_reach_members_live() {
     let pizza = format!("/rooms/{room}/messages/{message}/reactions/%F0%9F%8D%95");
     app.put(&pizza, &alice, json!(null)).await;
     let added = expect_frame(&mut bob_socket, "reaction.added").await;
+    // An edit's frame does not claim the message lost them: events carry no reactions.
+    let edit = format!("/rooms/{room}/messages/{message}");
+    app.patch(&edit, &alice, json!({ "body": "lunch at 1?" }))
+        .await;
+    let edited = expect_frame(&mut bob_socket, "message.updated").await;
+    assert!(edited["message"].get("reactions").is_none());
     let reaction = &added["reaction"];
     assert_eq!(
         (
