@@ -33,11 +33,21 @@ async fn main() -> Result<(), chat_core::Error> {
     let room = me.create_room(NewRoom::named("general")).await?;
     let (general, bobs_general) = (me.room(room.id), bob.room(room.id));
     bobs_general.join(None).await?;
-    for text in ["hello!", "anyone here?"] {
-        let sent = general.send(NewMessage::text(text)).await?;
+    let hello = general.send(NewMessage::text("hello!")).await?.message;
+    let question = general
+        .send(NewMessage::text("anyone here?"))
+        .await?
+        .message;
+    for message in [&hello, &question] {
+        println!("#{} {}: {}", message.seq, alice.username, message.body);
+    }
+
+    // Bob waves back; every message read from now on carries its reactions.
+    let waved = bobs_general.react(hello.id, "👋").await?;
+    for reaction in &waved.reactions {
         println!(
-            "#{} {}: {}",
-            sent.message.seq, alice.username, sent.message.body
+            "{} × {} (bob's own: {})",
+            reaction.key, reaction.count, reaction.me
         );
     }
 

@@ -183,6 +183,16 @@ impl InRoom {
         self.chat.edit_message(self.me, self.room, id, body).await
     }
 
+    /// Adds the acting user's reaction to a message ([`Chat::add_reaction`]).
+    pub async fn react(&self, id: MessageId, key: &str) -> Result<Message> {
+        self.chat.add_reaction(self.me, self.room, id, key).await
+    }
+
+    /// Takes the acting user's reaction back ([`Chat::remove_reaction`]).
+    pub async fn unreact(&self, id: MessageId, key: &str) -> Result<Message> {
+        self.chat.remove_reaction(self.me, self.room, id, key).await
+    }
+
     /// Deletes a message, leaving a tombstone ([`Chat::delete_message`]).
     pub async fn delete_message(&self, id: MessageId) -> Result<Message> {
         self.chat.delete_message(self.me, self.room, id).await

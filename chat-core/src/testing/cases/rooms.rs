@@ -847,6 +847,10 @@ pub async fn handles_act_as_their_user(h: Harness) {
     assert_eq!(general.read_state().await.unwrap().unread, 1);
     general.mark_read(sent.message.seq).await.unwrap();
     assert_eq!(me.unread().await.unwrap().total, 0);
+    let waved = general.react(sent.message.id, "👋").await.unwrap();
+    assert!(waved.reactions[0].me, "alice's own reaction");
+    let unwaved = general.unreact(sent.message.id, "👋").await.unwrap();
+    assert!(unwaved.reactions.is_empty());
     // The one user id a room handle takes is the other user's.
     general.add_member(carol.id, Role::Admin).await.unwrap();
     let carol_there = chat.member(alice.id, room.id, carol.id).await.unwrap();
