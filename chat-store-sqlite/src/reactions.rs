@@ -51,16 +51,47 @@ async fn target(
     Ok((room, get("seq")?))
 }
 
-/// After a reaction row was written (`changed`), the message with its new change cursor.
-async fn touched(
+/// A reaction change: `write` (an insert or a delete of the reaction row, binding room, seq,
+/// key and user) once the contract's checks pass, then the change cursor if it wrote.
+async fn change(
     c: &mut SqliteConnection,
     id: MessageId,
-    changed: bool,
+    user: UserId,
+    key: &str,
+    max_keys: Option<u32>,
+    write: &'static str,
 ) -> StoreResult<Option<Message>> {
-    if !changed {
+    let (room, seq) = target(c, id, user, key, max_keys).await?;
+    let written = sqlx::query(write)
+        .bind(room)
+        .bind(seq)
+        .bind(key)
+        .bind(user.0)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
+    if written.rows_affected() == 0 {
         return Ok(None);
     }
     change_message(c, id, TOUCH, |query| query).await.map(Some)
+}
+
+impl SqliteStore {
+    async fn change_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        key: &str,
+        max_keys: Option<u32>,
+        write: &'static str,
+    ) -> StoreResult<Option<Message>> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move { change(c, id, user, &key, max_keys, write).await })
+            })
+            .await
+    }
 }
 
 #[async_trait]
@@ -72,25 +103,9 @@ impl ReactionStore for SqliteStore {
         key: &str,
         max_keys: u32,
     ) -> StoreResult<Option<Message>> {
-        let key = key.to_owned();
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    let (room, seq) = target(c, id, user, &key, Some(max_keys)).await?;
-                    let inserted = sqlx::query(
-                        "INSERT INTO reactions (room_id, seq, key, user_id) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(room)
-                    .bind(seq)
-                    .bind(&key)
-                    .bind(user.0)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    touched(c, id, inserted.rows_affected() > 0).await
-                })
-            })
+        let insert = "INSERT INTO reactions (room_id, seq, key, user_id) VALUES (?, ?, ?, ?) \
+                      ON CONFLICT DO NOTHING";
+        self.change_reaction(id, user, key, Some(max_keys), insert)
             .await
     }
 
@@ -100,26 +115,9 @@ impl ReactionStore for SqliteStore {
         user: UserId,
         key: &str,
     ) -> StoreResult<Option<Message>> {
-        let key = key.to_owned();
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    let (room, seq) = target(c, id, user, &key, None).await?;
-                    let deleted = sqlx::query(
-                        "DELETE FROM reactions \
-                         WHERE room_id = ? AND seq = ? AND key = ? AND user_id = ?",
-                    )
-                    .bind(room)
-                    .bind(seq)
-                    .bind(&key)
-                    .bind(user.0)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    touched(c, id, deleted.rows_affected() > 0).await
-                })
-            })
-            .await
+        let delete = "DELETE FROM reactions \
+                      WHERE room_id = ? AND seq = ? AND key = ? AND user_id = ?";
+        self.change_reaction(id, user, key, None, delete).await
     }
 
     async fn reactions(
