@@ -59,6 +59,12 @@ enum Op {
         user: u8,
         message: u8,
     },
+    React {
+        user: u8,
+        message: u8,
+        key: u8,
+        add: bool,
+    },
     MarkRead {
         user: u8,
         room: u8,
@@ -106,6 +112,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (n(), n(), n()).prop_map(|(from, to, text)| Op::SendDirect { from, to, text }),
         1 => (n(), any::<u8>(), n()).prop_map(|(user, message, text)| Op::Edit { user, message, text }),
         1 => (n(), any::<u8>()).prop_map(|(user, message)| Op::Delete { user, message }),
+        2 => (n(), any::<u8>(), 0..3u8, any::<bool>())
+            .prop_map(|(user, message, key, add)| Op::React { user, message, key, add }),
         2 => (n(), n(), 0..8u8).prop_map(|(user, room, seq)| Op::MarkRead { user, room, seq }),
         2 => (n(), n(), proptest::option::of(0..8u8), proptest::option::of(0..8u8), 0..5u8)
             .prop_map(|(user, room, before, after, limit)| Op::History { user, room, before, after, limit }),
@@ -223,6 +231,21 @@ async fn apply(chat: &TestChat, made: &Made, op: &Op) -> String {
         Op::Delete { user, message } => {
             let (room, id) = made.message(message);
             show(chat.delete_message(made.user(user), room, id).await)
+        }
+        Op::React {
+            user,
+            message,
+            key,
+            add,
+        } => {
+            let (room, id) = made.message(message);
+            let key = ["👍", "🎉", "+1"][usize::from(key) % 3];
+            let user = made.user(user);
+            show(if add {
+                chat.add_reaction(user, room, id, key).await
+            } else {
+                chat.remove_reaction(user, room, id, key).await
+            })
         }
         Op::MarkRead { user, room, seq } => show(
             chat.mark_read(made.user(user), made.room(room), u64::from(seq))
