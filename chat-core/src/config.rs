@@ -69,6 +69,9 @@ pub struct ChatConfig {
     /// Different reaction keys one message may carry (default 20): what a page of history
     /// carries stays bounded.
     pub max_reaction_keys: u32,
+    /// Users one message may mention by name (default 50): a message's mention rows stay
+    /// bounded (a whole-room mention is one flag, for owners and admins).
+    pub max_mentions: usize,
 }
 
 /// `with_FIELD(value)` for every field, so a configuration reads as one expression:
@@ -110,6 +113,7 @@ setters! {
     with_token_cache_size => token_cache_size: usize,
     with_token_cache_ttl => token_cache_ttl: Duration,
     with_max_reaction_keys => max_reaction_keys: u32,
+    with_max_mentions => max_mentions: usize,
 }
 
 impl Default for ChatConfig {
@@ -137,6 +141,7 @@ impl Default for ChatConfig {
             token_cache_size: 10_000,
             token_cache_ttl: Duration::from_secs(2),
             max_reaction_keys: 20,
+            max_mentions: 50,
         }
     }
 }

@@ -68,6 +68,8 @@ pub enum Entity {
     Member,
     /// A message.
     Message,
+    /// A thread: its root is no message of the room that may start one.
+    Thread,
 }
 
 impl std::fmt::Display for Entity {
@@ -77,6 +79,7 @@ impl std::fmt::Display for Entity {
             Self::Room => "room",
             Self::Member => "member",
             Self::Message => "message",
+            Self::Thread => "thread",
         })
     }
 }
@@ -241,6 +244,10 @@ pub enum Field {
     ReplyTo,
     /// A reaction's key.
     ReactionKey,
+    /// The root of a thread: no message of the room that may start one.
+    ThreadRoot,
+    /// A message's mentions: too many.
+    Mentions,
     /// A sequence number beyond the room's newest message.
     Seq,
     /// A page cursor that no list gave.
@@ -278,6 +285,8 @@ impl Field {
             Self::Metadata => "metadata",
             Self::ReplyTo => "reply_to",
             Self::ReactionKey => "key",
+            Self::ThreadRoot => "thread_root",
+            Self::Mentions => "mentions",
             Self::Seq => "seq",
             Self::Cursor => "cursor",
             Self::Limit => "limit",

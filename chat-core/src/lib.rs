@@ -59,7 +59,7 @@ pub use crate::error::{
 pub use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 pub use crate::message::{
     DirectConversation, HistoryQuery, Message, NewMessage, Reaction, ReadState, RoomUnread, Sent,
-    UnreadSummary,
+    Thread, ThreadSummary, UnreadCounts, UnreadSummary,
 };
 pub use crate::page::{MessageCursor, Page};
 pub use crate::room::{

@@ -19,6 +19,47 @@ pub struct Reaction {
     pub me: bool,
 }
 
+/// A thread's summary, kept on its root message: counted as each reply is stored, so reading
+/// it costs nothing however long the thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadSummary {
+    /// Replies in the thread (deleted ones keep their place, as in the room).
+    pub reply_count: u64,
+    /// The newest reply's sequence number: where the thread stands among the room's threads.
+    pub last_reply_seq: u64,
+    /// When the newest reply was sent.
+    pub last_reply_at: DateTime<Utc>,
+    /// The first [`ThreadSummary::MAX_PARTICIPANTS`] different repliers, in order of their
+    /// first reply.
+    pub participants: Vec<UserId>,
+}
+
+impl ThreadSummary {
+    /// How many repliers a summary names.
+    pub const MAX_PARTICIPANTS: usize = 10;
+
+    /// The summary once `reply`, a new reply in the thread, is counted: for stores that keep
+    /// the summary as one value.
+    pub fn counting(summary: Option<Self>, reply: &Message) -> Self {
+        let (sender, at) = (reply.sender, reply.created_at);
+        let mut summary = summary.unwrap_or(Self {
+            reply_count: 0,
+            last_reply_seq: reply.seq,
+            last_reply_at: at,
+            participants: Vec::new(),
+        });
+        summary.reply_count += 1;
+        summary.last_reply_seq = reply.seq;
+        summary.last_reply_at = at;
+        if summary.participants.len() < Self::MAX_PARTICIPANTS
+            && !summary.participants.contains(&sender)
+        {
+            summary.participants.push(sender);
+        }
+        summary
+    }
+}
+
 /// A message in a room or direct conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -34,6 +75,19 @@ pub struct Message {
     pub body: String,
     /// The message this one answers, in the same room.
     pub reply_to: Option<MessageId>,
+    /// The thread this message is a reply in: its root, a message of the same room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_root: Option<MessageId>,
+    /// On a thread's root, once it has replies: the thread's summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadSummary>,
+    /// The members it mentions, as the sender named them (those who were members when it was
+    /// sent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// Whether it mentions every member of the room.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_room: bool,
     /// The sender's client transaction id, which makes sending idempotent.
     pub txn_id: Option<String>,
     /// Application data attached by the sender; removed on delete.
@@ -78,6 +132,15 @@ pub struct NewMessage {
     pub body: String,
     /// A message in the same room that this one answers.
     pub reply_to: Option<MessageId>,
+    /// The root of the thread this message replies in: a message of the same room that is
+    /// not itself a reply in a thread, and not deleted.
+    pub thread_root: Option<MessageId>,
+    /// Members of the room to mention (at most
+    /// [`ChatConfig::max_mentions`](crate::ChatConfig::max_mentions)); users who are not members
+    /// are dropped, as are repeats and the sender.
+    pub mentions: Vec<UserId>,
+    /// Mention every member of the room: for room owners and admins.
+    pub mentions_room: bool,
     /// A client transaction id: sending again with the same id returns the first message.
     pub txn_id: Option<String>,
     /// Application data, at most [`ChatConfig::max_metadata_bytes`](crate::ChatConfig) as JSON.
@@ -102,6 +165,18 @@ impl NewMessage {
     /// Sets the message this one answers.
     pub fn replying_to(mut self, message: MessageId) -> Self {
         self.reply_to = Some(message);
+        self
+    }
+
+    /// Makes it a reply in the thread of `root`.
+    pub fn in_thread(mut self, root: MessageId) -> Self {
+        self.thread_root = Some(root);
+        self
+    }
+
+    /// Mentions `user`.
+    pub fn mentioning(mut self, user: UserId) -> Self {
+        self.mentions.push(user);
         self
     }
 }
@@ -169,6 +244,10 @@ pub struct ReadState {
     pub last_seq: u64,
     /// Messages after the marker: `last_seq - last_read_seq`.
     pub unread: u64,
+    /// How many of them mention the user.
+    pub mentions: u64,
+    /// Unread replies in the room's threads the user follows.
+    pub threads: u64,
 }
 
 /// Unread counts across all of a user's rooms.
@@ -176,7 +255,11 @@ pub struct ReadState {
 pub struct UnreadSummary {
     /// The sum over all rooms.
     pub total: u64,
-    /// Rooms with unread messages, each with its count.
+    /// Unread messages that mention the user, over all rooms.
+    pub mentions: u64,
+    /// Unread replies in threads the user follows, over all rooms.
+    pub threads: u64,
+    /// Rooms with anything unread, each with its counts.
     pub rooms: Vec<RoomUnread>,
 }
 
@@ -186,6 +269,32 @@ pub struct RoomUnread {
     /// The room.
     pub room_id: RoomId,
     /// How many messages after the user's marker.
+    pub unread: u64,
+    /// How many of them mention the user.
+    pub mentions: u64,
+    /// Unread replies in the room's threads the user follows.
+    pub threads: u64,
+}
+
+/// A user's mention and thread counts in one room, as a store counts them: unread messages
+/// that mention the user, and unread replies in threads the user follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadCounts {
+    /// The room.
+    pub room_id: RoomId,
+    /// Messages after the user's read marker that mention the user.
+    pub mentions: u64,
+    /// Replies after the user's thread markers in the threads the user follows.
+    pub threads: u64,
+}
+
+/// One of a room's threads as a reader sees it: its root (with the summary) and the reader's
+/// unread replies in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thread {
+    /// The root message, whose `thread` is the summary.
+    pub root: Message,
+    /// Replies after the reader's marker in this thread.
     pub unread: u64,
 }
 

@@ -259,6 +259,14 @@ pub struct MessageOut {
     pub sender_id: Uuid,
     pub body: String,
     pub reply_to: Option<Uuid>,
+    /// The root of the thread this message replies in.
+    pub thread_root: Option<Uuid>,
+    /// On a thread's root, once replied to: the thread's summary.
+    pub thread: Option<ThreadSummaryOut>,
+    /// The members it mentions.
+    pub mentions: Vec<Uuid>,
+    /// Whether it mentions every member of the room.
+    pub mentions_room: bool,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     /// Shown to the sender only.
@@ -271,6 +279,42 @@ pub struct MessageOut {
     pub change_id: u64,
     /// Its reactions, by key: how many reacted with each, and whether you did.
     pub reactions: Vec<ReactionOut>,
+}
+
+/// A thread's summary, on its root message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ThreadSummaryOut {
+    /// Replies in the thread (deleted ones included).
+    pub reply_count: u64,
+    /// The newest reply's sequence number.
+    pub last_reply_seq: u64,
+    pub last_reply_at: DateTime<Utc>,
+    /// The first 10 different repliers.
+    pub participants: Vec<Uuid>,
+}
+
+/// One of a room's threads: its root, and the replies in it you have not read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ThreadOut {
+    pub root: MessageOut,
+    pub unread: u64,
+}
+
+impl From<chat_core::Thread> for ThreadOut {
+    fn from(thread: chat_core::Thread) -> Self {
+        Self {
+            root: thread.root.into(),
+            unread: thread.unread,
+        }
+    }
+}
+
+/// A thread marker after marking.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ThreadMarkedOut {
+    pub root_id: Uuid,
+    /// Replies in the thread you have still not read.
+    pub unread: u64,
 }
 
 /// One reaction key on a message.
@@ -296,6 +340,15 @@ impl From<Message> for MessageOut {
             txn_id: message.txn_id,
             body: message.body,
             reply_to: message.reply_to.map(|m| m.0),
+            thread_root: message.thread_root.map(|m| m.0),
+            thread: message.thread.map(|t| ThreadSummaryOut {
+                reply_count: t.reply_count,
+                last_reply_seq: t.last_reply_seq,
+                last_reply_at: t.last_reply_at,
+                participants: t.participants.into_iter().map(|u| u.0).collect(),
+            }),
+            mentions: message.mentions.into_iter().map(|u| u.0).collect(),
+            mentions_room: message.mentions_room,
             metadata: message.metadata,
             created_at: message.created_at,
             edited_at: message.edited_at,
@@ -389,6 +442,10 @@ pub struct MarkedOut {
     pub room_id: Uuid,
     pub last_read_seq: u64,
     pub unread: u64,
+    /// Unread messages that mention you.
+    pub mentions: u64,
+    /// Unread replies in the room's threads you follow.
+    pub threads: u64,
 }
 
 /// A room's read state.
@@ -398,20 +455,30 @@ pub struct UnreadOut {
     pub last_read_seq: u64,
     pub last_seq: u64,
     pub unread: u64,
+    /// Unread messages that mention you.
+    pub mentions: u64,
+    /// Unread replies in the room's threads you follow (started, replied in, mentioned in).
+    pub threads: u64,
 }
 
 /// Unread counts across my rooms.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UnreadSummaryOut {
     pub total: u64,
+    /// Unread messages that mention you, over all rooms.
+    pub mentions: u64,
+    /// Unread replies in threads you follow, over all rooms.
+    pub threads: u64,
     pub rooms: Vec<RoomUnreadOut>,
 }
 
-/// One room's unread count.
+/// One room's unread counts.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RoomUnreadOut {
     pub room_id: Uuid,
     pub unread: u64,
+    pub mentions: u64,
+    pub threads: u64,
 }
 
 /// Tokens after login or refresh.
@@ -553,6 +620,14 @@ pub struct OwnerIn {
 pub struct MessageIn {
     pub body: String,
     pub reply_to: Option<Uuid>,
+    /// Reply in the thread of this message (of the same room, not itself a thread reply).
+    pub thread_root: Option<Uuid>,
+    /// Users to mention (at most 50): those who are not members of the room are dropped.
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
+    /// Mention every member of the room (room owners and admins only).
+    #[serde(default)]
+    pub mentions_room: bool,
     /// A client transaction id: retrying with the same one returns the first message.
     pub txn_id: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -564,6 +639,9 @@ impl From<MessageIn> for chat_core::NewMessage {
         Self {
             body: m.body,
             reply_to: m.reply_to.map(MessageId),
+            thread_root: m.thread_root.map(MessageId),
+            mentions: m.mentions.into_iter().map(UserId).collect(),
+            mentions_room: m.mentions_room,
             txn_id: m.txn_id,
             metadata: m.metadata,
         }
@@ -618,6 +696,8 @@ pub struct HistoryQuery {
     /// Only messages with a larger sequence number.
     pub after: Option<u64>,
     pub limit: Option<u32>,
+    /// Only the replies in the thread of this message.
+    pub thread_root: Option<Uuid>,
 }
 
 /// `?since=&limit=`.

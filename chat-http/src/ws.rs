@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use chat_core::auth::Authenticated;
 use chat_core::events::{Event, Subscription};
-use chat_core::{MessageId, NewMessage, RoomId};
+use chat_core::{MessageId, NewMessage, RoomId, UserId};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -44,6 +44,11 @@ enum ClientFrame {
         body: String,
         txn_id: Option<String>,
         reply_to: Option<Uuid>,
+        thread_root: Option<Uuid>,
+        #[serde(default)]
+        mentions: Vec<Uuid>,
+        #[serde(default)]
+        mentions_room: bool,
         metadata: Option<Value>,
     },
     Typing {
@@ -322,11 +327,17 @@ async fn client_frame(state: &AppState, actor: Actor, text: &str) -> Option<Valu
             body,
             txn_id,
             reply_to,
+            thread_root,
+            mentions,
+            mentions_room,
             metadata,
         } => {
             let new = NewMessage {
                 body,
                 reply_to: reply_to.map(MessageId),
+                thread_root: thread_root.map(MessageId),
+                mentions: mentions.into_iter().map(UserId).collect(),
+                mentions_room,
                 txn_id: txn_id.clone(),
                 metadata,
             };

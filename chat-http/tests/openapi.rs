@@ -63,8 +63,10 @@ fn list_endpoints_declare_their_query_parameters() {
     assert_eq!(query("/rooms"), names(&["cursor", "limit", "mine", "q"]));
     assert_eq!(
         query("/rooms/{id}/messages"),
-        names(&["after", "before", "limit"])
+        names(&["after", "before", "limit", "thread_root"])
     );
+    assert_eq!(query("/rooms/{id}/threads"), names(&["cursor", "limit"]));
+    assert_eq!(query("/messages/mentions"), names(&["cursor", "limit"]));
     assert_eq!(query("/rooms/{id}/changes"), names(&["limit", "since"]));
     assert_eq!(query("/rooms/{id}/members"), names(&["cursor", "limit"]));
     assert_eq!(query("/events"), names(&["ticket"]));

@@ -11,12 +11,16 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::codec::{StoreResult, get, is_unavailable, map_err, metadata_json, uint, violates};
+use crate::codec::{
+    StoreResult, get, is_unavailable, map_err, metadata_json, uint, user_ids, violates,
+};
 
 /// One statement, one round trip: the room's row is updated first (its lock orders appends to
-/// the room until commit) if the sender is a user and a member and the reply, if any, is a
-/// message of the room; the message takes the new sequence number and change cursor, and the
-/// sender's read marker moves past it.
+/// the room until commit) if the sender is a user and a member, the reply, if any, is a
+/// message of the room, and the thread's root, if any, may start one; the message takes the
+/// new sequence number and change cursor, keeps the mentioned users who are members, and the
+/// sender's read marker moves past it. The `messages_appended_extras` trigger counts its
+/// mentions and thread reply.
 const APPEND: &str = "\
     WITH room AS ( \
         UPDATE rooms SET last_seq = last_seq + 1, last_change = last_change + 1 \
@@ -24,17 +28,25 @@ const APPEND: &str = "\
           AND EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $3) \
           AND EXISTS (SELECT 1 FROM users WHERE id = $3) \
           AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $5 AND room_id = $1)) \
+          AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $9 AND room_id = $1 \
+                                           AND thread_root IS NULL AND deleted_at IS NULL)) \
         RETURNING id, last_seq, last_change \
     ), inserted AS ( \
         INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                              created_at, change_id) \
-        SELECT id, last_seq, $2, $3, $4, $5, $6, $7, $8, last_change FROM room \
-        RETURNING seq, change_id \
+                              created_at, change_id, thread_root, mentions, mentions_room) \
+        SELECT id, last_seq, $2, $3, $4, $5, $6, $7, $8, last_change, $9, \
+               CASE WHEN $10::uuid[] IS NULL THEN NULL ELSE ARRAY( \
+                   SELECT u FROM unnest($10::uuid[]) WITH ORDINALITY AS t (u, i) \
+                   WHERE EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = u) \
+                   ORDER BY i) END, \
+               $11 \
+        FROM room \
+        RETURNING seq, change_id, mentions \
     ), marked AS ( \
         UPDATE members SET last_read_seq = GREATEST(last_read_seq, inserted.seq) \
         FROM inserted WHERE room_id = $1 AND user_id = $3 \
     ) \
-    SELECT seq, change_id FROM inserted";
+    SELECT seq, change_id, mentions FROM inserted";
 
 /// The most appends one transaction takes.
 const BATCH: usize = 256;
@@ -42,8 +54,12 @@ const BATCH: usize = 256;
 /// What became of one append.
 #[derive(Debug)]
 pub(crate) enum Appended {
-    /// Stored under this sequence number and change cursor.
-    Stored { seq: u64, change_id: u64 },
+    /// Stored under this sequence number and change cursor, mentioning these members.
+    Stored {
+        seq: u64,
+        change_id: u64,
+        mentions: Vec<chat_core::UserId>,
+    },
     /// The sender had used the transaction id already: the original stands.
     TxnIdTaken,
     /// Refused by a check of the contract (no such room, not a member, a reply to a message of
@@ -249,6 +265,12 @@ async fn insert(
         .bind(&new.txn_id)
         .bind(metadata)
         .bind(new.created_at)
+        .bind(new.thread_root.map(|id| id.0))
+        .bind(
+            (!new.mentions.is_empty())
+                .then(|| new.mentions.iter().map(|u| u.0).collect::<Vec<_>>()),
+        )
+        .bind(new.mentions_room)
         .fetch_optional(c)
         .await?;
     Ok(match row {
@@ -257,6 +279,7 @@ async fn insert(
             Ok(Appended::Stored {
                 seq: uint(get(&row, "seq")?)?,
                 change_id: uint(get(&row, "change_id")?)?,
+                mentions: user_ids(get(&row, "mentions")?),
             })
         })(),
     })

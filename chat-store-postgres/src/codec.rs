@@ -4,7 +4,7 @@ use chat_core::auth::TokenHash;
 use chat_core::store::{TokenKind, TokenRecord};
 use chat_core::{
     Conflict, Member, Message, MessageId, Role, Room, RoomId, RoomKind, SessionId, Status,
-    StoreError, User, UserId, Visibility,
+    StoreError, ThreadSummary, User, UserId, Visibility,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -196,7 +196,8 @@ pub(crate) fn member(row: &PgRow) -> StoreResult<Member> {
 macro_rules! message_columns {
     () => {
         "room_id, seq, id, sender, body, reply_to, txn_id, \
-         metadata, created_at, edited_at, deleted_at, change_id"
+         metadata, created_at, edited_at, deleted_at, change_id, thread_root, mentions, \
+         mentions_room, thread_count, thread_last_seq, thread_last_at, thread_participants"
     };
 }
 pub(crate) use message_columns;
@@ -210,6 +211,10 @@ pub(crate) fn message(row: &PgRow) -> StoreResult<Message> {
         sender: UserId(get(row, "sender")?),
         body: get(row, "body")?,
         reply_to: get::<Option<uuid::Uuid>>(row, "reply_to")?.map(MessageId),
+        thread_root: get::<Option<uuid::Uuid>>(row, "thread_root")?.map(MessageId),
+        thread: thread(row)?,
+        mentions: user_ids(get(row, "mentions")?),
+        mentions_room: get(row, "mentions_room")?,
         txn_id: get(row, "txn_id")?,
         metadata: metadata
             .map(|json| serde_json::from_str(&json).map_err(corrupt))
@@ -220,6 +225,23 @@ pub(crate) fn message(row: &PgRow) -> StoreResult<Message> {
         change_id: uint(get(row, "change_id")?)?,
         reactions: Vec::new(),
     })
+}
+
+/// A root's thread summary, once it has replies.
+fn thread(row: &PgRow) -> StoreResult<Option<ThreadSummary>> {
+    let Some(last_reply_seq) = get::<Option<i64>>(row, "thread_last_seq")? else {
+        return Ok(None);
+    };
+    Ok(Some(ThreadSummary {
+        reply_count: uint(get(row, "thread_count")?)?,
+        last_reply_seq: uint(last_reply_seq)?,
+        last_reply_at: get(row, "thread_last_at")?,
+        participants: user_ids(get(row, "thread_participants")?),
+    }))
+}
+
+pub(crate) fn user_ids(ids: Option<Vec<uuid::Uuid>>) -> Vec<UserId> {
+    ids.unwrap_or_default().into_iter().map(UserId).collect()
 }
 
 pub(crate) fn metadata_json(value: &Option<serde_json::Value>) -> StoreResult<Option<String>> {

@@ -34,6 +34,7 @@ mod rooms;
 mod shared;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod threads;
 mod users;
 
 use std::str::FromStr;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
-use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError};
+use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::PostgresStore;
@@ -28,7 +28,10 @@ macro_rules! change {
             RETURNING ",
             "messages.room_id, messages.seq, messages.id, messages.sender, messages.body, \
              messages.reply_to, messages.txn_id, messages.metadata, messages.created_at, \
-             messages.edited_at, messages.deleted_at, messages.change_id"
+             messages.edited_at, messages.deleted_at, messages.change_id, \
+             messages.thread_root, messages.mentions, messages.mentions_room, \
+             messages.thread_count, messages.thread_last_seq, messages.thread_last_at, \
+             messages.thread_participants"
         )
     };
 }
@@ -86,24 +89,29 @@ fn resent(message: Message) -> Sent {
 impl PostgresStore {
     /// Which check of an append fails now, in the contract's order, if any.
     async fn refusal(&self, new: &NewStoredMessage) -> StoreResult<Option<StoreError>> {
-        let (room, member, reply): (bool, bool, bool) = sqlx::query_as(
+        let (room, member, reply, root): (bool, bool, bool, bool) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1), \
                     EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2) \
                     AND EXISTS (SELECT 1 FROM users WHERE id = $2), \
                     $3::uuid IS NULL \
-                    OR EXISTS (SELECT 1 FROM messages WHERE id = $3 AND room_id = $1)",
+                    OR EXISTS (SELECT 1 FROM messages WHERE id = $3 AND room_id = $1), \
+                    $4::uuid IS NULL \
+                    OR EXISTS (SELECT 1 FROM messages WHERE id = $4 AND room_id = $1 \
+                               AND thread_root IS NULL AND deleted_at IS NULL)",
         )
         .bind(new.room_id.0)
         .bind(new.sender.0)
         .bind(new.reply_to.map(|id| id.0))
+        .bind(new.thread_root.map(|id| id.0))
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
-        let failed = match (room, member, reply) {
-            (false, _, _) => Entity::Room,
-            (true, false, _) => Entity::Member,
-            (true, true, false) => Entity::Message,
-            (true, true, true) => return Ok(None),
+        let failed = match (room, member, reply, root) {
+            (false, ..) => Entity::Room,
+            (true, false, ..) => Entity::Member,
+            (true, true, false, _) => Entity::Message,
+            (true, true, true, false) => Entity::Thread,
+            (true, true, true, true) => return Ok(None),
         };
         Ok(Some(StoreError::NotFound(failed)))
     }
@@ -113,10 +121,18 @@ impl PostgresStore {
 impl MessageStore for PostgresStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
         match self.appender.append(new).await? {
-            Appended::Stored { seq, change_id } => Ok(Sent {
-                message: new.stored_at(seq, change_id),
-                created: true,
-            }),
+            Appended::Stored {
+                seq,
+                change_id,
+                mentions,
+            } => {
+                let mut message = new.stored_at(seq, change_id);
+                message.mentions = mentions;
+                Ok(Sent {
+                    message,
+                    created: true,
+                })
+            }
             // A check failed then; if it passes now, something changed since (a join): the
             // sender was not a member when it sent.
             Appended::Refused => Err(self
@@ -166,13 +182,18 @@ impl MessageStore for PostgresStore {
             .map(|row| codec::message(&row))
             .transpose()?
             .ok_or(StoreError::NotFound(Entity::Message))?;
-        // A tombstone has no reactions.
-        sqlx::query("DELETE FROM reactions WHERE room_id = $1 AND seq = $2")
-            .bind(message.room_id.0)
-            .bind(int(message.seq))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        // A tombstone has no reactions, and mentions no one.
+        for sql in [
+            "DELETE FROM reactions WHERE room_id = $1 AND seq = $2",
+            "DELETE FROM mentions WHERE room_id = $1 AND seq = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(message.room_id.0)
+                .bind(int(message.seq))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(message)
     }
@@ -210,6 +231,30 @@ impl MessageStore for PostgresStore {
             messages.reverse();
         }
         Ok(messages)
+    }
+
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let sql = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM mentions AS x JOIN messages USING (room_id, seq) \
+             WHERE x.user_id = $1 AND x.message_id < $2 ORDER BY x.message_id DESC LIMIT $3"
+        );
+        sqlx::query(sql)
+            .bind(user.0)
+            .bind(before.map_or(uuid::Uuid::max(), |id| id.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect()
     }
 
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {

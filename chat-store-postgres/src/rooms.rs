@@ -7,7 +7,7 @@ use chat_core::store::{
     Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold,
     room_search_text, successor,
 };
-use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UserId};
+use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UnreadCounts, UserId};
 use sqlx::PgConnection;
 
 use crate::PostgresStore;
@@ -497,5 +497,21 @@ impl ReadMarkerStore for PostgresStore {
         .map_err(map_err)?;
         let marker = marker.ok_or(StoreError::NotFound(Entity::Member))?;
         codec::uint(marker)
+    }
+
+    async fn unread_counts(
+        &self,
+        user: UserId,
+        room: Option<RoomId>,
+    ) -> StoreResult<Vec<UnreadCounts>> {
+        sqlx::query(crate::threads::UNREAD_COUNTS)
+            .bind(user.0)
+            .bind(room.map(|room| room.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(crate::threads::unread_counts)
+            .collect()
     }
 }

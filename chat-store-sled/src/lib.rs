@@ -37,6 +37,14 @@
 //! | `message_ids` | message | room ‖ seq |
 //! | `txn_ids` | sender ‖ txn id | message |
 //! | `changes` | room ‖ change cursor | seq |
+//! | `reactions` / `reaction_counts` | see `reactions.rs` | |
+//! | `mentions` | user ‖ room ‖ seq | message |
+//! | `mentions_by_id` | user ‖ message | room ‖ seq |
+//! | `mentions_by_message` | room ‖ seq ‖ user | message |
+//! | `thread_replies` | room ‖ root seq ‖ reply seq | the reply's place in its thread |
+//! | `thread_activity` | room ‖ newest reply's seq | root seq |
+//! | `thread_markers` | room ‖ root seq ‖ user | replies read ‖ following (1 byte) |
+//! | `thread_markers_by_user` | user ‖ room ‖ root seq | — |
 //! | `attempts` | key | attempts counted and when the window ends |
 //! | `connections` | connection | node, user, expiry |
 //! | `connections_by_user` / `connections_by_node` | user or node ‖ connection | — |
@@ -58,6 +66,7 @@ mod messages;
 mod reactions;
 mod records;
 mod rooms;
+mod threads;
 mod tx;
 mod users;
 

@@ -4,7 +4,7 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
-use chat_core::{Entity, Member, Message, MessageId, RoomId, Sent, StoreError};
+use chat_core::{Entity, Member, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::SledStore;
@@ -12,7 +12,8 @@ use crate::codec::{
     StoreResult, backend, counter, counter_key, decode, pair, read, tx_read, tx_write, uuid,
 };
 use crate::reactions::reaction_keys;
-use crate::rooms::{member_key, tx_member, tx_put_room, tx_room};
+use crate::rooms::{member_key, members_of, tx_member, tx_put_room, tx_room};
+use crate::threads::{mention_and_thread_keys, tx_count_reply, tx_mention, tx_thread_root};
 use crate::tx::{Kind, Tx};
 
 /// Where a message lives: its room and sequence number (a `counter_key`).
@@ -65,57 +66,93 @@ pub(crate) fn change_message(
     Ok(message)
 }
 
+/// The append of the contract, inside a write; `everyone` holds the room's members when the
+/// message mentions the room.
+fn tx_append(
+    tx: &Tx<'_>,
+    new: &NewStoredMessage,
+    everyone: Option<&[UserId]>,
+) -> StoreResult<Sent> {
+    let mut room = tx_room(tx, new.room_id)?;
+    let is_user = tx.get(Kind::Users, new.sender.0.as_bytes())?.is_some();
+    let sender = tx_member(tx, room.id, new.sender)?
+        .filter(|_| is_user)
+        .ok_or(StoreError::NotFound(Entity::Member))?;
+    if let Some(reply_to) = new.reply_to {
+        let at = tx.get(Kind::MessageIds, reply_to.0.as_bytes())?;
+        if !at.is_some_and(|at| at.starts_with(room.id.0.as_bytes())) {
+            return Err(StoreError::NotFound(Entity::Message));
+        }
+    }
+    let root = match new.thread_root {
+        Some(root) => Some(tx_thread_root(tx, room.id, root)?),
+        None => None,
+    };
+    if let Some(original) = tx_original(tx, new)? {
+        return Ok(Sent {
+            message: original,
+            created: false,
+        });
+    }
+    let mut kept = Vec::with_capacity(new.mentions.len());
+    for user in &new.mentions {
+        if tx_member(tx, room.id, *user)?.is_some() {
+            kept.push(*user);
+        }
+    }
+    room.last_seq += 1;
+    room.last_change += 1;
+    let mut message = new.stored_at(room.last_seq, room.last_change);
+    message.mentions = kept;
+    tx_mention(tx, &message, everyone.unwrap_or(&message.mentions))?;
+    if let Some((root, root_at)) = root {
+        tx_count_reply(tx, root, root_at, &message)?;
+    }
+    let key = counter_key(room.id.0, message.seq);
+    tx_write(tx, Kind::Messages, key, &message)?;
+    tx.insert(Kind::MessageIds, message.id.0.as_bytes(), &key)?;
+    if let Some(txn_id) = &message.txn_id {
+        let txn_key = pair(message.sender.0, txn_id.as_bytes());
+        tx.insert(Kind::TxnIds, txn_key, message.id.0.as_bytes())?;
+    }
+    let change_key = counter_key(room.id.0, message.change_id);
+    tx.insert(Kind::Changes, change_key, &message.seq.to_be_bytes())?;
+    let moved = Member {
+        last_read_seq: sender.last_read_seq.max(message.seq),
+        ..sender
+    };
+    tx_write(
+        tx,
+        Kind::Members,
+        member_key(room.id, message.sender),
+        &moved,
+    )?;
+    tx_put_room(tx, &room)?;
+    Ok(Sent {
+        message,
+        created: true,
+    })
+}
+
 #[async_trait]
 impl MessageStore for SledStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
         let new = new.clone();
-        self.write(move |tx| {
-            let mut room = tx_room(tx, new.room_id)?;
-            let is_user = tx.get(Kind::Users, new.sender.0.as_bytes())?.is_some();
-            let sender = tx_member(tx, room.id, new.sender)?
-                .filter(|_| is_user)
-                .ok_or(StoreError::NotFound(Entity::Member))?;
-            if let Some(reply_to) = new.reply_to {
-                let at = tx.get(Kind::MessageIds, reply_to.0.as_bytes())?;
-                if !at.is_some_and(|at| at.starts_with(room.id.0.as_bytes())) {
-                    return Err(StoreError::NotFound(Entity::Message));
-                }
-            }
-            if let Some(original) = tx_original(tx, &new)? {
-                return Ok(Sent {
-                    message: original,
-                    created: false,
-                });
-            }
-            room.last_seq += 1;
-            room.last_change += 1;
-            let message = new.stored_at(room.last_seq, room.last_change);
-            let key = counter_key(room.id.0, message.seq);
-            tx_write(tx, Kind::Messages, key, &message)?;
-            tx.insert(Kind::MessageIds, message.id.0.as_bytes(), &key)?;
-            if let Some(txn_id) = &message.txn_id {
-                let txn_key = pair(message.sender.0, txn_id.as_bytes());
-                tx.insert(Kind::TxnIds, txn_key, message.id.0.as_bytes())?;
-            }
-            let change_key = counter_key(room.id.0, message.change_id);
-            tx.insert(Kind::Changes, change_key, &message.seq.to_be_bytes())?;
-            let moved = Member {
-                last_read_seq: sender.last_read_seq.max(message.seq),
-                ..sender
-            };
-            tx_write(
-                tx,
-                Kind::Members,
-                member_key(room.id, message.sender),
-                &moved,
-            )?;
-            tx_put_room(tx, &room)?;
-            Ok(Sent {
-                message,
-                created: true,
-            })
-        })
-        .await
+        if new.mentions_room {
+            // Mentioning the room mentions every member: scanned before the write, which runs
+            // alone.
+            let room = new.room_id;
+            return self
+                .write_scanning(
+                    move |trees| members_of(trees, room),
+                    move |tx, members| {
+                        let everyone: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+                        tx_append(tx, &new, Some(&everyone))
+                    },
+                )
+                .await;
+        }
+        self.write(move |tx| tx_append(tx, &new, None)).await
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -142,10 +179,15 @@ impl MessageStore for SledStore {
     }
 
     async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Message> {
-        // A tombstone has no reactions: the write removes those scanned just before it.
+        // A tombstone has no reactions and mentions no one: the write removes what the scan
+        // just before it found.
         self.write_scanning(
             move |trees| match trees.get(Kind::MessageIds, id.0.as_bytes())? {
-                Some(at) => reaction_keys(trees, &at),
+                Some(at) => {
+                    let mut keys = reaction_keys(trees, &at)?;
+                    keys.extend(mention_and_thread_keys(trees, &at, false)?);
+                    Ok(keys)
+                }
                 None => Ok(Vec::new()),
             },
             move |tx, reactions| {
@@ -186,6 +228,15 @@ impl MessageStore for SledStore {
             .into_iter()
             .map(|value| decode(&value.map_err(backend)?))
             .collect()
+    }
+
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.mentions_of(user, before, limit)
     }
 
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {

@@ -4,8 +4,8 @@
 //! the format too: a name this version does not know is an error, never a default.
 
 use chat_core::{
-    Member, Message, MessageId, Profile, Role, Room, RoomId, RoomKind, Status, User, UserId,
-    Visibility,
+    Member, Message, MessageId, Profile, Role, Room, RoomId, RoomKind, Status, ThreadSummary, User,
+    UserId, Visibility,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -218,7 +218,9 @@ impl Record for Member {
     }
 }
 
-/// A message or tombstone, format 1.
+/// A message or tombstone, format 1. The thread and mention fields came later: each is left
+/// out while empty, so a message without them keeps the bytes it always had, and a record
+/// written before them reads as a message without them.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct MessageV1 {
     id: MessageId,
@@ -233,6 +235,23 @@ pub(crate) struct MessageV1 {
     edited_at: Option<DateTime<Utc>>,
     deleted_at: Option<DateTime<Utc>>,
     change_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thread_root: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thread: Option<ThreadSummaryV1>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mentions: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    mentions_room: bool,
+}
+
+/// A thread's summary on its root, format 1.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ThreadSummaryV1 {
+    reply_count: u64,
+    last_reply_seq: u64,
+    last_reply_at: DateTime<Utc>,
+    participants: Vec<UserId>,
 }
 
 impl Record for Message {
@@ -253,6 +272,15 @@ impl Record for Message {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             change_id: m.change_id,
+            thread_root: m.thread_root,
+            thread: m.thread.map(|t| ThreadSummaryV1 {
+                reply_count: t.reply_count,
+                last_reply_seq: t.last_reply_seq,
+                last_reply_at: t.last_reply_at,
+                participants: t.participants,
+            }),
+            mentions: m.mentions,
+            mentions_room: m.mentions_room,
         }
     }
 
@@ -270,6 +298,15 @@ impl Record for Message {
             edited_at: r.edited_at,
             deleted_at: r.deleted_at,
             change_id: r.change_id,
+            thread_root: r.thread_root,
+            thread: r.thread.map(|t| ThreadSummary {
+                reply_count: t.reply_count,
+                last_reply_seq: t.last_reply_seq,
+                last_reply_at: t.last_reply_at,
+                participants: t.participants,
+            }),
+            mentions: r.mentions,
+            mentions_room: r.mentions_room,
             reactions: Vec::new(),
         })
     }
@@ -362,11 +399,31 @@ mod tests {
             edited_at: Some(at(7)),
             deleted_at: None,
             change_id: 9,
+            thread_root: None,
+            thread: None,
+            mentions: Vec::new(),
+            mentions_room: false,
             reactions: Vec::new(),
         };
         pinned(
-            message,
+            message.clone(),
             r#"{"id":"00000000-0000-0000-0000-000000000003","room_id":"00000000-0000-0000-0000-000000000002","seq":7,"sender":"00000000-0000-0000-0000-000000000001","body":"héllo","reply_to":"00000000-0000-0000-0000-000000000004","txn_id":"t1","metadata":{"k":[1,2]},"created_at":"2026-01-02T03:04:06Z","edited_at":"2026-01-02T03:04:07Z","deleted_at":null,"change_id":9}"#,
+        );
+        let threaded = Message {
+            thread_root: Some(MessageId(id(5))),
+            thread: Some(ThreadSummary {
+                reply_count: 2,
+                last_reply_seq: 8,
+                last_reply_at: at(8),
+                participants: vec![UserId(id(1))],
+            }),
+            mentions: vec![UserId(id(6))],
+            mentions_room: true,
+            ..message
+        };
+        pinned(
+            threaded,
+            r#"{"id":"00000000-0000-0000-0000-000000000003","room_id":"00000000-0000-0000-0000-000000000002","seq":7,"sender":"00000000-0000-0000-0000-000000000001","body":"héllo","reply_to":"00000000-0000-0000-0000-000000000004","txn_id":"t1","metadata":{"k":[1,2]},"created_at":"2026-01-02T03:04:06Z","edited_at":"2026-01-02T03:04:07Z","deleted_at":null,"change_id":9,"thread_root":"00000000-0000-0000-0000-000000000005","thread":{"reply_count":2,"last_reply_seq":8,"last_reply_at":"2026-01-02T03:04:08Z","participants":["00000000-0000-0000-0000-000000000001"]},"mentions":["00000000-0000-0000-0000-000000000006"],"mentions_room":true}"#,
         );
     }
 

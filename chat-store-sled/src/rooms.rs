@@ -5,7 +5,8 @@ use chat_core::store::{
     Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor,
 };
 use chat_core::{
-    Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UserId, Visibility,
+    Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UnreadCounts,
+    UserId, Visibility,
 };
 
 use sled::IVec;
@@ -15,6 +16,7 @@ use crate::codec::{
     StoreResult, backend, counter_key, decode, encode, pair, read, second, tx_read, tx_write, uuid,
 };
 use crate::reactions::reaction_keys;
+use crate::threads::{member_keys, mention_and_thread_keys};
 use crate::tx::{Kind, Trees, Tx};
 
 /// The room inside a write.
@@ -64,7 +66,7 @@ fn room(trees: &Trees, id: RoomId) -> StoreResult<Option<Room>> {
         .transpose()
 }
 
-fn members_of(trees: &Trees, room: RoomId) -> StoreResult<Vec<Member>> {
+pub(crate) fn members_of(trees: &Trees, room: RoomId) -> StoreResult<Vec<Member>> {
     trees
         .tree(Kind::Members)
         .scan_prefix(room.0.as_bytes())
@@ -80,6 +82,13 @@ fn messages_of(trees: &Trees, room: RoomId) -> StoreResult<Vec<Message>> {
         .values()
         .map(|value| decode(&value.map_err(backend)?))
         .collect()
+}
+
+/// The keys of a room's reactions, mentions and threads, to remove with it.
+fn contents_keys(trees: &Trees, room: RoomId) -> StoreResult<Vec<(Kind, IVec)>> {
+    let mut keys = reaction_keys(trees, room.0.as_bytes())?;
+    keys.extend(mention_and_thread_keys(trees, room.0.as_bytes(), true)?);
+    Ok(keys)
 }
 
 /// Deletes a room with everything it holds, as scanned before the write.
@@ -189,8 +198,8 @@ impl RoomStore for SledStore {
     async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
         self.write_scanning(
             move |trees| {
-                let reactions = reaction_keys(trees, id.0.as_bytes())?;
-                Ok((members_of(trees, id)?, messages_of(trees, id)?, reactions))
+                let keys = contents_keys(trees, id)?;
+                Ok((members_of(trees, id)?, messages_of(trees, id)?, keys))
             },
             move |tx, (members, messages, reactions)| {
                 tx_delete_room(tx, id, members, messages, reactions)
@@ -328,18 +337,21 @@ impl MemberStore for SledStore {
                 let members = members_of(trees, room)?;
                 let last = members.iter().all(|m| m.user_id == user);
                 let contents = if last {
-                    let reactions = reaction_keys(trees, room.0.as_bytes())?;
-                    Some((messages_of(trees, room)?, reactions))
+                    let keys = contents_keys(trees, room)?;
+                    Some((messages_of(trees, room)?, keys))
                 } else {
                     None
                 };
-                Ok((members, contents))
+                Ok((members, contents, member_keys(trees, room, user)?))
             },
-            move |tx, (members, contents)| {
+            move |tx, (members, contents, mine)| {
                 tx_member(tx, room, user)?.ok_or(StoreError::NotFound(Entity::Member))?;
-                if let Some((messages, reactions)) = contents {
-                    tx_delete_room(tx, room, members, messages, reactions)?;
+                if let Some((messages, keys)) = contents {
+                    tx_delete_room(tx, room, members, messages, keys)?;
                     return Ok(Departure::RoomDeleted);
+                }
+                for (kind, key) in mine {
+                    tx.remove(*kind, key)?;
                 }
                 let mut stored = tx_room(tx, room)?;
                 tx.remove(Kind::Members, member_key(room, user))?;
@@ -432,5 +444,32 @@ impl ReadMarkerStore for SledStore {
             Ok(marker)
         })
         .await
+    }
+
+    async fn unread_counts(
+        &self,
+        user: UserId,
+        room: Option<RoomId>,
+    ) -> StoreResult<Vec<UnreadCounts>> {
+        let rooms = match room {
+            Some(room) => vec![room],
+            None => {
+                let scan = self
+                    .trees
+                    .tree(Kind::MembersByUser)
+                    .scan_prefix(user.0.as_bytes());
+                scan.keys()
+                    .map(|key| Ok(RoomId(second(&key.map_err(backend)?)?)))
+                    .collect::<StoreResult<_>>()?
+            }
+        };
+        let mut counts = Vec::new();
+        for room in rooms {
+            let room = self.counts_in(room, user)?;
+            if room.mentions > 0 || room.threads > 0 {
+                counts.push(room);
+            }
+        }
+        Ok(counts)
     }
 }

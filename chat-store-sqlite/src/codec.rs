@@ -4,7 +4,7 @@ use chat_core::auth::TokenHash;
 use chat_core::store::{TokenKind, TokenRecord};
 use chat_core::{
     Conflict, Member, Message, MessageId, Role, Room, RoomId, RoomKind, SessionId, Status,
-    StoreError, User, UserId, Visibility,
+    StoreError, ThreadSummary, User, UserId, Visibility,
 };
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -188,7 +188,8 @@ pub(crate) fn member(row: &SqliteRow) -> StoreResult<Member> {
 macro_rules! message_columns {
     () => {
         "room_id, seq, id, sender, body, reply_to, txn_id, \
-     metadata, created_at, edited_at, deleted_at, change_id"
+     metadata, created_at, edited_at, deleted_at, change_id, thread_root, mentions, \
+     mentions_room, thread_count, thread_last_seq, thread_last_at, thread_participants"
     };
 }
 pub(crate) use message_columns;
@@ -202,6 +203,10 @@ pub(crate) fn message(row: &SqliteRow) -> StoreResult<Message> {
         sender: UserId(uuid(row, "sender")?),
         body: get(row, "body")?,
         reply_to: opt_uuid(row, "reply_to")?.map(MessageId),
+        thread_root: opt_uuid(row, "thread_root")?.map(MessageId),
+        thread: thread(row)?,
+        mentions: user_ids(get(row, "mentions")?)?,
+        mentions_room: get(row, "mentions_room")?,
         txn_id: get(row, "txn_id")?,
         metadata: metadata
             .map(|json| serde_json::from_str(&json).map_err(corrupt))
@@ -211,6 +216,38 @@ pub(crate) fn message(row: &SqliteRow) -> StoreResult<Message> {
         deleted_at: opt_time(get(row, "deleted_at")?)?,
         change_id: uint(get(row, "change_id")?)?,
         reactions: Vec::new(),
+    })
+}
+
+/// A root's thread summary, once it has replies.
+fn thread(row: &SqliteRow) -> StoreResult<Option<ThreadSummary>> {
+    let Some(last_reply_seq) = get::<Option<i64>>(row, "thread_last_seq")? else {
+        return Ok(None);
+    };
+    Ok(Some(ThreadSummary {
+        reply_count: uint(get(row, "thread_count")?)?,
+        last_reply_seq: uint(last_reply_seq)?,
+        last_reply_at: time(get(row, "thread_last_at")?)?,
+        participants: user_ids(get(row, "thread_participants")?)?,
+    }))
+}
+
+/// User ids from a JSON array of hex strings (any case), as the schema keeps lists of users.
+pub(crate) fn user_ids(json: Option<String>) -> StoreResult<Vec<UserId>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let hex: Vec<String> = serde_json::from_str(&json).map_err(corrupt)?;
+    hex.iter()
+        .map(|hex| Uuid::parse_str(hex).map(UserId).map_err(corrupt))
+        .collect()
+}
+
+/// User ids as a JSON array of hex strings; `None` for none.
+pub(crate) fn user_ids_json(users: &[UserId]) -> Option<String> {
+    (!users.is_empty()).then(|| {
+        let hex: Vec<String> = users.iter().map(|u| u.0.simple().to_string()).collect();
+        serde_json::Value::from(hex).to_string()
     })
 }
 

@@ -33,6 +33,7 @@ mod messages;
 mod open;
 mod reactions;
 mod rooms;
+mod threads;
 mod users;
 mod writer;
 

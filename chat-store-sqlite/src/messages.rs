@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
-use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError};
+use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
 use sqlx::sqlite::SqliteRow;
@@ -62,34 +62,81 @@ pub(crate) async fn change_message(
     Ok(message)
 }
 
+/// Of the users mentioned (`$mentions`, a JSON array of hex ids), those who are members of
+/// `$room`, as a JSON array in the order given; `NULL` for none asked.
+macro_rules! kept_mentions {
+    ($mentions:literal, $room:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $mentions,
+            " IS NULL THEN NULL ELSE \
+             (SELECT json_group_array(j.value) FROM json_each(",
+            $mentions,
+            ") AS j \
+              WHERE EXISTS (SELECT 1 FROM members \
+                            WHERE room_id = ",
+            $room,
+            " AND user_id = unhex(j.value))) END"
+        )
+    };
+}
+
+/// Whether `$root` may start a thread in `$room`: a live message of it that is no reply in a
+/// thread.
+macro_rules! thread_root_ok {
+    ($root:literal, $room:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM messages WHERE id = ",
+            $root,
+            " AND room_id = ",
+            $room,
+            " AND thread_root IS NULL AND deleted_at IS NULL)"
+        )
+    };
+}
+
 /// An append, if the room exists, the sender is a user and a member of it, and what it replies
 /// to is a message of the room.
-const APPEND: &str = "\
-    INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                          created_at, change_id) \
-    SELECT id, last_seq + 1, ?4, ?2, ?5, ?3, ?6, ?7, ?8, last_change + 1 FROM rooms \
-    WHERE id = ?1 \
-      AND EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
-      AND EXISTS (SELECT 1 FROM users WHERE id = ?2) \
-      AND (?3 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND room_id = ?1)) \
-    RETURNING seq, change_id";
+const APPEND: &str = concat!(
+    "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
+                           created_at, change_id, thread_root, mentions, mentions_room) \
+     SELECT id, last_seq + 1, ?4, ?2, ?5, ?3, ?6, ?7, ?8, last_change + 1, ?11, ",
+    kept_mentions!("?9", "?1"),
+    ", ?10 FROM rooms \
+     WHERE id = ?1 \
+       AND EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?2) \
+       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND room_id = ?1)) \
+       AND (?11 IS NULL OR ",
+    thread_root_ok!("?11", "?1"),
+    ") RETURNING seq, change_id, mentions"
+);
 
 /// Why [`APPEND`] inserted nothing: the first of its checks that fails.
 async fn refusal(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreError {
     let found = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = ?1), \
                 EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
-                AND EXISTS (SELECT 1 FROM users WHERE id = ?2)",
+                AND EXISTS (SELECT 1 FROM users WHERE id = ?2), \
+                ?3 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND room_id = ?1)",
     )
     .bind(new.room_id.0)
     .bind(new.sender.0)
+    .bind(new.reply_to.map(|id| id.0))
     .fetch_one(c)
     .await
-    .and_then(|row| Ok((row.try_get::<bool, _>(0)?, row.try_get::<bool, _>(1)?)));
+    .and_then(|row| {
+        Ok((
+            row.try_get::<bool, _>(0)?,
+            row.try_get::<bool, _>(1)?,
+            row.try_get::<bool, _>(2)?,
+        ))
+    });
     match found {
-        Ok((false, _)) => StoreError::NotFound(Entity::Room),
-        Ok((true, false)) => StoreError::NotFound(Entity::Member),
-        Ok((true, true)) => StoreError::NotFound(Entity::Message),
+        Ok((false, _, _)) => StoreError::NotFound(Entity::Room),
+        Ok((true, false, _)) => StoreError::NotFound(Entity::Member),
+        Ok((true, true, false)) => StoreError::NotFound(Entity::Message),
+        Ok((true, true, true)) => StoreError::NotFound(Entity::Thread),
         Err(error) => map_err(error),
     }
 }
@@ -121,6 +168,8 @@ pub(crate) struct Append {
     pub(crate) new: NewStoredMessage,
     /// `new.metadata` as JSON text, encoded before the writer sees it.
     pub(crate) metadata: Option<String>,
+    /// `new.mentions` as a JSON array of hex ids, likewise.
+    pub(crate) mentions: Option<String>,
 }
 
 /// Runs [`APPEND`] for one message: the checks of the contract, then the next sequence number
@@ -137,6 +186,9 @@ async fn append_one(c: &mut SqliteConnection, append: &Append) -> StoreResult<Se
         .bind(&new.txn_id)
         .bind(&append.metadata)
         .bind(micros(new.created_at))
+        .bind(&append.mentions)
+        .bind(new.mentions_room)
+        .bind(new.thread_root.map(|id| id.0))
         .fetch_optional(&mut *c)
         .await;
     match inserted {
@@ -154,11 +206,13 @@ async fn append_one(c: &mut SqliteConnection, append: &Append) -> StoreResult<Se
 fn appended(new: &NewStoredMessage, row: &SqliteRow) -> StoreResult<Sent> {
     let seq: i64 = row.try_get("seq").map_err(map_err)?;
     let change: i64 = row.try_get("change_id").map_err(map_err)?;
+    let mut message = new.stored_at(
+        u64::try_from(seq).unwrap_or_default(),
+        u64::try_from(change).unwrap_or_default(),
+    );
+    message.mentions = codec::user_ids(row.try_get("mentions").map_err(map_err)?)?;
     Ok(Sent {
-        message: new.stored_at(
-            u64::try_from(seq).unwrap_or_default(),
-            u64::try_from(change).unwrap_or_default(),
-        ),
+        message,
         created: true,
     })
 }
@@ -168,25 +222,32 @@ fn appended(new: &NewStoredMessage, row: &SqliteRow) -> StoreResult<Sent> {
 /// counters as they were before the statement (the `MATERIALIZED` batch is read in full before
 /// the first insert), in the order given; a row that fails a check is left out and takes no
 /// number.
-const APPEND_ALL: &str = "\
-    WITH batch AS MATERIALIZED ( \
+const APPEND_ALL: &str = concat!(
+    "WITH batch AS MATERIALIZED ( \
         SELECT b.*, r.last_seq, r.last_change FROM ( \
             SELECT j.key AS ord, unhex(j.value ->> 0) AS room_id, unhex(j.value ->> 1) AS sender, \
                    unhex(j.value ->> 2) AS reply_to, unhex(j.value ->> 3) AS id, \
                    j.value ->> 4 AS body, j.value ->> 5 AS txn_id, j.value ->> 6 AS metadata, \
-                   j.value ->> 7 AS created_at \
+                   j.value ->> 7 AS created_at, j.value ->> 8 AS mentions, \
+                   j.value ->> 9 AS mentions_room, unhex(j.value ->> 10) AS thread_root \
             FROM json_each(?1) AS j) AS b \
         JOIN rooms AS r ON r.id = b.room_id \
         WHERE EXISTS (SELECT 1 FROM members WHERE room_id = b.room_id AND user_id = b.sender) \
           AND EXISTS (SELECT 1 FROM users WHERE id = b.sender) \
           AND (b.reply_to IS NULL OR EXISTS \
-                (SELECT 1 FROM messages WHERE id = b.reply_to AND room_id = b.room_id))) \
+                (SELECT 1 FROM messages WHERE id = b.reply_to AND room_id = b.room_id)) \
+          AND (b.thread_root IS NULL OR ",
+    thread_root_ok!("b.thread_root", "b.room_id"),
+    ")) \
     INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                          created_at, change_id) \
+                          created_at, change_id, thread_root, mentions, mentions_room) \
     SELECT room_id, last_seq + row_number() OVER w, id, sender, body, reply_to, txn_id, \
-           metadata, created_at, last_change + row_number() OVER w \
+           metadata, created_at, last_change + row_number() OVER w, thread_root, ",
+    kept_mentions!("mentions", "room_id"),
+    ", mentions_room \
     FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord) ORDER BY ord \
-    RETURNING id, seq, change_id";
+    RETURNING id, seq, change_id, mentions"
+);
 
 /// Appends `appends` as if one after the other, in one statement when it can. A batch holding a
 /// transaction id already used (a retry) fails as a whole and is run again one by one, which
@@ -201,18 +262,27 @@ pub(crate) async fn append_all(
     }
     let rows: Vec<_> = appends
         .iter()
-        .map(|Append { new, metadata }| {
-            (
-                new.room_id.0.simple(),
-                new.sender.0.simple(),
-                new.reply_to.map(|id| id.0.simple()),
-                new.id.0.simple(),
-                &new.body,
-                &new.txn_id,
-                metadata,
-                micros(new.created_at),
-            )
-        })
+        .map(
+            |Append {
+                 new,
+                 metadata,
+                 mentions,
+             }| {
+                (
+                    new.room_id.0.simple(),
+                    new.sender.0.simple(),
+                    new.reply_to.map(|id| id.0.simple()),
+                    new.id.0.simple(),
+                    &new.body,
+                    &new.txn_id,
+                    metadata,
+                    micros(new.created_at),
+                    mentions,
+                    new.mentions_room,
+                    new.thread_root.map(|id| id.0.simple()),
+                )
+            },
+        )
         .collect();
     let inserted = match serde_json::to_string(&rows) {
         Ok(json) => sqlx::query(APPEND_ALL)
@@ -263,6 +333,7 @@ impl MessageStore for SqliteStore {
             .append(Append {
                 new: new.clone(),
                 metadata,
+                mentions: codec::user_ids_json(&new.mentions),
             })
             .await
     }
@@ -300,13 +371,18 @@ impl MessageStore for SqliteStore {
                 Box::pin(async move {
                     let message =
                         change_message(c, id, DELETE, |query| query.bind(micros(at))).await?;
-                    // A tombstone has no reactions.
-                    sqlx::query("DELETE FROM reactions WHERE room_id = ? AND seq = ?")
-                        .bind(message.room_id.0)
-                        .bind(int(message.seq))
-                        .execute(c)
-                        .await
-                        .map_err(map_err)?;
+                    // A tombstone has no reactions, and mentions no one.
+                    for sql in [
+                        "DELETE FROM reactions WHERE room_id = ? AND seq = ?",
+                        "DELETE FROM mentions WHERE room_id = ? AND seq = ?",
+                    ] {
+                        sqlx::query(sql)
+                            .bind(message.room_id.0)
+                            .bind(int(message.seq))
+                            .execute(&mut *c)
+                            .await
+                            .map_err(map_err)?;
+                    }
                     Ok(message)
                 })
             })
@@ -346,6 +422,25 @@ impl MessageStore for SqliteStore {
             messages.reverse();
         }
         Ok(messages)
+    }
+
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let before = before.map_or(Uuid::max(), |id| id.0);
+        sqlx::query(crate::threads::MENTIONS)
+            .bind(user.0)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect()
     }
 
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {

@@ -5,7 +5,7 @@ use chat_core::store::{
     Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold,
     room_search_text, successor,
 };
-use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UserId};
+use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UnreadCounts, UserId};
 use sqlx::{Row, SqliteConnection};
 
 use crate::SqliteStore;
@@ -569,5 +569,21 @@ impl ReadMarkerStore for SqliteStore {
                 })
             })
             .await
+    }
+
+    async fn unread_counts(
+        &self,
+        user: UserId,
+        room: Option<RoomId>,
+    ) -> StoreResult<Vec<UnreadCounts>> {
+        sqlx::query(crate::threads::UNREAD_COUNTS)
+            .bind(user.0)
+            .bind(room.map(|room| room.0))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(crate::threads::unread_counts)
+            .collect()
     }
 }

@@ -38,7 +38,7 @@ enum Job {
     },
     /// A message append: the appends queued next to each other are run as one statement.
     Append {
-        append: Append,
+        append: Box<Append>,
         reply: oneshot::Sender<StoreResult<Sent>>,
     },
 }
@@ -135,7 +135,10 @@ impl Writer {
     /// next to it, and returns once that has committed.
     pub(crate) async fn append(&self, append: Append) -> StoreResult<Sent> {
         let (reply, replied) = oneshot::channel();
-        let job = Job::Append { append, reply };
+        let job = Job::Append {
+            append: Box::new(append),
+            reply,
+        };
         self.jobs.send(job).await.map_err(|_| writer_gone())?;
         replied.await.map_err(|_| writer_gone())?
     }
@@ -260,12 +263,12 @@ async fn run(
 ) -> Vec<(bool, Acknowledge)> {
     let (append, reply) = match job {
         Job::Work { work, .. } => return vec![work(connection).await],
-        Job::Append { append, reply } => (append, reply),
+        Job::Append { append, reply } => (*append, reply),
     };
     let mut appends = vec![append];
     let mut replies = vec![reply];
     while let Some(Job::Append { append, reply }) = rest.next_if(Job::is_append) {
-        appends.push(append);
+        appends.push(*append);
         replies.push(reply);
     }
     let results = append_all(connection, &appends).await;

@@ -196,6 +196,44 @@ impl MessageStore for CountingStore {
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
         self.count().changes(room, after, limit).await
     }
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.count().mentions(user, before, limit).await
+    }
+}
+
+#[async_trait]
+impl ThreadStore for CountingStore {
+    async fn replies(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        range: SeqRange,
+    ) -> StoreResult<Vec<Message>> {
+        self.count().replies(room, root, range).await
+    }
+    async fn threads(
+        &self,
+        room: RoomId,
+        viewer: UserId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Thread>> {
+        self.count().threads(room, viewer, before, limit).await
+    }
+    async fn mark_thread_read(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        user: UserId,
+        seq: u64,
+    ) -> StoreResult<u64> {
+        self.count().mark_thread_read(room, root, user, seq).await
+    }
 }
 
 #[async_trait]
@@ -232,6 +270,13 @@ impl ReactionStore for CountingStore {
 impl ReadMarkerStore for CountingStore {
     async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64> {
         self.count().advance_read_marker(room, user, seq).await
+    }
+    async fn unread_counts(
+        &self,
+        user: UserId,
+        room: Option<RoomId>,
+    ) -> StoreResult<Vec<UnreadCounts>> {
+        self.count().unread_counts(user, room).await
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::events::Subscription;
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::message::{
-    DirectConversation, HistoryQuery, Message, NewMessage, ReadState, Sent, UnreadSummary,
+    DirectConversation, HistoryQuery, Message, NewMessage, ReadState, Sent, Thread, UnreadSummary,
 };
 use crate::page::{MessageCursor, Page};
 use crate::room::{Member, MemberCursor, Membership, NewRoom, Role, Room, RoomUpdate};
@@ -118,6 +118,15 @@ impl AsUser {
         self.chat.unread_summary(self.me).await
     }
 
+    /// The messages that mention the acting user, newest first ([`Chat::mentions`]).
+    pub async fn mentions(
+        &self,
+        before: Option<MessageId>,
+        limit: Option<u32>,
+    ) -> Result<Page<Message, MessageId>> {
+        self.chat.mentions(self.me, before, limit).await
+    }
+
     /// Which of `users` are connected now ([`Chat::online`]).
     pub async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>> {
         self.chat.online(self.me, users).await
@@ -191,6 +200,25 @@ impl InRoom {
     /// Takes the acting user's reaction back ([`Chat::remove_reaction`]).
     pub async fn unreact(&self, id: MessageId, key: &str) -> Result<Message> {
         self.chat.remove_reaction(self.me, self.room, id, key).await
+    }
+
+    /// A page of the replies in a thread ([`Chat::thread_replies`]).
+    pub async fn thread(&self, root: MessageId, query: HistoryQuery) -> Result<Page<Message>> {
+        self.chat
+            .thread_replies(self.me, self.room, root, query)
+            .await
+    }
+
+    /// The room's threads, the most recently active first ([`Chat::threads`]).
+    pub async fn threads(&self, before: Option<u64>, limit: Option<u32>) -> Result<Page<Thread>> {
+        self.chat.threads(self.me, self.room, before, limit).await
+    }
+
+    /// Moves the acting user's marker in a thread ([`Chat::mark_thread_read`]).
+    pub async fn mark_thread_read(&self, root: MessageId, seq: u64) -> Result<u64> {
+        self.chat
+            .mark_thread_read(self.me, self.room, root, seq)
+            .await
     }
 
     /// Deletes a message, leaving a tombstone ([`Chat::delete_message`]).

@@ -19,8 +19,14 @@ impl Chat {
     /// message (`created: false`); the same id with different content is
     /// `Conflict(TxnIdReused)`.
     ///
-    /// Errors: `Invalid` (body, txn_id, metadata, reply_to); `Forbidden` (not a member of a room
-    /// that needs joining); `Conflict(RoomFull)` (implicit join).
+    /// A message may reply in a thread (`thread_root`) and mention members (`mentions`: users
+    /// who are not members of the room are dropped, so a mention never tells anyone who is in
+    /// it) or the whole room (`mentions_room`, for owners and admins).
+    ///
+    /// Errors: `Invalid` (body, txn_id, metadata, reply_to, thread_root, mentions: more than
+    /// [`ChatConfig::max_mentions`](crate::ChatConfig::max_mentions)); `Forbidden` (not a member
+    /// of a room that needs joining; `mentions_room` from a plain member); `Conflict(RoomFull)`
+    /// (implicit join).
     pub async fn send(&self, actor: UserId, room_id: RoomId, new: NewMessage) -> Result<Sent> {
         let stored = self.to_store(actor, room_id, &new)?;
         self.append(&stored, &new).await
@@ -40,12 +46,21 @@ impl Chat {
         if let Some(metadata) = &new.metadata {
             validate::metadata(metadata, self.config.max_metadata_bytes)?;
         }
+        if new.mentions.len() > self.config.max_mentions {
+            return Err(Error::invalid(Field::Mentions, "names too many users"));
+        }
+        let mut mentions = new.mentions.clone();
+        let mut seen = std::collections::HashSet::new();
+        mentions.retain(|user| *user != actor && seen.insert(*user));
         Ok(NewStoredMessage {
             id: MessageId(self.ids.next_id()),
             room_id,
             sender: actor,
             body: new.body.clone(),
             reply_to: new.reply_to,
+            thread_root: new.thread_root,
+            mentions,
+            mentions_room: new.mentions_room,
             txn_id: new.txn_id.clone(),
             metadata: new.metadata.clone(),
             created_at: self.now(),
@@ -55,6 +70,12 @@ impl Chat {
     /// Appends a message [`to_store`](Self::to_store) made of `new`, then publishes it.
     async fn append(&self, stored: &NewStoredMessage, new: &NewMessage) -> Result<Sent> {
         let (actor, room_id) = (stored.sender, stored.room_id);
+        if stored.mentions_room {
+            let (_, me) = self.membership(actor, room_id).await?;
+            if !me.role.can_manage() {
+                return Err(Error::Forbidden(Denied::NotManager));
+            }
+        }
         // The store checks membership in the same step as the append: a member's send is one
         // store call. Anyone else goes the long way, through the rules of who may post.
         let sent = match self.store.append_message(stored).await {
@@ -73,6 +94,10 @@ impl Chat {
             StoreError::NotFound(Entity::Message) => {
                 Error::invalid(Field::ReplyTo, "no such message in this room")
             }
+            StoreError::NotFound(Entity::Thread) => Error::invalid(
+                Field::ThreadRoot,
+                "no live message of this room that is not itself a reply in a thread",
+            ),
             other => other.into(),
         })?;
         // Published as soon as it is stored, in whatever order concurrent sends return:
@@ -96,6 +121,8 @@ impl Chat {
             && (changed_since
                 || (stored.body == new.body
                     && stored.reply_to == new.reply_to
+                    && stored.thread_root == new.thread_root
+                    && stored.mentions_room == new.mentions_room
                     && stored.metadata == new.metadata))
     }
 
@@ -230,11 +257,22 @@ impl Chat {
         self.page(room_id, query, actor).await
     }
 
-    /// Reads `limit + 1` messages to learn whether more lie beyond the page; as `viewer` sees
-    /// them.
+    /// A page of a room's history as `viewer` sees it.
     pub(super) async fn page(
         &self,
         room_id: RoomId,
+        query: HistoryQuery,
+        viewer: UserId,
+    ) -> Result<Page<Message>> {
+        self.page_of(room_id, None, query, viewer).await
+    }
+
+    /// Reads `limit + 1` messages of the room (only the replies in the thread of `thread`,
+    /// when given) to learn whether more lie beyond the page; as `viewer` sees them.
+    pub(super) async fn page_of(
+        &self,
+        room_id: RoomId,
+        thread: Option<MessageId>,
         query: HistoryQuery,
         viewer: UserId,
     ) -> Result<Page<Message>> {
@@ -244,7 +282,10 @@ impl Chat {
             after: query.after,
             limit: limit + 1,
         };
-        let items = self.store.messages(room_id, range).await?;
+        let items = match thread {
+            Some(root) => self.store.replies(room_id, root, range).await?,
+            None => self.store.messages(room_id, range).await?,
+        };
         let items = items.into_iter().map(|m| m.seen_by(viewer)).collect();
         let mut items = self.with_reactions(viewer, items).await?;
         if query.after.is_some() {

@@ -104,23 +104,31 @@ impl Chat {
     }
 
     /// `messages` (of one room or grouped room by room, as every page is) with their
-    /// reactions as `viewer` sees them: one store read per room.
+    /// reactions as `viewer` sees them: one store read per room for a page of history; a page
+    /// whose messages lie far apart (a thread's replies, mentions) reads each cluster of close
+    /// sequence numbers alone, so no read spans the history between them.
     pub(super) async fn with_reactions(
         &self,
         viewer: UserId,
         mut messages: Vec<Message>,
     ) -> Result<Vec<Message>> {
+        /// Sequence numbers this close share one read.
+        const CLUSTER: u64 = 16;
         for run in messages.chunk_by_mut(|a, b| a.room_id == b.room_id) {
-            let live = run.iter().filter(|m| !m.is_deleted()).map(|m| m.seq);
-            let (Some(first), Some(last)) = (live.clone().min(), live.max()) else {
-                continue;
-            };
+            let mut live: Vec<u64> = run
+                .iter()
+                .filter(|m| !m.is_deleted())
+                .map(|m| m.seq)
+                .collect();
+            live.sort_unstable();
             let room = run[0].room_id;
-            let reactions = self.store.reactions(room, first, last, viewer).await?;
             let at: HashMap<u64, usize> = run.iter().enumerate().map(|(i, m)| (m.seq, i)).collect();
-            for (seq, reaction) in reactions {
-                if let Some(&i) = at.get(&seq) {
-                    run[i].reactions.push(reaction);
+            for cluster in live.chunk_by(|a, b| b - a <= CLUSTER) {
+                let (first, last) = (cluster[0], cluster[cluster.len() - 1]);
+                for (seq, reaction) in self.store.reactions(room, first, last, viewer).await? {
+                    if let Some(&i) = at.get(&seq) {
+                        run[i].reactions.push(reaction);
+                    }
                 }
             }
         }

@@ -1,12 +1,14 @@
 //! Read markers, unread counts and the "what's new for me" views.
 
+use std::collections::HashMap;
+
 use super::Chat;
 use crate::error::Field;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{RoomId, UserId};
 use crate::message::{
-    DirectConversation, HistoryQuery, Message, ReadState, RoomUnread, UnreadSummary,
+    DirectConversation, HistoryQuery, Message, ReadState, RoomUnread, UnreadCounts, UnreadSummary,
 };
 use crate::page::{MessageCursor, Page};
 use crate::room::{Member, Room, RoomKind};
@@ -19,6 +21,8 @@ fn read_state(room: &Room, member: &Member) -> ReadState {
         last_read_seq: member.last_read_seq,
         last_seq: room.last_seq,
         unread: room.last_seq.saturating_sub(member.last_read_seq),
+        mentions: 0,
+        threads: 0,
     }
 }
 
@@ -42,34 +46,56 @@ impl Chat {
                 last_read_seq: marker,
             });
         }
-        let room = self.room_by_id(room_id).await?;
-        Ok(ReadState {
-            room_id,
-            last_read_seq: marker,
-            last_seq: room.last_seq,
-            unread: room.last_seq.saturating_sub(marker),
-        })
+        let (room, member) = self.membership(actor, room_id).await?;
+        self.with_counts(actor, read_state(&room, &member)).await
     }
 
-    /// The actor's read state in a room: marker, newest sequence number and unread count.
+    /// `state` with the actor's mention and thread counts in its room.
+    async fn with_counts(&self, actor: UserId, mut state: ReadState) -> Result<ReadState> {
+        let counts = self.store.unread_counts(actor, Some(state.room_id)).await?;
+        if let Some(counts) = counts.first() {
+            state.mentions = counts.mentions;
+            state.threads = counts.threads;
+        }
+        Ok(state)
+    }
+
+    /// The actor's read state in a room: marker, newest sequence number, unread count, and
+    /// how many unread messages mention the actor and unread replies its threads hold.
     ///
     /// The count is `last_seq - last_read_seq`: no history is scanned. The actor's own messages
-    /// never count (sending moves the sender's marker); deleted messages after the marker do.
+    /// never count (sending moves the sender's marker); deleted messages after the marker do,
+    /// and so do replies in threads (they keep the room's sequence).
     pub async fn read_state(&self, actor: UserId, room_id: RoomId) -> Result<ReadState> {
         let (room, member) = self.membership(actor, room_id).await?;
-        Ok(read_state(&room, &member))
+        self.with_counts(actor, read_state(&room, &member)).await
     }
 
-    /// Unread counts across all the actor's rooms: the total and each room with unread messages.
+    /// Unread counts across all the actor's rooms: the totals and each room with anything
+    /// unread.
     pub async fn unread_summary(&self, actor: UserId) -> Result<UnreadSummary> {
         let mut summary = UnreadSummary::default();
+        let counts: HashMap<RoomId, UnreadCounts> = self
+            .store
+            .unread_counts(actor, None)
+            .await?
+            .into_iter()
+            .map(|counts| (counts.room_id, counts))
+            .collect();
         for (room, member) in self.store.rooms_of_user(actor, &RoomQuery::ALL).await? {
             let unread = read_state(&room, &member).unread;
-            if unread > 0 {
+            let (mentions, threads) = counts
+                .get(&room.id)
+                .map_or((0, 0), |counts| (counts.mentions, counts.threads));
+            if unread > 0 || threads > 0 {
                 summary.total += unread;
+                summary.mentions += mentions;
+                summary.threads += threads;
                 summary.rooms.push(RoomUnread {
                     room_id: room.id,
                     unread,
+                    mentions,
+                    threads,
                 });
             }
         }

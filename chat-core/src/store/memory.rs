@@ -10,13 +10,13 @@ use chrono::{DateTime, Utc};
 use super::{
     AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberQuery, MemberStore,
     MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore, RoomQuery,
-    RoomStore, Rotation, SeqRange, SessionStore, StoreResult, TokenKind, TokenRecord, UserQuery,
-    UserStore, fold, successor,
+    RoomStore, Rotation, SeqRange, SessionStore, StoreResult, ThreadStore, TokenKind, TokenRecord,
+    UserQuery, UserStore, fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
 use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
-use crate::message::{Message, Reaction, Sent};
+use crate::message::{Message, Reaction, Sent, Thread, ThreadSummary, UnreadCounts};
 use crate::room::{Member, Role, Room, Visibility};
 use crate::user::User;
 
@@ -77,6 +77,97 @@ struct RoomData {
     changes: BTreeMap<u64, u64>,
     /// Who reacted with each key, by sequence number and key; no empty sets.
     reactions: BTreeMap<(u64, String), BTreeSet<UserId>>,
+    /// Who each message mentions (by name or as the room): member and sequence number.
+    mentions: BTreeSet<(UserId, u64)>,
+    /// The sequence numbers of each thread's replies, in order, by the root's.
+    threads: HashMap<u64, Vec<u64>>,
+    /// The roots of threads by their newest reply's sequence number.
+    thread_activity: BTreeMap<u64, u64>,
+    /// Members' markers in threads, by the root's sequence number and member.
+    thread_markers: HashMap<(u64, UserId), ThreadMarker>,
+}
+
+/// A member's place in a thread: how many of its replies it has read, and whether it follows
+/// the thread (its unread replies count in the member's totals).
+#[derive(Debug, Default, Clone, Copy)]
+struct ThreadMarker {
+    read: u64,
+    following: bool,
+}
+
+impl RoomData {
+    fn new(room: Room) -> Self {
+        Self {
+            room,
+            members: HashMap::new(),
+            history: BTreeMap::new(),
+            changes: BTreeMap::new(),
+            reactions: BTreeMap::new(),
+            mentions: BTreeSet::new(),
+            threads: HashMap::new(),
+            thread_activity: BTreeMap::new(),
+            thread_markers: HashMap::new(),
+        }
+    }
+
+    /// The replies in the thread of the root numbered `root`.
+    fn replies(&self, root: u64) -> &[u64] {
+        self.threads.get(&root).map_or(&[], Vec::as_slice)
+    }
+
+    /// Counts a new reply numbered `seq` in the thread of the root numbered `root`: the root's
+    /// summary, the thread's place among the room's threads and its followers' markers.
+    fn count_reply(&mut self, root: u64, reply: &Message) {
+        let Some(root_message) = self.history.get_mut(&root) else {
+            return;
+        };
+        root_message.thread = Some(ThreadSummary::counting(root_message.thread.take(), reply));
+        let mut followers = vec![reply.sender, root_message.sender];
+        followers.extend(&root_message.mentions);
+        followers.extend(&reply.mentions);
+        let replies = self.threads.entry(root).or_default();
+        if let Some(previous) = replies.last() {
+            self.thread_activity.remove(previous);
+        }
+        replies.push(reply.seq);
+        let count = replies.len() as u64;
+        self.thread_activity.insert(reply.seq, root);
+        for user in followers {
+            if !self.members.contains_key(&user) {
+                continue;
+            }
+            let marker = self.thread_markers.entry((root, user)).or_default();
+            marker.following = true;
+            if user == reply.sender {
+                marker.read = count;
+            }
+        }
+    }
+
+    /// The replies left unread by a marker in the thread of the root numbered `root`.
+    fn unread_replies(&self, root: u64, marker: Option<&ThreadMarker>) -> u64 {
+        let count = self.replies(root).len() as u64;
+        count - marker.map_or(0, |marker| marker.read)
+    }
+}
+
+/// A page of `messages` (a room's or a thread's, ordered by sequence number) as `range` asks.
+fn page<'a>(
+    messages: impl DoubleEndedIterator<Item = &'a Message>,
+    range: SeqRange,
+) -> Vec<Message> {
+    let within = |m: &&Message| {
+        range.after.is_none_or(|after| m.seq > after)
+            && range.before.is_none_or(|before| m.seq < before)
+    };
+    let limit = range.limit as usize;
+    if range.after.is_some() {
+        messages.filter(within).take(limit).cloned().collect()
+    } else {
+        let mut newest: Vec<Message> = messages.rev().filter(within).take(limit).cloned().collect();
+        newest.reverse();
+        newest
+    }
 }
 
 fn direct_key(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -137,7 +228,22 @@ impl Inner {
         {
             return Err(StoreError::NotFound(Entity::Message));
         }
+        if let Some(root) = new.thread_root {
+            self.thread_root(new.room_id, root)?;
+        }
         Ok(())
+    }
+
+    /// The sequence number of `root` if it may start a thread in `room`: a live message of the
+    /// room that is not a reply in a thread.
+    fn thread_root(&self, room: RoomId, root: MessageId) -> StoreResult<u64> {
+        self.message_rooms
+            .get(&root)
+            .filter(|(in_room, _)| *in_room == room)
+            .and_then(|(_, seq)| self.rooms.get(&room)?.history.get(seq))
+            .filter(|root| !root.is_deleted() && root.thread_root.is_none())
+            .map(|root| root.seq)
+            .ok_or(StoreError::NotFound(Entity::Thread))
     }
 
     fn room_mut(&mut self, id: RoomId) -> StoreResult<&mut RoomData> {
@@ -482,16 +588,7 @@ impl RoomStore for MemoryStore {
         room.member_count = 1;
         room.last_seq = 0;
         room.last_change = 0;
-        inner.rooms.insert(
-            room.id,
-            RoomData {
-                room,
-                members: HashMap::new(),
-                history: BTreeMap::new(),
-                changes: BTreeMap::new(),
-                reactions: BTreeMap::new(),
-            },
-        );
+        inner.rooms.insert(room.id, RoomData::new(room));
         let mut owner = owner.clone();
         owner.last_read_seq = 0;
         inner.insert_membership(owner.room_id, owner);
@@ -603,16 +700,7 @@ impl RoomStore for MemoryStore {
         room.last_seq = 0;
         room.last_change = 0;
         inner.directs.insert(key, room.id);
-        inner.rooms.insert(
-            room.id,
-            RoomData {
-                room: room.clone(),
-                members: HashMap::new(),
-                history: BTreeMap::new(),
-                changes: BTreeMap::new(),
-                reactions: BTreeMap::new(),
-            },
-        );
+        inner.rooms.insert(room.id, RoomData::new(room.clone()));
         for member in members {
             let mut member = member.clone();
             member.last_read_seq = 0;
@@ -662,6 +750,8 @@ impl MemberStore for MemoryStore {
         data.members
             .remove(&user)
             .ok_or(StoreError::NotFound(Entity::Member))?;
+        data.mentions.retain(|(mentioned, _)| *mentioned != user);
+        data.thread_markers.retain(|(_, member), _| *member != user);
         data.room.member_count -= 1;
         let (was_owner, empty) = (data.room.owner == Some(user), data.members.is_empty());
         if let Some(rooms) = inner.rooms_by_user.get_mut(&user) {
@@ -763,14 +853,34 @@ impl MessageStore for MemoryStore {
                 });
             }
         }
+        let root = match new.thread_root {
+            Some(root) => Some(inner.thread_root(new.room_id, root)?),
+            None => None,
+        };
         let data = inner.room_mut(new.room_id)?;
         let seq = data.room.last_seq + 1;
         let change_id = data.room.last_change + 1;
-        let message = new.stored_at(seq, change_id);
+        let mut message = new.stored_at(seq, change_id);
+        message
+            .mentions
+            .retain(|user| data.members.contains_key(user));
+        let mentioned: Vec<UserId> = if new.mentions_room {
+            data.members.keys().copied().collect()
+        } else {
+            message.mentions.clone()
+        };
+        for user in mentioned {
+            if user != new.sender {
+                data.mentions.insert((user, seq));
+            }
+        }
         data.room.last_seq = seq;
         data.room.last_change = change_id;
         data.history.insert(seq, message.clone());
         data.changes.insert(change_id, seq);
+        if let Some(root) = root {
+            data.count_reply(root, &message);
+        }
         if let Some(member) = data.members.get_mut(&new.sender) {
             member.last_read_seq = member.last_read_seq.max(seq);
         }
@@ -814,6 +924,7 @@ impl MessageStore for MemoryStore {
         })?;
         let data = inner.message_mut(id)?;
         data.reactions.retain(|(seq, _), _| *seq != message.seq);
+        data.mentions.retain(|(_, seq)| *seq != message.seq);
         Ok(message)
     }
 
@@ -827,15 +938,10 @@ impl MessageStore for MemoryStore {
         if matches!((range.after, range.before), (Some(a), Some(b)) if a >= b) {
             return Ok(Vec::new());
         }
-        let slice = data.history.range((lower, upper)).map(|(_, m)| m.clone());
-        let limit = range.limit as usize;
-        Ok(if range.after.is_some() {
-            slice.take(limit).collect()
-        } else {
-            let mut newest: Vec<Message> = slice.rev().take(limit).collect();
-            newest.reverse();
-            newest
-        })
+        Ok(page(
+            data.history.range((lower, upper)).map(|(_, m)| m),
+            range,
+        ))
     }
 
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
@@ -850,6 +956,113 @@ impl MessageStore for MemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let inner = self.lock();
+        let rooms = inner.rooms_by_user.get(&user).into_iter().flatten();
+        let mut found: Vec<Message> = rooms
+            .filter_map(|room| inner.rooms.get(room))
+            .flat_map(|data| {
+                data.mentions
+                    .range((user, 0)..=(user, u64::MAX))
+                    .filter_map(|(_, seq)| data.history.get(seq))
+            })
+            .filter(|message| before.is_none_or(|before| message.id < before))
+            .cloned()
+            .collect();
+        found.sort_by_key(|message| std::cmp::Reverse(message.id));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl ThreadStore for MemoryStore {
+    async fn replies(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        range: SeqRange,
+    ) -> StoreResult<Vec<Message>> {
+        let inner = self.lock();
+        let (Some(data), Some((in_room, root))) =
+            (inner.rooms.get(&room), inner.message_rooms.get(&root))
+        else {
+            return Ok(Vec::new());
+        };
+        if *in_room != room {
+            return Ok(Vec::new());
+        }
+        let replies = data.replies(*root).iter();
+        Ok(page(replies.filter_map(|seq| data.history.get(seq)), range))
+    }
+
+    async fn threads(
+        &self,
+        room: RoomId,
+        viewer: UserId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Thread>> {
+        let inner = self.lock();
+        let Some(data) = inner.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        Ok(data
+            .thread_activity
+            .range(..before.unwrap_or(u64::MAX))
+            .rev()
+            .take(limit as usize)
+            .filter_map(|(_, root)| {
+                let marker = data.thread_markers.get(&(*root, viewer));
+                Some(Thread {
+                    root: data.history.get(root)?.clone(),
+                    unread: data.unread_replies(*root, marker),
+                })
+            })
+            .collect())
+    }
+
+    async fn mark_thread_read(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        user: UserId,
+        seq: u64,
+    ) -> StoreResult<u64> {
+        let mut inner = self.lock();
+        let is_member = inner
+            .rooms
+            .get(&room)
+            .is_some_and(|data| data.members.contains_key(&user));
+        if !is_member {
+            return Err(StoreError::NotFound(Entity::Member));
+        }
+        let root = inner
+            .message_rooms
+            .get(&root)
+            .filter(|(in_room, _)| *in_room == room)
+            .map(|(_, seq)| *seq)
+            .ok_or(StoreError::NotFound(Entity::Thread))?;
+        let data = inner.room_mut(room)?;
+        if data
+            .history
+            .get(&root)
+            .is_none_or(|root| root.thread_root.is_some())
+        {
+            return Err(StoreError::NotFound(Entity::Thread));
+        }
+        let read = data.replies(root).partition_point(|reply| *reply <= seq) as u64;
+        let marker = data.thread_markers.entry((root, user)).or_default();
+        marker.read = marker.read.max(read);
+        let marker = *marker;
+        Ok(data.unread_replies(root, Some(&marker)))
     }
 }
 
@@ -974,6 +1187,38 @@ impl ReadMarkerStore for MemoryStore {
             .ok_or(StoreError::NotFound(Entity::Member))?;
         member.last_read_seq = member.last_read_seq.max(seq);
         Ok(member.last_read_seq)
+    }
+
+    async fn unread_counts(
+        &self,
+        user: UserId,
+        room: Option<RoomId>,
+    ) -> StoreResult<Vec<UnreadCounts>> {
+        let inner = self.lock();
+        let rooms = inner.rooms_by_user.get(&user).into_iter().flatten();
+        Ok(rooms
+            .filter(|id| room.is_none_or(|room| room == **id))
+            .filter_map(|id| inner.rooms.get(id))
+            .filter_map(|data| {
+                let read = data.members.get(&user)?.last_read_seq;
+                let mentions = data
+                    .mentions
+                    .range((user, read + 1)..=(user, u64::MAX))
+                    .count() as u64;
+                let threads = data
+                    .thread_markers
+                    .iter()
+                    .filter(|((_, member), marker)| *member == user && marker.following)
+                    .map(|((root, _), marker)| data.unread_replies(*root, Some(marker)))
+                    .sum();
+                let counts = UnreadCounts {
+                    room_id: data.room.id,
+                    mentions,
+                    threads,
+                };
+                (mentions > 0 || threads > 0).then_some(counts)
+            })
+            .collect())
     }
 }
 

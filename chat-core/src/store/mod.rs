@@ -1,8 +1,9 @@
 //! The storage traits: what a backend must provide, and what it must guarantee.
 //!
 //! Storage is split by concern into [`UserStore`], [`SessionStore`], [`RoomStore`],
-//! [`MemberStore`], [`MessageStore`], [`ReactionStore`], [`ReadMarkerStore`], [`AttemptStore`]
-//! and [`ConnectionStore`]; a backend implements all nine and gets [`Store`] for free. Stores hold
+//! [`MemberStore`], [`MessageStore`], [`ReactionStore`], [`ThreadStore`], [`ReadMarkerStore`],
+//! [`AttemptStore`] and [`ConnectionStore`]; a backend implements all ten and gets [`Store`] for
+//! free. Stores hold
 //! data and make the listed operations atomic; they never decide permissions —
 //! [`Chat`](crate::Chat) does.
 //!
@@ -45,7 +46,7 @@ pub use self::memory::MemoryStore;
 use crate::auth::TokenHash;
 use crate::error::StoreError;
 use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
-use crate::message::{Message, Reaction, Sent};
+use crate::message::{Message, Reaction, Sent, Thread, UnreadCounts};
 use crate::room::{Member, MemberCursor, Role, Room};
 use crate::user::User;
 
@@ -60,6 +61,7 @@ pub trait Store:
     + MemberStore
     + MessageStore
     + ReactionStore
+    + ThreadStore
     + ReadMarkerStore
     + AttemptStore
     + ConnectionStore
@@ -74,6 +76,7 @@ impl<T> Store for T where
         + MemberStore
         + MessageStore
         + ReactionStore
+        + ThreadStore
         + ReadMarkerStore
         + AttemptStore
         + ConnectionStore
@@ -536,6 +539,12 @@ pub struct NewStoredMessage {
     pub body: String,
     /// The message answered.
     pub reply_to: Option<MessageId>,
+    /// The root of the thread it replies in.
+    pub thread_root: Option<MessageId>,
+    /// Users to mention: no repeats, not the sender; the store keeps those who are members.
+    pub mentions: Vec<UserId>,
+    /// Mention every member of the room.
+    pub mentions_room: bool,
     /// The client transaction id.
     pub txn_id: Option<String>,
     /// Application data.
@@ -546,7 +555,7 @@ pub struct NewStoredMessage {
 
 impl NewStoredMessage {
     /// The stored message: this one at sequence number `seq` and change cursor `change_id`,
-    /// never edited or deleted.
+    /// never edited or deleted, mentioning all of `mentions` (a store that kept fewer says so).
     pub fn stored_at(&self, seq: u64, change_id: u64) -> Message {
         Message {
             id: self.id,
@@ -555,6 +564,10 @@ impl NewStoredMessage {
             sender: self.sender,
             body: self.body.clone(),
             reply_to: self.reply_to,
+            thread_root: self.thread_root,
+            thread: None,
+            mentions: self.mentions.clone(),
+            mentions_room: self.mentions_room,
             txn_id: self.txn_id.clone(),
             metadata: self.metadata.clone(),
             created_at: self.created_at,
@@ -586,7 +599,11 @@ pub struct SeqRange {
 /// - Every create, edit or delete takes the room's next change cursor, in the same step.
 /// - A transaction id belongs to its sender across all rooms until its message's room is
 ///   deleted; a repeat returns the original without writing anything.
-/// - Tombstones keep their sequence number and are neither edited nor deleted again.
+/// - Tombstones keep their sequence number and are neither edited nor deleted again; deleting a
+///   message takes back its mentions.
+/// - A mention counts for a member (in [`ReadMarkerStore::unread_counts`], in
+///   [`MessageStore::mentions`]) while the member stays in the room: leaving takes the member's
+///   mentions and thread markers in the room with it.
 /// - History and change reads cost the same however long the history is; an unknown room has
 ///   none.
 #[async_trait]
@@ -596,12 +613,23 @@ pub trait MessageStore: Send + Sync {
     /// To ensure correctness, in one step: check, in this order, that the room exists
     /// (else [`StoreError::NotFound`]`(Room)`), that the sender is a user and a member of it
     /// (else `NotFound(Member)`: a deleted user stays a member of its direct conversations but
-    /// posts in none), and that `reply_to`, if any, is a message of the same room (else
-    /// `NotFound(Message)`); a refused append changes nothing. Then, if the sender already has a
-    /// message with this `txn_id` (in any room), return it with `created: false` and change
-    /// nothing. Otherwise give the message the room's next sequence number (`last_seq + 1`:
-    /// gapless, strictly increasing) and next change cursor (`last_change + 1`), store it, and
-    /// move the sender's read marker to its sequence number.
+    /// posts in none), that `reply_to`, if any, is a message of the same room (else
+    /// `NotFound(Message)`), and that `thread_root`, if any, is a live message of the same room
+    /// that is not itself a reply in a thread (else `NotFound(Thread)`); a refused append
+    /// changes nothing. Then, if the sender already has a message with this `txn_id` (in any
+    /// room), return it with `created: false` and change nothing. Otherwise give the message the
+    /// room's next sequence number (`last_seq + 1`: gapless, strictly increasing) and next
+    /// change cursor (`last_change + 1`), store it, and move the sender's read marker to its
+    /// sequence number.
+    ///
+    /// Of `mentions`, keep those who are members of the room, in the order given, and count
+    /// the message as a mention of each; with `mentions_room`, of every member but the sender.
+    /// A reply in a thread, in the same step: counts itself in the root's summary
+    /// ([`ThreadSummary::counting`](crate::ThreadSummary::counting)); moves the sender's thread
+    /// marker to itself; and makes the sender, the root's sender and the users kept as
+    /// mentioned in the root or the reply follow the thread, those of them who are members.
+    /// The root's change cursor stays: the reply in the change feed tells a client what
+    /// changed.
     ///
     /// Checking membership in the same step as the append is what makes a send one store call,
     /// and what keeps a member removed while sending from posting after the removal.
@@ -635,6 +663,60 @@ pub trait MessageStore: Send + Sync {
     /// The room's messages whose `change_id` is greater than `after`, ordered by `change_id`,
     /// at most `limit`. An unknown room has none (no error).
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>>;
+
+    /// The live messages that mention `user` (by name or the whole room) in rooms it is a
+    /// member of, sent by others, newest first (by id), with an id below `before`, at most
+    /// `limit`. Costs the same however many messages the rooms hold.
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+}
+
+/// Threads: a root message and the replies that name it, in the room's sequence.
+///
+/// # Contract
+///
+/// - A thread's summary and a follower's unread count are kept as each reply is stored (see
+///   [`MessageStore::append_message`]): reading them costs the same however long the thread.
+/// - A member's marker in a thread only moves forward. Reading a thread does not follow it.
+/// - Reads of an unknown room or thread are empty, not errors.
+#[async_trait]
+pub trait ThreadStore: Send + Sync {
+    /// A page of the replies in the thread of `root`, as [`MessageStore::messages`] pages a
+    /// room's history.
+    async fn replies(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        range: SeqRange,
+    ) -> StoreResult<Vec<Message>>;
+
+    /// The room's threads (roots with replies, tombstones included), the most recently
+    /// active first: those whose newest reply is numbered below `before`, at most `limit`,
+    /// each with the replies `viewer` has not read (all of them without a marker).
+    async fn threads(
+        &self,
+        room: RoomId,
+        viewer: UserId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Thread>>;
+
+    /// Moves `user`'s marker in the thread of `root` to its newest reply numbered `seq` or
+    /// less, never back, atomically; returns the replies left unread.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Member` when `user` is not a member of the room;
+    /// `Thread` when `root` is not a message of the room, or is a reply itself).
+    async fn mark_thread_read(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        user: UserId,
+        seq: u64,
+    ) -> StoreResult<u64>;
 }
 
 /// Reactions: a member's mark of a key (an emoji, a shortcode) on a message.
@@ -702,6 +784,16 @@ pub trait ReadMarkerStore: Send + Sync {
     ///
     /// Errors: [`StoreError::NotFound`] (`Member`).
     async fn advance_read_marker(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<u64>;
+
+    /// `user`'s unread mentions and unread replies in followed threads, per room it is a
+    /// member of (only `room`, when given), leaving out rooms where both are 0. A mention is
+    /// unread while its message is after the user's read marker. Costs the same however long
+    /// the history.
+    async fn unread_counts(
+        &self,
+        user: UserId,
+        room: Option<RoomId>,
+    ) -> StoreResult<Vec<UnreadCounts>>;
 }
 
 /// Counters of attempts in fixed windows, keyed by text (the failed-login lockout uses one per

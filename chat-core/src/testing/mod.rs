@@ -296,6 +296,7 @@ macro_rules! store_conformance_tests {
             // messages
             messages_get_gapless_sequence_numbers,
             reactions_are_members_own_and_on_every_message_returned,
+            threads_and_mentions_through_the_engine,
             message_input_is_validated,
             invisible_text_is_refused,
             non_members_cannot_read_or_post,
@@ -348,6 +349,10 @@ macro_rules! store_conformance_tests {
             store_appends_arriving_together_are_each_judged_alone,
             store_reactions_are_one_per_member_key_and_message,
             store_concurrent_reactions_count_exactly,
+            store_thread_replies_are_counted_on_their_root,
+            store_threads_are_listed_by_activity_with_followers_unread,
+            store_concurrent_replies_keep_the_thread_count_exact,
+            store_mentions_count_for_members_until_read,
             store_add_member_checks_capacity_and_duplicates,
             store_read_marker_is_monotonic,
             store_unique_keys_map_to_conflicts,

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_core::{MessageCursor, Sent, UserId};
+use chat_core::{MessageCursor, MessageId, Sent, UserId};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -57,7 +57,7 @@ pub(crate) async fn send(
     Ok(sent(&state, message))
 }
 
-/// A page of history, oldest first.
+/// A page of history, oldest first; with `thread_root`, of that thread's replies only.
 #[utoipa::path(get, path = "/rooms/{id}/messages", tag = "messages",
     params(("id" = Uuid, Path), HistoryQuery),
     responses((status = 200, body = HistoryOut), (status = "4XX", body = ErrorBody)),
@@ -68,10 +68,20 @@ pub(crate) async fn list(
     Path(id): Path<Uuid>,
     Query(query): Query<HistoryQuery>,
 ) -> ApiResult<axum::Json<HistoryOut>> {
-    let found = state
-        .chat
-        .history(actor.user_id, room_id(id), history_query(query))
-        .await?;
+    let room = room_id(id);
+    let found = match query.thread_root {
+        Some(root) => {
+            let query = history_query(query);
+            let replies = state
+                .chat
+                .thread_replies(actor.user_id, room, MessageId(root), query);
+            replies.await?
+        }
+        None => {
+            let query = history_query(query);
+            state.chat.history(actor.user_id, room, query).await?
+        }
+    };
     Ok(axum::Json(found.into()))
 }
 
@@ -274,12 +284,16 @@ pub(crate) async fn unread_summary(
     let summary = state.chat.unread_summary(actor.user_id).await?;
     Ok(axum::Json(UnreadSummaryOut {
         total: summary.total,
+        mentions: summary.mentions,
+        threads: summary.threads,
         rooms: summary
             .rooms
             .into_iter()
             .map(|r| RoomUnreadOut {
                 room_id: r.room_id.0,
                 unread: r.unread,
+                mentions: r.mentions,
+                threads: r.threads,
             })
             .collect(),
     }))

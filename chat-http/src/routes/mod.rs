@@ -4,6 +4,7 @@
 pub(crate) mod accounts;
 pub(crate) mod messages;
 pub(crate) mod rooms;
+pub(crate) mod threads;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -64,6 +65,11 @@ pub(crate) fn api() -> Router<AppState> {
             "/rooms/{id}/messages/{message_id}/reactions/{key}",
             put(messages::add_reaction).delete(messages::remove_reaction),
         )
+        .route("/rooms/{id}/threads", get(threads::threads))
+        .route(
+            "/rooms/{id}/threads/{root_id}/read",
+            post(threads::mark_thread_read),
+        )
         .route("/rooms/{id}/read", post(rooms::mark_read))
         .route("/rooms/{id}/unread", get(rooms::unread))
         .route("/direct", get(messages::conversations))
@@ -74,5 +80,6 @@ pub(crate) fn api() -> Router<AppState> {
         .route("/unread", get(messages::unread_summary))
         .route("/messages/unread", get(messages::unread_messages))
         .route("/messages/received", get(messages::received))
+        .route("/messages/mentions", get(threads::mentions))
         .route("/events", get(crate::ws::events))
 }

@@ -267,6 +267,8 @@ pub(crate) async fn mark_read(
         room_id: id,
         last_read_seq: read.last_read_seq,
         unread: read.unread,
+        mentions: read.mentions,
+        threads: read.threads,
     }))
 }
 
@@ -285,5 +287,7 @@ pub(crate) async fn unread(
         last_read_seq: read.last_read_seq,
         last_seq: read.last_seq,
         unread: read.unread,
+        mentions: read.mentions,
+        threads: read.threads,
     }))
 }

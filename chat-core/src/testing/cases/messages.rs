@@ -797,3 +797,106 @@ pub async fn reactions_are_members_own_and_on_every_message_returned(h: Harness)
     let first_reaction = heard.iter().position(|e| e.name() == "reaction.added");
     assert!(created < first_reaction);
 }
+
+pub async fn threads_and_mentions_through_the_engine(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let eve = chat.new_user("eve").await;
+    let room = chat.new_room(&alice, "threads").await;
+    for user in [&bob, &carol] {
+        chat.join_room(user.id, room.id, None).await.unwrap();
+    }
+    let root = chat
+        .send(alice.id, room.id, NewMessage::text("plans?"))
+        .await
+        .unwrap()
+        .message;
+    // Bob replies mentioning carol, eve (no member) and himself twice: carol alone is kept.
+    let new = NewMessage::text("friday")
+        .in_thread(root.id)
+        .mentioning(carol.id)
+        .mentioning(eve.id)
+        .mentioning(bob.id)
+        .mentioning(carol.id);
+    let reply = chat.send(bob.id, room.id, new).await.unwrap().message;
+    assert_eq!(reply.thread_root, Some(root.id));
+    assert_eq!(reply.mentions, [carol.id]);
+
+    // Alice (the root's sender) and carol (mentioned) follow; both see one unread reply.
+    for user in [&alice, &carol] {
+        let summary = chat.unread_summary(user.id).await.unwrap();
+        assert_eq!(summary.threads, 1, "{}", user.username);
+    }
+    let carols = chat.read_state(carol.id, room.id).await.unwrap();
+    assert_eq!((carols.unread, carols.mentions, carols.threads), (2, 1, 1));
+    let summary = chat.unread_summary(carol.id).await.unwrap();
+    assert_eq!((summary.total, summary.mentions), (2, 1));
+    let threads = chat.threads(alice.id, room.id, None, None).await.unwrap();
+    assert_eq!(threads.items.len(), 1);
+    assert_eq!(threads.items[0].unread, 1);
+    let thread = threads.items[0].root.thread.clone().unwrap();
+    assert_eq!(
+        (thread.reply_count, thread.participants.clone()),
+        (1, vec![bob.id])
+    );
+    let replies = chat.thread_replies(carol.id, room.id, root.id, HistoryQuery::default());
+    assert_eq!(
+        replies.await.unwrap().items,
+        vec![reply.clone().seen_by(carol.id)]
+    );
+    let mentions = chat.mentions(carol.id, None, None).await.unwrap();
+    assert_eq!(
+        mentions.items.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [reply.id]
+    );
+    assert_eq!(
+        chat.mark_thread_read(alice.id, room.id, root.id, reply.seq)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(chat.unread_summary(alice.id).await.unwrap().threads, 0);
+    let read = chat.mark_read(carol.id, room.id, reply.seq).await.unwrap();
+    assert_eq!(read.mentions, 0, "the read marker passed the mention");
+
+    // The rules: a thread's root; the whole room for managers; a bounded mention list.
+    assert_err!(
+        chat.send(bob.id, room.id, NewMessage::text("x").in_thread(reply.id))
+            .await,
+        Error::Invalid {
+            field: Field::ThreadRoot,
+            ..
+        }
+    );
+    let everyone = NewMessage {
+        mentions_room: true,
+        ..NewMessage::text("all hands")
+    };
+    assert_err!(
+        chat.send(bob.id, room.id, everyone.clone()).await,
+        Error::Forbidden(Denied::NotManager)
+    );
+    chat.send(alice.id, room.id, everyone).await.unwrap();
+    assert_eq!(chat.read_state(bob.id, room.id).await.unwrap().mentions, 1);
+    let many = NewMessage {
+        mentions: vec![carol.id; chat.config().max_mentions + 1],
+        ..NewMessage::text("crowd")
+    };
+    assert_err!(
+        chat.send(alice.id, room.id, many).await,
+        Error::Invalid {
+            field: Field::Mentions,
+            ..
+        }
+    );
+    assert_err!(
+        chat.mark_thread_read(eve.id, room.id, root.id, 1).await,
+        Error::Forbidden(Denied::NotMember)
+    );
+    assert_err!(
+        chat.mark_thread_read(alice.id, room.id, reply.id, 1).await,
+        Error::NotFound(Entity::Thread)
+    );
+}

@@ -127,14 +127,20 @@ pub async fn unread_summary_spans_all_rooms(h: Harness) {
         RoomUnread {
             room_id: one.id,
             unread: 2,
+            mentions: 0,
+            threads: 0,
         },
         RoomUnread {
             room_id: two.id,
             unread: 1,
+            mentions: 0,
+            threads: 0,
         },
         RoomUnread {
             room_id: direct.message.room_id,
             unread: 1,
+            mentions: 0,
+            threads: 0,
         },
     ];
     expected.sort_by_key(|r| r.room_id);

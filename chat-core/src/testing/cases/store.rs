@@ -68,6 +68,9 @@ fn message(n: u128, room: &Room, sender: u128, txn_id: Option<&str>) -> NewStore
         sender: UserId(id(sender)),
         body: format!("message {n}"),
         reply_to: None,
+        thread_root: None,
+        mentions: Vec::new(),
+        mentions_room: false,
         txn_id: txn_id.map(str::to_owned),
         metadata: None,
         created_at: epoch(),
@@ -1543,4 +1546,391 @@ pub async fn store_connections_count_until_they_expire(h: Harness) {
     );
     assert_eq!(online(vec![alice, bob], 2).await, [alice]);
     assert_eq!(online(vec![alice, bob], 4).await, []);
+}
+
+/// A room 300 with members 1 (owner), 2, 3 and 4, and user 5 who is no member.
+async fn thread_room(
+    h: &Harness,
+) -> (
+    std::sync::Arc<dyn crate::store::Store>,
+    crate::testing::Guard,
+    Room,
+) {
+    let (store, guard, _) = seeded(h).await;
+    for (n, name) in [(3, "three"), (4, "four"), (5, "five")] {
+        store.insert_user(&user(n, name), None).await.unwrap();
+    }
+    let room = room(300, None);
+    store
+        .create_room(&room, &member(&room, 1, Role::Owner))
+        .await
+        .unwrap();
+    for n in 2..=4 {
+        store
+            .add_member(&member(&room, n, Role::Member))
+            .await
+            .unwrap();
+    }
+    (store, guard, room)
+}
+
+fn reply(n: u128, room: &Room, sender: u128, root: MessageId) -> NewStoredMessage {
+    NewStoredMessage {
+        thread_root: Some(root),
+        ..message(n, room, sender, None)
+    }
+}
+
+pub async fn store_thread_replies_are_counted_on_their_root(h: Harness) {
+    let (store, _guard, room) = thread_room(&h).await;
+    let root = store.append_message(&message(1, &room, 1, None)).await;
+    let root = root.unwrap().message;
+    store
+        .append_message(&message(2, &room, 2, None))
+        .await
+        .unwrap();
+    let first = store.append_message(&reply(3, &room, 2, root.id)).await;
+    let first = first.unwrap().message;
+    assert_eq!((first.seq, first.thread_root), (3, Some(root.id)));
+    store
+        .append_message(&reply(4, &room, 3, root.id))
+        .await
+        .unwrap();
+    store
+        .append_message(&reply(5, &room, 2, root.id))
+        .await
+        .unwrap();
+
+    let root = store.message(root.id).await.unwrap().unwrap();
+    let summary = root
+        .thread
+        .clone()
+        .expect("a root with replies has a summary");
+    assert_eq!(summary.reply_count, 3);
+    assert_eq!(summary.last_reply_seq, 5);
+    assert_eq!(summary.participants, vec![UserId(id(2)), UserId(id(3))]);
+    assert_eq!(root.change_id, 1, "a reply does not change its root");
+    // Replies keep the room's gapless sequence, and a thread pages like history.
+    let all = SeqRange {
+        before: None,
+        after: None,
+        limit: 10,
+    };
+    let history = store.messages(room.id, all).await.unwrap();
+    let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(history[0].thread, root.thread, "history shows the summary");
+    let replies = store.replies(room.id, root.id, all).await.unwrap();
+    let seqs: Vec<u64> = replies.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    let older = SeqRange {
+        before: Some(5),
+        after: None,
+        limit: 1,
+    };
+    let older = store.replies(room.id, root.id, older).await.unwrap();
+    assert_eq!(older.iter().map(|m| m.seq).collect::<Vec<_>>(), [4]);
+    let newer = SeqRange {
+        before: None,
+        after: Some(3),
+        limit: 1,
+    };
+    let newer = store.replies(room.id, root.id, newer).await.unwrap();
+    assert_eq!(newer.iter().map(|m| m.seq).collect::<Vec<_>>(), [4]);
+    let none = store.replies(room.id, first.id, all).await.unwrap();
+    assert!(none.is_empty(), "a reply has no thread of its own");
+    let unknown = store.replies(RoomId(id(999)), root.id, all).await.unwrap();
+    assert!(unknown.is_empty());
+
+    // What may not start a thread: a reply, a tombstone, another room's message, nothing.
+    let other = store
+        .append_message(&message(6, &seeded_room(), 1, None))
+        .await;
+    let other = other.unwrap().message;
+    let gone = store.append_message(&message(7, &room, 1, None)).await;
+    let gone = gone.unwrap().message;
+    store.delete_message(gone.id, epoch()).await.unwrap();
+    let before = store.room(room.id).await.unwrap().unwrap();
+    for (n, root) in [
+        (8, first.id),
+        (9, gone.id),
+        (10, other.id),
+        (11, MessageId(id(77))),
+    ] {
+        assert_err!(
+            store.append_message(&reply(n, &room, 2, root)).await,
+            StoreError::NotFound(Entity::Thread)
+        );
+    }
+    let after = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.last_seq, after.last_change),
+        (before.last_seq, before.last_change),
+        "a refused reply changes nothing"
+    );
+    // Deleting a root leaves its thread (a tombstone with a summary) and its replies.
+    store.delete_message(root.id, epoch()).await.unwrap();
+    let tombstone = store.message(root.id).await.unwrap().unwrap();
+    assert_eq!(tombstone.thread.map(|t| t.reply_count), Some(3));
+    assert_eq!(store.replies(room.id, root.id, all).await.unwrap().len(), 3);
+}
+
+/// Room 100 of [`seeded`], where only user 1 is a member.
+fn seeded_room() -> Room {
+    room(100, Some(2))
+}
+
+pub async fn store_threads_are_listed_by_activity_with_followers_unread(h: Harness) {
+    let (store, _guard, room) = thread_room(&h).await;
+    let (one, two, three, four) = (UserId(id(1)), UserId(id(2)), UserId(id(3)), UserId(id(4)));
+    let a = store
+        .append_message(&message(1, &room, 1, None))
+        .await
+        .unwrap()
+        .message;
+    let b = store
+        .append_message(&message(2, &room, 2, None))
+        .await
+        .unwrap()
+        .message;
+    // 2 replies in a; 3 replies in b, mentioning 4; then 2 replies in a again.
+    store
+        .append_message(&reply(3, &room, 2, a.id))
+        .await
+        .unwrap();
+    store
+        .append_message(&NewStoredMessage {
+            mentions: vec![four],
+            ..reply(4, &room, 3, b.id)
+        })
+        .await
+        .unwrap();
+    store
+        .append_message(&reply(5, &room, 2, a.id))
+        .await
+        .unwrap();
+
+    let threads = store.threads(room.id, one, None, 10).await.unwrap();
+    let roots: Vec<MessageId> = threads.iter().map(|t| t.root.id).collect();
+    assert_eq!(roots, [a.id, b.id], "the most recently active first");
+    let unread: Vec<u64> = threads.iter().map(|t| t.unread).collect();
+    assert_eq!(unread, [2, 1]);
+    let page = store.threads(room.id, one, Some(5), 10).await.unwrap();
+    assert_eq!(page.iter().map(|t| t.root.id).collect::<Vec<_>>(), [b.id]);
+    let mine = store.threads(room.id, two, None, 10).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|t| t.unread).collect::<Vec<_>>(),
+        [0, 1],
+        "a replier has read the thread up to its own reply"
+    );
+
+    // Who follows: the root's sender (1 in a; 2 in b), repliers (2 in a; 3 in b), the
+    // mentioned (4 in b). One follows a; two follows a and b; three follows b; four follows b.
+    let threads_of = |user| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let counts = store.unread_counts(user, None).await.unwrap();
+            counts.iter().map(|c| c.threads).sum::<u64>()
+        }
+    };
+    assert_eq!(threads_of(one).await, 2);
+    assert_eq!(threads_of(two).await, 1, "b's reply from three");
+    assert_eq!(threads_of(three).await, 0);
+    assert_eq!(threads_of(four).await, 1);
+
+    // A marker moves to the newest reply at or below the sequence number given, never back.
+    assert_eq!(
+        store.mark_thread_read(room.id, a.id, one, 4).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.mark_thread_read(room.id, a.id, one, 1).await.unwrap(),
+        1
+    );
+    assert_eq!(threads_of(one).await, 1);
+    assert_eq!(
+        store.mark_thread_read(room.id, a.id, one, 5).await.unwrap(),
+        0
+    );
+    assert_eq!(threads_of(one).await, 0);
+    assert!(store.unread_counts(one, None).await.unwrap().is_empty());
+    // Reading a thread does not follow it.
+    assert_eq!(
+        store
+            .mark_thread_read(room.id, a.id, four, 3)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(threads_of(four).await, 1, "still only b");
+    // Errors: a non-member; a root that is a reply or of no thread-starting kind.
+    assert_err!(
+        store
+            .mark_thread_read(room.id, a.id, UserId(id(5)), 5)
+            .await,
+        StoreError::NotFound(Entity::Member)
+    );
+    let a_reply = store.replies(
+        room.id,
+        a.id,
+        SeqRange {
+            before: None,
+            after: None,
+            limit: 1,
+        },
+    );
+    let a_reply = a_reply.await.unwrap().remove(0);
+    assert_err!(
+        store.mark_thread_read(room.id, a_reply.id, one, 5).await,
+        StoreError::NotFound(Entity::Thread)
+    );
+    assert_err!(
+        store
+            .mark_thread_read(room.id, MessageId(id(77)), one, 5)
+            .await,
+        StoreError::NotFound(Entity::Thread)
+    );
+    // Leaving takes the member's thread markers: back, it follows nothing.
+    store.remove_member(room.id, four).await.unwrap();
+    store
+        .add_member(&member(&room, 4, Role::Member))
+        .await
+        .unwrap();
+    assert_eq!(threads_of(four).await, 0);
+}
+
+pub async fn store_concurrent_replies_keep_the_thread_count_exact(h: Harness) {
+    const REPLIES: u128 = 40;
+    let (store, _guard, _) = seeded(&h).await;
+    let room = room(300, None);
+    store
+        .create_room(&room, &member(&room, 1, Role::Owner))
+        .await
+        .unwrap();
+    for n in 10..10 + REPLIES {
+        store
+            .insert_user(&user(n, &format!("u{n}")), None)
+            .await
+            .unwrap();
+        store
+            .add_member(&member(&room, n, Role::Member))
+            .await
+            .unwrap();
+    }
+    let root = store
+        .append_message(&message(1, &room, 1, None))
+        .await
+        .unwrap()
+        .message;
+    let tasks: Vec<_> = (10..10 + REPLIES)
+        .map(|n| {
+            let store = std::sync::Arc::clone(&store);
+            // Each mentions the root's sender, and someone who is no member.
+            let new = NewStoredMessage {
+                mentions: vec![UserId(id(1)), UserId(id(5555))],
+                ..reply(1000 + n, &room, n, root.id)
+            };
+            tokio::spawn(async move { store.append_message(&new).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap().created);
+    }
+    let summary = store
+        .message(root.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .thread
+        .unwrap();
+    assert_eq!(summary.reply_count, REPLIES as u64);
+    assert_eq!(summary.last_reply_seq, 1 + REPLIES as u64);
+    assert_eq!(
+        summary.participants.len(),
+        crate::ThreadSummary::MAX_PARTICIPANTS
+    );
+    let all = SeqRange {
+        before: None,
+        after: None,
+        limit: 100,
+    };
+    let replies = store.replies(room.id, root.id, all).await.unwrap();
+    let seqs: Vec<u64> = replies.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (2..=1 + REPLIES as u64).collect::<Vec<_>>());
+    assert!(replies.iter().all(|m| m.mentions == [UserId(id(1))]));
+    // The root's sender follows, and has read none of them; each mentions it.
+    let counts = store.unread_counts(UserId(id(1)), None).await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].threads, counts[0].mentions),
+        (REPLIES as u64, REPLIES as u64)
+    );
+}
+
+pub async fn store_mentions_count_for_members_until_read(h: Harness) {
+    let (store, _guard, room) = thread_room(&h).await;
+    let (one, two, three, five) = (UserId(id(1)), UserId(id(2)), UserId(id(3)), UserId(id(5)));
+    let named = NewStoredMessage {
+        mentions: vec![two, five, three],
+        ..message(1, &room, 4, None)
+    };
+    let named = store.append_message(&named).await.unwrap().message;
+    assert_eq!(
+        named.mentions,
+        [two, three],
+        "a user who is no member is dropped"
+    );
+    assert_eq!(
+        store.message(named.id).await.unwrap().unwrap().mentions,
+        [two, three]
+    );
+    let everyone = NewStoredMessage {
+        mentions_room: true,
+        ..message(2, &room, 1, None)
+    };
+    let everyone = store.append_message(&everyone).await.unwrap().message;
+    assert!(everyone.mentions_room);
+    store
+        .append_message(&message(3, &room, 2, None))
+        .await
+        .unwrap();
+
+    let mentions_of = |user| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let counts = store.unread_counts(user, Some(room.id)).await.unwrap();
+            counts.first().map_or(0, |c| c.mentions)
+        }
+    };
+    assert_eq!(
+        mentions_of(one).await,
+        0,
+        "the room's mention is not its sender's"
+    );
+    assert_eq!(mentions_of(three).await, 2);
+    // Two's own message moved its marker past both.
+    assert_eq!(mentions_of(two).await, 0);
+    assert_eq!(mentions_of(UserId(id(4))).await, 1);
+    // The marker passing a mention clears it.
+    store.advance_read_marker(room.id, three, 1).await.unwrap();
+    assert_eq!(mentions_of(three).await, 1);
+    // Listed newest first, the whole room's included, others' only.
+    let listed = store.mentions(three, None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [everyone.id, named.id]
+    );
+    let older = store.mentions(three, Some(everyone.id), 10).await.unwrap();
+    assert_eq!(older.iter().map(|m| m.id).collect::<Vec<_>>(), [named.id]);
+    assert_eq!(store.mentions(three, None, 1).await.unwrap().len(), 1);
+    assert!(store.mentions(one, None, 10).await.unwrap().is_empty());
+    // Deleting a message takes its mentions back.
+    store.delete_message(everyone.id, epoch()).await.unwrap();
+    assert_eq!(mentions_of(three).await, 0);
+    let listed = store.mentions(three, None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|m| m.id).collect::<Vec<_>>(), [named.id]);
+    // Leaving takes them too.
+    store.remove_member(room.id, three).await.unwrap();
+    assert!(store.mentions(three, None, 10).await.unwrap().is_empty());
+    assert!(store.unread_counts(three, None).await.unwrap().is_empty());
 }
