@@ -1012,3 +1012,129 @@ impl OneshotText for axum::Router {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 }
+
+#[tokio::test]
+async fn threads_and_mentions_over_rest() {
+    let app = App::new();
+    let (alice, alice_id) = app.signup("alice").await;
+    let (bob, bob_id) = app.signup("bob").await;
+    let (_, eve_id) = app.signup("eve").await;
+    let room = app.room(&alice, json!({ "name": "general" })).await;
+    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    let messages = format!("/rooms/{room}/messages");
+    let root = app
+        .post(&messages, &alice, json!({ "body": "plans?" }))
+        .await;
+    let root_id = root.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            &root.body["thread_root"],
+            &root.body["thread"],
+            &root.body["mentions"]
+        ),
+        (&json!(null), &json!(null), &json!([]))
+    );
+    let reply = app
+        .post(
+            &messages,
+            &bob,
+            json!({ "body": "friday", "thread_root": root_id, "mentions": [alice_id, eve_id] }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["thread_root"], root_id.as_str());
+    assert_eq!(
+        reply.body["mentions"],
+        json!([alice_id]),
+        "eve is no member"
+    );
+    let reply_id = reply.body["id"].as_str().unwrap().to_owned();
+    let reply_seq = reply.body["seq"].as_u64().unwrap();
+
+    // The root carries the summary; the thread pages like history.
+    let history = app.get(&messages, &alice).await;
+    let summary = &history.body["items"][0]["thread"];
+    assert_eq!(
+        (&summary["reply_count"], &summary["participants"]),
+        (&json!(1), &json!([bob_id]))
+    );
+    let thread = app
+        .get(&format!("{messages}?thread_root={root_id}"), &alice)
+        .await;
+    let ids: Vec<&str> = thread.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [reply_id.as_str()]);
+    let threads = app.get(&format!("/rooms/{room}/threads"), &alice).await;
+    assert_eq!(threads.status, StatusCode::OK);
+    assert_eq!(threads.body["items"][0]["root"]["id"], root_id.as_str());
+    assert_eq!(threads.body["items"][0]["unread"], 1);
+
+    // Alice's counts: one unread reply in a thread she started, one mention.
+    let unread = app.get("/unread", &alice).await;
+    assert_eq!(
+        (&unread.body["mentions"], &unread.body["threads"]),
+        (&json!(1), &json!(1))
+    );
+    let in_room = app.get(&format!("/rooms/{room}/unread"), &alice).await;
+    assert_eq!(
+        (&in_room.body["mentions"], &in_room.body["threads"]),
+        (&json!(1), &json!(1))
+    );
+    let mentions = app.get("/messages/mentions", &alice).await;
+    assert_eq!(mentions.body["items"][0]["id"], reply_id.as_str());
+    let marked = app
+        .post(
+            &format!("/rooms/{room}/threads/{root_id}/read"),
+            &alice,
+            json!({ "seq": reply_seq }),
+        )
+        .await;
+    assert_eq!(
+        (marked.status, &marked.body["unread"]),
+        (StatusCode::OK, &json!(0))
+    );
+    let read = app
+        .post(
+            &format!("/rooms/{room}/read"),
+            &alice,
+            json!({ "seq": reply_seq }),
+        )
+        .await;
+    assert_eq!(
+        (&read.body["mentions"], &read.body["threads"]),
+        (&json!(0), &json!(0))
+    );
+
+    // The rules: a reply is no thread root (422); the whole room is for managers (403).
+    let nested = app
+        .post(
+            &messages,
+            &alice,
+            json!({ "body": "x", "thread_root": reply_id }),
+        )
+        .await;
+    assert_eq!(nested.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let everyone = app
+        .post(
+            &messages,
+            &bob,
+            json!({ "body": "all", "mentions_room": true }),
+        )
+        .await;
+    assert_eq!(everyone.status, StatusCode::FORBIDDEN);
+    let not_a_root = app
+        .post(
+            &format!("/rooms/{room}/threads/{reply_id}/read"),
+            &alice,
+            json!({ "seq": 1 }),
+        )
+        .await;
+    assert_eq!(not_a_root.status, StatusCode::NOT_FOUND);
+    let bad_cursor = app.get("/messages/mentions?cursor=nope", &alice).await;
+    assert_eq!(bad_cursor.status, StatusCode::BAD_REQUEST);
+}

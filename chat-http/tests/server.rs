@@ -279,3 +279,56 @@ async fn reactions_reach_members_live() {
         "each change moves the message along the change feed"
     );
 }
+
+#[tokio::test]
+async fn thread_replies_and_mentions_travel_over_the_socket() {
+    let app = App::new();
+    let base = app.serve().await;
+    let (alice, alice_id) = app.signup("alice").await;
+    let (bob, _) = app.signup("bob").await;
+    let room = app.room(&alice, json!({ "name": "general" })).await;
+    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    let root = app
+        .post(
+            &format!("/rooms/{room}/messages"),
+            &alice,
+            json!({ "body": "plans?" }),
+        )
+        .await;
+    let root = root.body["id"].as_str().unwrap().to_owned();
+    let mut alice_socket = connect(&base, Some(&alice), None).await;
+    let mut bob_socket = connect(&base, Some(&bob), None).await;
+
+    let send = json!({
+        "type": "send", "room_id": room, "body": "friday", "txn_id": "t1",
+        "thread_root": root, "mentions": [alice_id],
+    });
+    bob_socket
+        .send(Message::text(send.to_string()))
+        .await
+        .unwrap();
+    let ack = expect_frame(&mut bob_socket, "ack").await;
+    assert_eq!(ack["message"]["thread_root"], root.as_str());
+    let event = expect_frame(&mut alice_socket, "message.created").await;
+    assert_eq!(
+        (
+            &event["message"]["thread_root"],
+            &event["message"]["mentions"]
+        ),
+        (&json!(root), &json!([alice_id]))
+    );
+    // A member may not mention the whole room: an error frame, the socket stays.
+    let everyone = json!({
+        "type": "send", "room_id": room, "body": "all", "txn_id": "t2", "mentions_room": true,
+    });
+    bob_socket
+        .send(Message::text(everyone.to_string()))
+        .await
+        .unwrap();
+    let error = expect_frame(&mut bob_socket, "error").await;
+    assert_eq!(
+        (error["txn_id"].as_str(), error["error"]["code"].as_str()),
+        (Some("t2"), Some("forbidden"))
+    );
+}
