@@ -78,7 +78,7 @@ fn send(c: &mut Criterion) {
 /// keep seeding short; reads do not depend on it), and a reader's marker halfway.
 async fn seeded(messages: u64) -> (TempDir, Fixture, UserId) {
     let (dir, fixture) = fixture(2, Durability::Background).await;
-    fixture.sends(messages, 1).await;
+    fixture.sends(messages, 1, benches::SendKind::Plain).await;
     let reader = fixture.senders[1];
     fixture
         .chat

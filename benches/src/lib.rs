@@ -67,20 +67,30 @@ impl Fixture {
         new_message(&self.room, sender, n)
     }
 
-    /// `rows` appends from `senders` concurrent tasks, each sending its share back to back;
-    /// the time they took.
-    pub async fn sends(&self, rows: u64, senders: usize) -> Duration {
+    /// `rows` appends of `kind` from `senders` concurrent tasks, each sending its share back
+    /// to back; the time they took.
+    pub async fn sends(&self, rows: u64, senders: usize, kind: SendKind) -> Duration {
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
+        // Each sender mentions the room's owner (who is not among the senders when one sends).
+        let owner = self.senders[0];
         for (i, sender) in self.senders.iter().take(senders).enumerate() {
             let share = rows / senders as u64 + u64::from((i as u64) < rows % senders as u64);
             let (store, room, sender) = (Arc::clone(&self.store), self.room.clone(), *sender);
+            let mentioned = if sender == owner {
+                self.senders[1]
+            } else {
+                owner
+            };
             tasks.spawn(async move {
                 for n in 0..share {
-                    store
-                        .append_message(&new_message(&room, sender, n))
-                        .await
-                        .expect("append");
+                    let mut message = new_message(&room, sender, n);
+                    match kind {
+                        SendKind::Plain => {}
+                        SendKind::Mention => message.mentions = vec![mentioned],
+                        SendKind::ThreadReply(root) => message.thread_root = Some(root),
+                    }
+                    store.append_message(&message).await.expect("append");
                 }
             });
         }
@@ -89,6 +99,17 @@ impl Fixture {
         }
         start.elapsed()
     }
+}
+
+/// What each send of a benchmark carries besides its text.
+#[derive(Debug, Clone, Copy)]
+pub enum SendKind {
+    /// Nothing else.
+    Plain,
+    /// A mention of another member.
+    Mention,
+    /// It replies in the thread of this root (all sends in the same thread).
+    ThreadReply(MessageId),
 }
 
 /// A message as the store receives it.
@@ -180,16 +201,34 @@ pub fn send_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, Wa
     group
 }
 
-/// The store's appends with 1 and with 64 concurrent senders, into `group`.
+/// The store's appends with 1 and with 64 concurrent senders, into `group`: plain
+/// (`store`), each mentioning a member (`store_mention`), and each a reply in one thread
+/// (`store_thread_reply`), so the cost of a mention and of a thread reply reads against a plain
+/// send of the same run.
 pub fn bench_store_sends(
     group: &mut BenchmarkGroup<'_, WallTime>,
     rt: &Runtime,
     fixture: &Fixture,
 ) {
+    let root = rt
+        .block_on(
+            fixture
+                .store
+                .append_message(&fixture.message(fixture.senders[0], 0)),
+        )
+        .expect("thread root")
+        .message
+        .id;
+    let kinds = [
+        ("store", SendKind::Plain),
+        ("store_mention", SendKind::Mention),
+        ("store_thread_reply", SendKind::ThreadReply(root)),
+    ];
     for senders in [1, 64] {
-        group.bench_function(
-            BenchmarkId::new("store", format!("{senders}_senders")),
-            |b| b.iter_custom(|rows| rt.block_on(fixture.sends(rows, senders))),
-        );
+        for (name, kind) in kinds {
+            group.bench_function(BenchmarkId::new(name, format!("{senders}_senders")), |b| {
+                b.iter_custom(|rows| rt.block_on(fixture.sends(rows, senders, kind)))
+            });
+        }
     }
 }

@@ -46,11 +46,15 @@ CREATE FUNCTION message_appended_extras() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     root messages%ROWTYPE;
 BEGIN
-    IF NEW.mentions IS NOT NULL OR NEW.mentions_room THEN
+    IF NEW.mentions_room THEN
         INSERT INTO mentions (user_id, room_id, seq, message_id)
         SELECT user_id, NEW.room_id, NEW.seq, NEW.id FROM members
-        WHERE room_id = NEW.room_id AND user_id <> NEW.sender
-          AND (NEW.mentions_room OR user_id = ANY (NEW.mentions));
+        WHERE room_id = NEW.room_id AND user_id <> NEW.sender;
+    ELSIF NEW.mentions IS NOT NULL THEN
+        -- The append kept members only.
+        INSERT INTO mentions (user_id, room_id, seq, message_id)
+        SELECT u, NEW.room_id, NEW.seq, NEW.id FROM unnest(NEW.mentions) AS u
+        WHERE u <> NEW.sender;
     END IF;
     IF NEW.thread_root IS NOT NULL THEN
         UPDATE messages SET

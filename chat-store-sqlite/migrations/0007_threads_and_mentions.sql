@@ -37,15 +37,20 @@ CREATE TABLE thread_markers (
 ) WITHOUT ROWID;
 CREATE INDEX thread_markers_by_user ON thread_markers (user_id, room_id);
 
--- What a message's mentions count: each kept name (members only, filtered by the append) or
--- every member, never the sender.
+-- What a message's mentions count: each kept name (the append kept members only, so no
+-- member is read here), or every member; never the sender.
 CREATE TRIGGER messages_mentioning AFTER INSERT ON messages
-    WHEN NEW.mentions IS NOT NULL OR NEW.mentions_room
+    WHEN NEW.mentions IS NOT NULL AND NOT NEW.mentions_room
+BEGIN
+    INSERT INTO mentions (user_id, room_id, seq, message_id)
+    SELECT unhex(value), NEW.room_id, NEW.seq, NEW.id FROM json_each(NEW.mentions)
+    WHERE unhex(value) != NEW.sender;
+END;
+CREATE TRIGGER messages_mentioning_the_room AFTER INSERT ON messages WHEN NEW.mentions_room
 BEGIN
     INSERT INTO mentions (user_id, room_id, seq, message_id)
     SELECT user_id, NEW.room_id, NEW.seq, NEW.id FROM members
-    WHERE room_id = NEW.room_id AND user_id != NEW.sender
-      AND (NEW.mentions_room OR user_id IN (SELECT unhex(value) FROM json_each(NEW.mentions)));
+    WHERE room_id = NEW.room_id AND user_id != NEW.sender;
 END;
 
 -- A reply, in the same statement as its insert: counted on its root, numbered in its thread,

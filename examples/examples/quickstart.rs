@@ -70,6 +70,20 @@ async fn main() -> Result<(), chat_core::Error> {
     let state = bobs_general.mark_read(newest).await?;
     println!("after reading: {} unread in general", state.unread);
 
+    // Bob answers in a thread under "hello!", mentioning Alice; she sees both counted.
+    let reply = NewMessage::text("hi alice!")
+        .in_thread(hello.id)
+        .mentioning(me.id());
+    bobs_general.send(reply).await?;
+    let thread = general.threads(None, None).await?.items.remove(0);
+    let replies = thread.root.thread.map_or(0, |t| t.reply_count);
+    println!("thread under {:?}: {replies} reply", thread.root.body);
+    let alices = me.unread().await?;
+    println!(
+        "alice: {} mention, {} thread reply unread",
+        alices.mentions, alices.threads
+    );
+
     // What is left for Bob: the direct message.
     for message in bob.unread_messages(None, None).await?.items {
         println!("still unread: {}", message.body);

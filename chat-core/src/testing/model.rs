@@ -70,6 +70,23 @@ enum Op {
         room: u8,
         seq: u8,
     },
+    /// A reply in the thread of a message, mentioning a user (or the whole room).
+    Reply {
+        user: u8,
+        root: u8,
+        mention: u8,
+        everyone: bool,
+    },
+    MarkThreadRead {
+        user: u8,
+        root: u8,
+        seq: u8,
+    },
+    /// A room's threads and a user's mentions.
+    Threads {
+        user: u8,
+        room: u8,
+    },
     History {
         user: u8,
         room: u8,
@@ -115,6 +132,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (n(), any::<u8>(), 0..3u8, any::<bool>())
             .prop_map(|(user, message, key, add)| Op::React { user, message, key, add }),
         2 => (n(), n(), 0..8u8).prop_map(|(user, room, seq)| Op::MarkRead { user, room, seq }),
+        2 => (n(), any::<u8>(), n(), proptest::bool::weighted(0.2))
+            .prop_map(|(user, root, mention, everyone)| Op::Reply { user, root, mention, everyone }),
+        1 => (n(), any::<u8>(), 0..8u8)
+            .prop_map(|(user, root, seq)| Op::MarkThreadRead { user, root, seq }),
+        1 => (n(), n()).prop_map(|(user, room)| Op::Threads { user, room }),
         2 => (n(), n(), proptest::option::of(0..8u8), proptest::option::of(0..8u8), 0..5u8)
             .prop_map(|(user, room, before, after, limit)| Op::History { user, room, before, after, limit }),
         1 => (n(), n(), 0..8u8).prop_map(|(user, room, cursor)| Op::Changes { user, room, cursor }),
@@ -246,6 +268,31 @@ async fn apply(chat: &TestChat, made: &Made, op: &Op) -> String {
             } else {
                 chat.remove_reaction(user, room, id, key).await
             })
+        }
+        Op::Reply {
+            user,
+            root,
+            mention,
+            everyone,
+        } => {
+            let (room, root) = made.message(root);
+            let mut new = text(mention).in_thread(root).mentioning(made.user(mention));
+            new.mentions_room = everyone;
+            show(chat.send(made.user(user), room, new).await)
+        }
+        Op::MarkThreadRead { user, root, seq } => {
+            let (room, root) = made.message(root);
+            let user = made.user(user);
+            show(
+                chat.mark_thread_read(user, room, root, u64::from(seq))
+                    .await,
+            )
+        }
+        Op::Threads { user, room } => {
+            let user = made.user(user);
+            let threads = chat.threads(user, made.room(room), None, Some(3)).await;
+            let mentions = chat.mentions(user, None, Some(3)).await;
+            format!("{} {}", show(threads), show(mentions))
         }
         Op::MarkRead { user, room, seq } => show(
             chat.mark_read(made.user(user), made.room(room), u64::from(seq))
