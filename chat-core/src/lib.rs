@@ -45,6 +45,7 @@ pub mod ids;
 mod message;
 mod page;
 mod room;
+pub mod search;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -674,6 +674,36 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
+/// `GET /search?q=&room_id=&cursor=&limit=`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default)]
+pub struct SearchQueryIn {
+    /// The words to find (each begins a word of the message; case and accents aside).
+    pub q: Option<String>,
+    /// Only this room.
+    pub room_id: Option<Uuid>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// A message found by a search, and its room.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchHitOut {
+    pub message: MessageOut,
+    pub room_id: Uuid,
+}
+
+impl From<chat_core::Message> for SearchHitOut {
+    fn from(message: chat_core::Message) -> Self {
+        Self {
+            room_id: message.room_id.0,
+            message: message.into(),
+        }
+    }
+}
+
 /// `GET /rooms?mine=&q=&cursor=&limit=`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, messages, rooms, threads};
+use crate::routes::{accounts, messages, rooms, search, threads};
 
 struct BearerAuth;
 
@@ -37,7 +37,7 @@ impl Modify for BearerAuth {
         messages::conversations, messages::send_direct,
         messages::direct_history, messages::unread_summary, messages::unread_messages,
         messages::received,
-        threads::threads, threads::mark_thread_read, threads::mentions,
+        threads::threads, threads::mark_thread_read, threads::mentions, search::search,
         crate::ws::events,
     )
 )]

@@ -67,6 +67,10 @@ fn list_endpoints_declare_their_query_parameters() {
     );
     assert_eq!(query("/rooms/{id}/threads"), names(&["cursor", "limit"]));
     assert_eq!(query("/messages/mentions"), names(&["cursor", "limit"]));
+    assert_eq!(
+        query("/search"),
+        names(&["cursor", "limit", "q", "room_id"])
+    );
     assert_eq!(query("/rooms/{id}/changes"), names(&["limit", "since"]));
     assert_eq!(query("/rooms/{id}/members"), names(&["cursor", "limit"]));
     assert_eq!(query("/events"), names(&["ticket"]));

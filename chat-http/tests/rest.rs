@@ -1138,3 +1138,57 @@ async fn threads_and_mentions_over_rest() {
     let bad_cursor = app.get("/messages/mentions?cursor=nope", &alice).await;
     assert_eq!(bad_cursor.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn search_finds_messages_of_my_rooms() {
+    let app = App::new();
+    let (alice, _) = app.signup("alice").await;
+    let (bob, _) = app.signup("bob").await;
+    let room = app.room(&alice, json!({ "name": "general" })).await;
+    let other = app
+        .room(&bob, json!({ "name": "bob's", "visibility": "private" }))
+        .await;
+    let messages = format!("/rooms/{room}/messages");
+    let sent = app
+        .post(
+            &messages,
+            &alice,
+            json!({ "body": "Rendez-vous au Café 東京タワー" }),
+        )
+        .await;
+    let id = sent.body["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/rooms/{other}/messages"),
+        &bob,
+        json!({ "body": "cafe secret" }),
+    )
+    .await;
+
+    for q in ["cafe", "CAFÉ%20rendez", "%E3%82%BF%E3%83%AF%E3%83%BC"] {
+        let found = app.get(&format!("/search?q={q}"), &alice).await;
+        assert_eq!(found.status, StatusCode::OK, "{q}: {}", found.body);
+        assert_eq!(found.body["items"].as_array().unwrap().len(), 1, "{q}");
+        assert_eq!(found.body["items"][0]["message"]["id"], id.as_str());
+        assert_eq!(found.body["items"][0]["room_id"], room.as_str());
+    }
+    let in_room = app
+        .get(&format!("/search?q=cafe&room_id={room}"), &alice)
+        .await;
+    assert_eq!(in_room.body["items"].as_array().unwrap().len(), 1);
+    let not_mine = app
+        .get(&format!("/search?q=cafe&room_id={other}"), &alice)
+        .await;
+    assert_eq!(not_mine.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/search?q=%21%21", &alice).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.get("/search", &alice).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.get("/search?q=cafe&cursor=x", &alice).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}

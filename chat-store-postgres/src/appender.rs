@@ -33,13 +33,14 @@ const APPEND: &str = "\
         RETURNING id, last_seq, last_change \
     ), inserted AS ( \
         INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                              created_at, change_id, thread_root, mentions, mentions_room) \
+                              created_at, change_id, thread_root, mentions, mentions_room, \
+                              search_terms) \
         SELECT id, last_seq, $2, $3, $4, $5, $6, $7, $8, last_change, $9, \
                CASE WHEN $10::uuid[] IS NULL THEN NULL ELSE ARRAY( \
                    SELECT u FROM unnest($10::uuid[]) WITH ORDINALITY AS t (u, i) \
                    WHERE EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = u) \
                    ORDER BY i) END, \
-               $11 \
+               $11, array_to_tsvector($12::text[]) \
         FROM room \
         RETURNING seq, change_id, mentions \
     ), marked AS ( \
@@ -271,6 +272,7 @@ async fn insert(
                 .then(|| new.mentions.iter().map(|u| u.0).collect::<Vec<_>>()),
         )
         .bind(new.mentions_room)
+        .bind(chat_core::search::terms(&new.body))
         .fetch_optional(c)
         .await?;
     Ok(match row {

@@ -171,13 +171,54 @@ impl PostgresStore {
                 )),
                 other => OpenError::backend(other),
             })?;
+        index_old_messages(&mut c).await?;
         drop(c);
         // A quarter of the pool writes appends; the rest serves reads and other writes.
         let shards = (options.pool_size as usize / 4).clamp(1, 8);
         let appender = std::sync::Arc::new(appender::Appender::spawn(&pool, shards));
         Ok(Self { pool, appender })
     }
+}
 
+/// Indexes for search the live messages written before migration 4, a thousand at a time
+/// (their terms are computed here, as the store computes every message's). Engines opening at
+/// once may index the same rows: each writes the same terms.
+async fn index_old_messages(c: &mut sqlx::PgConnection) -> Result<(), OpenError> {
+    loop {
+        let rows: Vec<(uuid::Uuid, i64, String)> = sqlx::query_as(
+            "SELECT room_id, seq, body FROM messages \
+             WHERE search_terms IS NULL AND deleted_at IS NULL LIMIT 1000",
+        )
+        .fetch_all(&mut *c)
+        .await
+        .map_err(OpenError::backend)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut rooms = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut terms = Vec::with_capacity(rows.len());
+        for (room, seq, body) in rows {
+            rooms.push(room);
+            seqs.push(seq);
+            terms.push(chat_core::search::terms(&body).join(" "));
+        }
+        sqlx::query(
+            "UPDATE messages AS m \
+             SET search_terms = array_to_tsvector(string_to_array(t.terms, ' ')) \
+             FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS t (room_id, seq, terms) \
+             WHERE m.room_id = t.room_id AND m.seq = t.seq",
+        )
+        .bind(rooms)
+        .bind(seqs)
+        .bind(terms)
+        .execute(&mut *c)
+        .await
+        .map_err(OpenError::backend)?;
+    }
+}
+
+impl PostgresStore {
     /// The connection pool, for health checks and the event bus.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -2,7 +2,7 @@
 //! edits, tombstones, pages and changes.
 
 use async_trait::async_trait;
-use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
+use chat_core::store::{MessageStore, NewStoredMessage, SearchQuery, SeqRange};
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
@@ -36,8 +36,8 @@ macro_rules! change {
     };
 }
 
-const EDIT: &str = change!("body = $2, edited_at = $3");
-const DELETE: &str = change!("body = '', metadata = NULL, deleted_at = $2");
+const EDIT: &str = change!("body = $2, edited_at = $3, search_terms = array_to_tsvector($4)");
+const DELETE: &str = change!("body = '', metadata = NULL, deleted_at = $2, search_terms = NULL");
 /// A reaction's change: the message itself is as it was.
 pub(crate) const TOUCH: &str = change!();
 
@@ -167,7 +167,8 @@ impl MessageStore for PostgresStore {
         body: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<Message> {
-        self.change(sqlx::query(EDIT).bind(id.0).bind(body).bind(at))
+        let terms = chat_core::search::terms(body);
+        self.change(sqlx::query(EDIT).bind(id.0).bind(body).bind(at).bind(terms))
             .await
     }
 
@@ -231,6 +232,38 @@ impl MessageStore for PostgresStore {
             messages.reverse();
         }
         Ok(messages)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {
+        // Each term a prefix (`:*`), quoted as a tsquery lexeme.
+        let tsquery = query
+            .terms
+            .iter()
+            .map(|term| format!("'{}':*", term.replace('\\', "\\\\").replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(" & ");
+        let sql = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages \
+             WHERE search_terms @@ $1::tsquery \
+               AND room_id IN (SELECT room_id FROM members \
+                               WHERE user_id = $2 AND ($3::uuid IS NULL OR room_id = $3)) \
+               AND ($4::uuid IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $5"
+        );
+        sqlx::query(sql)
+            .bind(tsquery)
+            .bind(query.user.0)
+            .bind(query.room.map(|room| room.0))
+            .bind(query.before.map(|id| id.0))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect()
     }
 
     async fn mentions(

@@ -45,6 +45,7 @@
 //! | `thread_activity` | room ‖ newest reply's seq | root seq |
 //! | `thread_markers` | room ‖ root seq ‖ user | replies read ‖ following (1 byte) |
 //! | `thread_markers_by_user` | user ‖ room ‖ root seq | — |
+//! | `search` | search term ‖ 0 ‖ room ‖ seq | message (see `search.rs`) |
 //! | `attempts` | key | attempts counted and when the window ends |
 //! | `connections` | connection | node, user, expiry |
 //! | `connections_by_user` / `connections_by_node` | user or node ‖ connection | — |
@@ -66,6 +67,7 @@ mod messages;
 mod reactions;
 mod records;
 mod rooms;
+mod search;
 mod threads;
 mod tx;
 mod users;
@@ -176,6 +178,7 @@ impl SledStore {
         .await
         .map_err(OpenError::backend)??;
         let trees = Trees::open(&db)?;
+        search::index_old_messages(&trees)?;
         let writer = Writer::spawn(db.clone(), trees.clone(), durability)?;
         Ok(Self { db, trees, writer })
     }

@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
+use chat_core::store::{MessageStore, NewStoredMessage, SearchQuery, SeqRange};
 use chat_core::{Entity, Member, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
@@ -13,6 +13,7 @@ use crate::codec::{
 };
 use crate::reactions::reaction_keys;
 use crate::rooms::{member_key, members_of, tx_member, tx_put_room, tx_room};
+use crate::search::{tx_index, tx_unindex};
 use crate::threads::{mention_and_thread_keys, tx_count_reply, tx_mention, tx_thread_root};
 use crate::tx::{Kind, Tx};
 
@@ -54,7 +55,15 @@ pub(crate) fn change_message(
     let mut room = tx_room(tx, room_id)?;
     room.last_change += 1;
     tx.remove(Kind::Changes, counter_key(room_id.0, message.change_id))?;
+    let body = message.body.clone();
     change(&mut message);
+    // A message is found by its current text; a tombstone by nothing.
+    if message.body != body || message.is_deleted() {
+        tx_unindex(tx, &message, &body)?;
+        if !message.is_deleted() {
+            tx_index(tx, &message)?;
+        }
+    }
     message.change_id = room.last_change;
     tx.insert(
         Kind::Changes,
@@ -110,6 +119,7 @@ fn tx_append(
     }
     let key = counter_key(room.id.0, message.seq);
     tx_write(tx, Kind::Messages, key, &message)?;
+    tx_index(tx, &message)?;
     tx.insert(Kind::MessageIds, message.id.0.as_bytes(), &key)?;
     if let Some(txn_id) = &message.txn_id {
         let txn_key = pair(message.sender.0, txn_id.as_bytes());
@@ -228,6 +238,10 @@ impl MessageStore for SledStore {
             .into_iter()
             .map(|value| decode(&value.map_err(backend)?))
             .collect()
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {
+        self.search_messages(query)
     }
 
     async fn mentions(

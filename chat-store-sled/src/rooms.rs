@@ -114,6 +114,9 @@ fn tx_delete_room(
         tx.remove(Kind::MembersByUser, pair(member.user_id.0, id.0.as_bytes()))?;
     }
     for message in messages {
+        if !message.is_deleted() {
+            crate::search::tx_unindex(tx, message, &message.body)?;
+        }
         tx.remove(Kind::Messages, counter_key(id.0, message.seq))?;
         tx.remove(Kind::MessageIds, message.id.0.as_bytes())?;
         tx.remove(Kind::Changes, counter_key(id.0, message.change_id))?;

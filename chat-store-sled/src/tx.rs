@@ -41,13 +41,14 @@ pub(crate) enum Kind {
     ThreadActivity,
     ThreadMarkers,
     ThreadMarkersByUser,
+    Search,
     Attempts,
     Connections,
     ConnectionsByUser,
     ConnectionsByNode,
 }
 
-const KINDS: [(Kind, &str); 29] = [
+const KINDS: [(Kind, &str); 30] = [
     (Kind::Users, "users"),
     (Kind::Usernames, "usernames"),
     (Kind::Emails, "emails"),
@@ -73,6 +74,7 @@ const KINDS: [(Kind, &str); 29] = [
     (Kind::ThreadActivity, "thread_activity"),
     (Kind::ThreadMarkers, "thread_markers"),
     (Kind::ThreadMarkersByUser, "thread_markers_by_user"),
+    (Kind::Search, "search"),
     (Kind::Attempts, "attempts"),
     (Kind::Connections, "connections"),
     (Kind::ConnectionsByUser, "connections_by_user"),

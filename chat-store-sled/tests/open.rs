@@ -106,3 +106,38 @@ async fn a_newer_format_is_refused_untouched() {
     assert_incompatible(SledStore::open(&path.to_string_lossy()).await, "newer");
     assert_eq!(snapshot(&path), before);
 }
+
+#[tokio::test]
+async fn messages_from_before_search_are_found_after_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("db");
+    let url = format!("sled://{}", path.display());
+    let (alice, old) = {
+        let chat = chat_core::Chat::new(std::sync::Arc::new(
+            SledStore::open(&url).await.expect("open"),
+        ));
+        let alice = chat
+            .create_user(chat_core::NewUser::named("alice"))
+            .await
+            .expect("user");
+        let room = chat
+            .create_room(alice.id, chat_core::NewRoom::named("old"))
+            .await
+            .expect("room");
+        let old = chat_core::NewMessage::text("written before the search index");
+        let old = chat.send(alice.id, room.id, old).await.expect("send");
+        (alice, old.message)
+    };
+    // As a directory written before the index existed: no `search` tree.
+    {
+        let db = sled::open(&path).expect("raw sled");
+        db.drop_tree("search").expect("drop the index");
+        db.flush().expect("flush");
+    }
+    let chat = chat_core::Chat::new(std::sync::Arc::new(
+        SledStore::open(&url).await.expect("reopen"),
+    ));
+    let found = chat.search(alice.id, "index", None, None, None).await;
+    let found: Vec<_> = found.expect("search").items.iter().map(|m| m.id).collect();
+    assert_eq!(found, [old.id]);
+}

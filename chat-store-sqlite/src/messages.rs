@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chat_core::store::{MessageStore, NewStoredMessage, SeqRange};
+use chat_core::store::{MessageStore, NewStoredMessage, SearchQuery, SeqRange};
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
@@ -99,10 +99,11 @@ macro_rules! thread_root_ok {
 /// to is a message of the room.
 const APPEND: &str = concat!(
     "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                           created_at, change_id, thread_root, mentions, mentions_room) \
+                           created_at, change_id, thread_root, mentions, mentions_room, \
+                           new_terms) \
      SELECT id, last_seq + 1, ?4, ?2, ?5, ?3, ?6, ?7, ?8, last_change + 1, ?11, ",
     kept_mentions!("?9", "?1"),
-    ", ?10 FROM rooms \
+    ", ?10, ?12 FROM rooms \
      WHERE id = ?1 \
        AND EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
        AND EXISTS (SELECT 1 FROM users WHERE id = ?2) \
@@ -162,6 +163,51 @@ async fn original(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreResu
     codec::message(&row)
 }
 
+/// The body's search terms as the index takes them: space-separated, `None` for none.
+fn search_terms(body: &str) -> Option<String> {
+    let terms = chat_core::search::terms(body);
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// Replaces what `message` is found by with `terms` (nothing, for `None`). Its `search_rows`
+/// row stays: a page cursor naming it still has its place.
+async fn reindex(
+    c: &mut SqliteConnection,
+    message: &Message,
+    terms: Option<&str>,
+) -> StoreResult<()> {
+    let (room, seq) = (message.room_id.0, int(message.seq));
+    sqlx::query(
+        "DELETE FROM search_terms \
+         WHERE rowid = (SELECT row_id FROM search_rows WHERE room_id = ? AND seq = ?)",
+    )
+    .bind(room)
+    .bind(seq)
+    .execute(&mut *c)
+    .await
+    .map_err(map_err)?;
+    let Some(terms) = terms else {
+        return Ok(());
+    };
+    sqlx::query("INSERT INTO search_rows (room_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .bind(room)
+        .bind(seq)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO search_terms (rowid, terms) \
+         SELECT row_id, ? FROM search_rows WHERE room_id = ? AND seq = ?",
+    )
+    .bind(terms)
+    .bind(room)
+    .bind(seq)
+    .execute(c)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
 /// An append waiting for the writer, which runs the appends queued together in one statement
 /// ([`append_all`]).
 pub(crate) struct Append {
@@ -170,6 +216,8 @@ pub(crate) struct Append {
     pub(crate) metadata: Option<String>,
     /// `new.mentions` as a JSON array of hex ids, likewise.
     pub(crate) mentions: Option<String>,
+    /// The body's search terms, space-separated (`None` for none), likewise.
+    pub(crate) terms: Option<String>,
 }
 
 /// Runs [`APPEND`] for one message: the checks of the contract, then the next sequence number
@@ -189,6 +237,7 @@ async fn append_one(c: &mut SqliteConnection, append: &Append) -> StoreResult<Se
         .bind(&append.mentions)
         .bind(new.mentions_room)
         .bind(new.thread_root.map(|id| id.0))
+        .bind(&append.terms)
         .fetch_optional(&mut *c)
         .await;
     match inserted {
@@ -229,7 +278,8 @@ const APPEND_ALL: &str = concat!(
                    unhex(j.value ->> 2) AS reply_to, unhex(j.value ->> 3) AS id, \
                    j.value ->> 4 AS body, j.value ->> 5 AS txn_id, j.value ->> 6 AS metadata, \
                    j.value ->> 7 AS created_at, j.value ->> 8 AS mentions, \
-                   j.value ->> 9 AS mentions_room, unhex(j.value ->> 10) AS thread_root \
+                   j.value ->> 9 AS mentions_room, unhex(j.value ->> 10) AS thread_root, \
+                   j.value ->> 11 AS new_terms \
             FROM json_each(?1) AS j) AS b \
         JOIN rooms AS r ON r.id = b.room_id \
         WHERE EXISTS (SELECT 1 FROM members WHERE room_id = b.room_id AND user_id = b.sender) \
@@ -240,11 +290,12 @@ const APPEND_ALL: &str = concat!(
     thread_root_ok!("b.thread_root", "b.room_id"),
     ")) \
     INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                          created_at, change_id, thread_root, mentions, mentions_room) \
+                          created_at, change_id, thread_root, mentions, mentions_room, \
+                          new_terms) \
     SELECT room_id, last_seq + row_number() OVER w, id, sender, body, reply_to, txn_id, \
            metadata, created_at, last_change + row_number() OVER w, thread_root, ",
     kept_mentions!("mentions", "room_id"),
-    ", mentions_room \
+    ", mentions_room, new_terms \
     FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord) ORDER BY ord \
     RETURNING id, seq, change_id, mentions"
 );
@@ -267,6 +318,7 @@ pub(crate) async fn append_all(
                  new,
                  metadata,
                  mentions,
+                 terms,
              }| {
                 (
                     new.room_id.0.simple(),
@@ -280,6 +332,7 @@ pub(crate) async fn append_all(
                     mentions,
                     new.mentions_room,
                     new.thread_root.map(|id| id.0.simple()),
+                    terms,
                 )
             },
         )
@@ -334,6 +387,7 @@ impl MessageStore for SqliteStore {
                 new: new.clone(),
                 metadata,
                 mentions: codec::user_ids_json(&new.mentions),
+                terms: search_terms(&new.body),
             })
             .await
     }
@@ -359,7 +413,12 @@ impl MessageStore for SqliteStore {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    change_message(c, id, EDIT, |query| query.bind(body).bind(micros(at))).await
+                    let terms = search_terms(&body);
+                    let message =
+                        change_message(c, id, EDIT, |query| query.bind(body).bind(micros(at)))
+                            .await?;
+                    reindex(c, &message, terms.as_deref()).await?;
+                    Ok(message)
                 })
             })
             .await
@@ -371,7 +430,8 @@ impl MessageStore for SqliteStore {
                 Box::pin(async move {
                     let message =
                         change_message(c, id, DELETE, |query| query.bind(micros(at))).await?;
-                    // A tombstone has no reactions, and mentions no one.
+                    // A tombstone has no reactions, mentions no one and is found by nothing.
+                    reindex(c, &message, None).await?;
                     for sql in [
                         "DELETE FROM reactions WHERE room_id = ? AND seq = ?",
                         "DELETE FROM mentions WHERE room_id = ? AND seq = ?",
@@ -422,6 +482,42 @@ impl MessageStore for SqliteStore {
             messages.reverse();
         }
         Ok(messages)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {
+        // Each term a quoted prefix (terms hold no quotes; doubled all the same).
+        let expression = query
+            .terms
+            .iter()
+            .map(|term| format!("\"{}\"*", term.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let sql = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM search_terms AS f \
+             JOIN search_rows AS s ON s.row_id = f.rowid \
+             JOIN messages USING (room_id, seq) \
+             WHERE search_terms MATCH ?1 \
+               AND s.room_id IN (SELECT room_id FROM members \
+                                 WHERE user_id = ?2 AND (?3 IS NULL OR room_id = ?3)) \
+               AND f.rowid < coalesce( \
+                     (SELECT b.row_id FROM messages AS m JOIN search_rows AS b USING (room_id, seq) \
+                      WHERE m.id = ?4), 9223372036854775807) \
+             ORDER BY f.rowid DESC LIMIT ?5"
+        );
+        sqlx::query(sql)
+            .bind(expression)
+            .bind(query.user.0)
+            .bind(query.room.map(|room| room.0))
+            .bind(query.before.map(|id| id.0))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect()
     }
 
     async fn mentions(

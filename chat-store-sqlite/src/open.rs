@@ -62,6 +62,7 @@ pub(crate) async fn open(
             other => OpenError::backend(other),
         })?;
     fold_old_rows(&mut writer).await?;
+    index_old_messages(&mut writer).await?;
     let readers = SqlitePoolOptions::new()
         .max_connections(options.readers.max(1))
         .min_connections(0)
@@ -108,6 +109,71 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), OpenError> {
             .map_err(OpenError::backend)?;
     }
     tx.commit().await.map_err(OpenError::backend)
+}
+
+/// Indexes for search the live messages written before migration 8, once: when no message has
+/// a search row yet. Their terms are computed here, as the store computes every message's.
+async fn index_old_messages(c: &mut SqliteConnection) -> Result<(), OpenError> {
+    let indexed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search_rows)")
+        .fetch_one(&mut *c)
+        .await
+        .map_err(OpenError::backend)?;
+    if indexed {
+        return Ok(());
+    }
+    let mut tx = c.begin().await.map_err(OpenError::backend)?;
+    // In keyset pages, so that memory stays flat however many messages there are.
+    let mut after = (Uuid::nil(), 0i64);
+    loop {
+        let rows = sqlx::query(
+            "SELECT room_id, seq, body FROM messages \
+             WHERE deleted_at IS NULL AND (room_id, seq) > (?, ?) \
+             ORDER BY room_id, seq LIMIT 10000",
+        )
+        .bind(after.0)
+        .bind(after.1)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(OpenError::backend)?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = (
+            last.try_get(0).map_err(OpenError::backend)?,
+            last.try_get(1).map_err(OpenError::backend)?,
+        );
+        for row in rows {
+            index_old_message(&mut tx, &row).await?;
+        }
+    }
+    tx.commit().await.map_err(OpenError::backend)
+}
+
+/// Indexes one message of [`index_old_messages`]: `(room_id, seq, body)`.
+async fn index_old_message(
+    c: &mut SqliteConnection,
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<(), OpenError> {
+    let room: Uuid = row.try_get(0).map_err(OpenError::backend)?;
+    let seq: i64 = row.try_get(1).map_err(OpenError::backend)?;
+    let body: String = row.try_get(2).map_err(OpenError::backend)?;
+    let row_id: i64 =
+        sqlx::query_scalar("INSERT INTO search_rows (room_id, seq) VALUES (?, ?) RETURNING row_id")
+            .bind(room)
+            .bind(seq)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(OpenError::backend)?;
+    let terms = chat_core::search::terms(&body).join(" ");
+    if !terms.is_empty() {
+        sqlx::query("INSERT INTO search_terms (rowid, terms) VALUES (?, ?)")
+            .bind(row_id)
+            .bind(terms)
+            .execute(&mut *c)
+            .await
+            .map_err(OpenError::backend)?;
+    }
+    Ok(())
 }
 
 /// Refuses a file that is not a SQLite database, a SQLite database of something else, or a chat

@@ -138,3 +138,45 @@ async fn rows_from_before_folded_search_are_found_after_reopening() {
     let found = store.list_users(&query).await.unwrap();
     assert_eq!(found.iter().map(|u| u.id).collect::<Vec<_>>(), [edith.id]);
 }
+
+#[tokio::test]
+async fn messages_from_before_search_are_found_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = std::sync::Arc::new(SqliteStore::open(&url).await.unwrap());
+    let chat = chat_core::Chat::new(store.clone());
+    let alice = chat
+        .create_user(chat_core::NewUser::named("alice"))
+        .await
+        .unwrap();
+    let room = chat
+        .create_room(alice.id, chat_core::NewRoom::named("old"))
+        .await
+        .unwrap();
+    let old = chat_core::NewMessage::text("written before the search index");
+    let old = chat.send(alice.id, room.id, old).await.unwrap().message;
+    drop(chat);
+    std::sync::Arc::into_inner(store).unwrap().close().await;
+    // As a database written before migration 8 left it: nothing indexed.
+    let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM search_rows")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    raw.close().await.unwrap();
+
+    let chat = chat_core::Chat::new(std::sync::Arc::new(SqliteStore::open(&url).await.unwrap()));
+    let found = chat
+        .search(alice.id, "index", None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.items.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [old.id]
+    );
+}

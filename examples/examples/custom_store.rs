@@ -196,6 +196,9 @@ impl MessageStore for CountingStore {
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
         self.count().changes(room, after, limit).await
     }
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {
+        self.count().search(query).await
+    }
     async fn mentions(
         &self,
         user: UserId,

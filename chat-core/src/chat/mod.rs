@@ -9,6 +9,7 @@ mod messages;
 mod reactions;
 mod reads;
 mod rooms;
+mod search;
 mod threads;
 mod token_cache;
 

@@ -10,14 +10,15 @@ use chrono::{DateTime, Utc};
 use super::{
     AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberQuery, MemberStore,
     MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore, RoomQuery,
-    RoomStore, Rotation, SeqRange, SessionStore, StoreResult, ThreadStore, TokenKind, TokenRecord,
-    UserQuery, UserStore, fold, successor,
+    RoomStore, Rotation, SearchQuery, SeqRange, SessionStore, StoreResult, ThreadStore, TokenKind,
+    TokenRecord, UserQuery, UserStore, fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
 use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
 use crate::message::{Message, Reaction, Sent, Thread, ThreadSummary, UnreadCounts};
 use crate::room::{Member, Role, Room, Visibility};
+use crate::search;
 use crate::user::User;
 
 /// A complete store in memory: fast, safe under concurrency, gone when dropped.
@@ -956,6 +957,23 @@ impl MessageStore for MemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {
+        let inner = self.lock();
+        let rooms = inner.rooms_by_user.get(&query.user).into_iter().flatten();
+        let mut found: Vec<Message> = rooms
+            .filter(|room| query.room.is_none_or(|only| only == **room))
+            .filter_map(|room| inner.rooms.get(room))
+            .flat_map(|data| data.history.values())
+            .filter(|message| !message.is_deleted())
+            .filter(|message| query.before.is_none_or(|before| message.id < before))
+            .filter(|message| search::matches(&search::terms(&message.body), &query.terms))
+            .cloned()
+            .collect();
+        found.sort_by_key(|message| std::cmp::Reverse(message.id));
+        found.truncate(query.limit as usize);
+        Ok(found)
     }
 
     async fn mentions(

@@ -664,6 +664,15 @@ pub trait MessageStore: Send + Sync {
     /// at most `limit`. An unknown room has none (no error).
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>>;
 
+    /// The live messages of the rooms `query.user` is a member of (only `query.room`, when
+    /// given) whose [`terms`](crate::search::terms) are matched by the query's
+    /// ([`matches`](crate::search::matches)), newest first (by id), with an id below
+    /// `query.before`, at most `query.limit`. A message is found by its current text (an edit
+    /// replaces what it is found by; a tombstone is found by nothing), and only while the
+    /// user is a member. A store keeps an index for this, updated in the same step as the
+    /// message, or scans (the memory store).
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>>;
+
     /// The live messages that mention `user` (by name or the whole room) in rooms it is a
     /// member of, sent by others, newest first (by id), with an id below `before`, at most
     /// `limit`. Costs the same however many messages the rooms hold.
@@ -673,6 +682,21 @@ pub trait MessageStore: Send + Sync {
         before: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+}
+
+/// What [`MessageStore::search`] looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Who searches: only rooms it is a member of are searched.
+    pub user: UserId,
+    /// Only this room, when given.
+    pub room: Option<RoomId>,
+    /// The query's [`terms`](crate::search::terms): each must begin a term of the message.
+    pub terms: Vec<String>,
+    /// Only messages with a smaller id (the page cursor).
+    pub before: Option<MessageId>,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// Threads: a root message and the replies that name it, in the room's sequence.

@@ -297,6 +297,9 @@ macro_rules! store_conformance_tests {
             messages_get_gapless_sequence_numbers,
             reactions_are_members_own_and_on_every_message_returned,
             threads_and_mentions_through_the_engine,
+            // search
+            search_matches_words_across_case_accents_and_scripts,
+            search_finds_current_text_in_current_rooms_newest_first,
             message_input_is_validated,
             invisible_text_is_refused,
             non_members_cannot_read_or_post,

@@ -4,6 +4,7 @@
 pub(crate) mod accounts;
 pub(crate) mod messages;
 pub(crate) mod rooms;
+pub(crate) mod search;
 pub(crate) mod threads;
 
 use axum::Router;
@@ -81,5 +82,6 @@ pub(crate) fn api() -> Router<AppState> {
         .route("/messages/unread", get(messages::unread_messages))
         .route("/messages/received", get(messages::received))
         .route("/messages/mentions", get(threads::mentions))
+        .route("/search", get(search::search))
         .route("/events", get(crate::ws::events))
 }

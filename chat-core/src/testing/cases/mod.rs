@@ -18,6 +18,7 @@ mod messages;
 mod races;
 mod reads;
 mod rooms;
+mod search;
 mod store;
 mod users;
 
@@ -29,5 +30,6 @@ pub use self::messages::*;
 pub use self::races::*;
 pub use self::reads::*;
 pub use self::rooms::*;
+pub use self::search::*;
 pub use self::store::*;
 pub use self::users::*;
