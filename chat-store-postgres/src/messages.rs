@@ -41,6 +41,40 @@ const DELETE: &str = change!("body = '', metadata = NULL, deleted_at = $2, searc
 /// A reaction's change: the message itself is as it was.
 pub(crate) const TOUCH: &str = change!();
 
+/// The most matches [`SEARCH_SPARSE`] reads before [`SEARCH_DENSE`] takes over.
+const SPARSE: i64 = 10_000;
+
+/// The searcher's rooms (`$2`; only `$3` when given): `$1` the query, `$4` the cursor.
+macro_rules! search_scope {
+    () => {
+        "search_terms @@ $1::tsquery \
+         AND room_id = ANY (ARRAY (SELECT room_id FROM members \
+                                   WHERE user_id = $2 AND ($3::uuid IS NULL OR room_id = $3))) \
+         AND ($4::uuid IS NULL OR id < $4)"
+    };
+}
+
+/// Up to `SPARSE + 1` matches through the GIN index, and the newest `$5` of them, each row
+/// with how many were found.
+const SEARCH_SPARSE: &str = concat!(
+    "WITH hits AS MATERIALIZED (SELECT id FROM messages WHERE ",
+    search_scope!(),
+    " LIMIT 10001) \
+     SELECT ",
+    message_columns!(),
+    ", (SELECT count(*) FROM hits) AS hits FROM messages \
+     WHERE id IN (SELECT id FROM hits ORDER BY id DESC LIMIT $5) ORDER BY id DESC"
+);
+
+/// The newest `$5` matches, reading messages newest first.
+const SEARCH_DENSE: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE ",
+    search_scope!(),
+    " ORDER BY id DESC LIMIT $5"
+);
+
 impl PostgresStore {
     /// The message a sender already sent with this transaction id.
     async fn original(&self, new: &NewStoredMessage) -> StoreResult<Option<Message>> {
@@ -242,28 +276,29 @@ impl MessageStore for PostgresStore {
             .map(|term| format!("'{}':*", term.replace('\\', "\\\\").replace('\'', "''")))
             .collect::<Vec<_>>()
             .join(" & ");
-        let sql = concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages \
-             WHERE search_terms @@ $1::tsquery \
-               AND room_id IN (SELECT room_id FROM members \
-                               WHERE user_id = $2 AND ($3::uuid IS NULL OR room_id = $3)) \
-               AND ($4::uuid IS NULL OR id < $4) \
-             ORDER BY id DESC LIMIT $5"
-        );
-        sqlx::query(sql)
-            .bind(tsquery)
-            .bind(query.user.0)
-            .bind(query.room.map(|room| room.0))
-            .bind(query.before.map(|id| id.0))
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::message)
-            .collect()
+        let run = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(tsquery.clone())
+                .bind(query.user.0)
+                .bind(query.room.map(|room| room.0))
+                .bind(query.before.map(|id| id.0))
+                .bind(i64::from(query.limit))
+                .fetch_all(&self.pool)
+        };
+        // Rare words: all the matches in the searcher's rooms, from the GIN index, then the
+        // newest. Frequent words (more than SPARSE matches) would cost a heap read each: the
+        // newest messages, read in id order, find the page's matches sooner.
+        let rows = run(SEARCH_SPARSE).await.map_err(map_err)?;
+        let dense = match rows.first() {
+            Some(row) => codec::get::<i64>(row, "hits")? > SPARSE,
+            None => false,
+        };
+        let rows = if dense {
+            run(SEARCH_DENSE).await.map_err(map_err)?
+        } else {
+            rows
+        };
+        rows.iter().map(codec::message).collect()
     }
 
     async fn mentions(

@@ -122,26 +122,22 @@ async fn index_old_messages(c: &mut SqliteConnection) -> Result<(), OpenError> {
         return Ok(());
     }
     let mut tx = c.begin().await.map_err(OpenError::backend)?;
-    // In keyset pages, so that memory stays flat however many messages there are.
-    let mut after = (Uuid::nil(), 0i64);
+    // In id order (ids grow with time), as the index reads newest first; in keyset pages, so
+    // that memory stays flat however many messages there are.
+    let mut after = Uuid::nil();
     loop {
         let rows = sqlx::query(
-            "SELECT room_id, seq, body FROM messages \
-             WHERE deleted_at IS NULL AND (room_id, seq) > (?, ?) \
-             ORDER BY room_id, seq LIMIT 10000",
+            "SELECT room_id, seq, body, id FROM messages \
+             WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT 10000",
         )
-        .bind(after.0)
-        .bind(after.1)
+        .bind(after)
         .fetch_all(&mut *tx)
         .await
         .map_err(OpenError::backend)?;
         let Some(last) = rows.last() else {
             break;
         };
-        after = (
-            last.try_get(0).map_err(OpenError::backend)?,
-            last.try_get(1).map_err(OpenError::backend)?,
-        );
+        after = last.try_get(3).map_err(OpenError::backend)?;
         for row in rows {
             index_old_message(&mut tx, &row).await?;
         }

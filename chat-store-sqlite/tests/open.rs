@@ -150,12 +150,24 @@ async fn messages_from_before_search_are_found_after_reopening() {
         .create_user(chat_core::NewUser::named("alice"))
         .await
         .unwrap();
-    let room = chat
-        .create_room(alice.id, chat_core::NewRoom::named("old"))
-        .await
-        .unwrap();
-    let old = chat_core::NewMessage::text("written before the search index");
-    let old = chat.send(alice.id, room.id, old).await.unwrap().message;
+    let mut rooms = Vec::new();
+    for name in ["old", "older"] {
+        let room = chat_core::NewRoom::named(name);
+        rooms.push(chat.create_room(alice.id, room).await.unwrap().id);
+    }
+    // Alternating rooms: the index must keep them newest first across rooms.
+    let mut old = Vec::new();
+    for n in 0..4 {
+        let text = chat_core::NewMessage::text(format!("written before the search index {n}"));
+        old.push(
+            chat.send(alice.id, rooms[n % 2], text)
+                .await
+                .unwrap()
+                .message
+                .id,
+        );
+    }
+    old.reverse();
     drop(chat);
     std::sync::Arc::into_inner(store).unwrap().close().await;
     // As a database written before migration 8 left it: nothing indexed.
@@ -175,8 +187,5 @@ async fn messages_from_before_search_are_found_after_reopening() {
         .search(alice.id, "index", None, None, None)
         .await
         .unwrap();
-    assert_eq!(
-        found.items.iter().map(|m| m.id).collect::<Vec<_>>(),
-        [old.id]
-    );
+    assert_eq!(found.items.iter().map(|m| m.id).collect::<Vec<_>>(), old);
 }
