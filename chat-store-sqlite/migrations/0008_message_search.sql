@@ -1,29 +1,36 @@
--- Message search. Every live message's search terms (chat_core::search::terms, computed by the
--- store in Rust, the same for every store) go into a contentless FTS5 index, keyed by a row of
--- `search_rows` that says which message it is: FTS5 needs integer row ids, and messages are
--- keyed by (room, seq). Row ids grow as messages are stored, so the index reads newest first.
-CREATE TABLE search_rows (
-    row_id  INTEGER PRIMARY KEY,
-    room_id BLOB NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    seq     INTEGER NOT NULL,
-    UNIQUE (room_id, seq)
-);
+-- Message search. Every live message keeps its search terms (chat_core::search::terms, computed
+-- by the store in Rust, the same for every store) in `terms`, and an FTS5 index over them uses
+-- `messages` as its external content, keyed by the message's `search_row`: FTS5 needs integer
+-- row ids, and messages are keyed by (room, seq). Search rows grow as messages are stored, so
+-- the index reads newest first. The triggers keep the index in step with `terms`, in the same
+-- transaction as the message.
+ALTER TABLE messages ADD COLUMN search_row INTEGER;
+ALTER TABLE messages ADD COLUMN terms TEXT;
+CREATE UNIQUE INDEX messages_by_search_row ON messages (search_row);
+-- Messages written before this migration, which the store indexes when it opens.
+CREATE INDEX messages_unindexed ON messages (id) WHERE search_row IS NULL;
 CREATE VIRTUAL TABLE search_terms USING fts5 (
-    terms, content = '', contentless_delete = 1, detail = none, tokenize = 'ascii'
+    terms, content = 'messages', content_rowid = 'search_row', columnsize = 0, detail = none,
+    tokenize = 'ascii'
 );
 
--- The append hands the terms over in `new_terms`, which is indexed in the same statement and
--- then cleared: the index is their only copy.
-ALTER TABLE messages ADD COLUMN new_terms TEXT;
-CREATE TRIGGER messages_indexed AFTER INSERT ON messages WHEN NEW.new_terms IS NOT NULL
+CREATE TRIGGER messages_indexed AFTER INSERT ON messages WHEN NEW.terms IS NOT NULL
 BEGIN
-    INSERT INTO search_rows (room_id, seq) VALUES (NEW.room_id, NEW.seq);
-    INSERT INTO search_terms (rowid, terms) VALUES (last_insert_rowid(), NEW.new_terms);
-    UPDATE messages SET new_terms = NULL WHERE room_id = NEW.room_id AND seq = NEW.seq;
+    INSERT INTO search_terms (rowid, terms) VALUES (NEW.search_row, NEW.terms);
 END;
 
--- A room's rows go with it (by its foreign key), and so do their index entries.
-CREATE TRIGGER search_rows_gone AFTER DELETE ON search_rows
+-- An edit, a deletion or the first indexing of an old message: out with the old terms (as they
+-- were indexed), in with the new.
+CREATE TRIGGER messages_reindexed AFTER UPDATE OF terms ON messages
 BEGIN
-    DELETE FROM search_terms WHERE rowid = OLD.row_id;
+    INSERT INTO search_terms (search_terms, rowid, terms)
+        SELECT 'delete', OLD.search_row, OLD.terms WHERE OLD.terms IS NOT NULL;
+    INSERT INTO search_terms (rowid, terms)
+        SELECT NEW.search_row, NEW.terms WHERE NEW.terms IS NOT NULL;
+END;
+
+-- A message deleted with its room leaves the index with it.
+CREATE TRIGGER messages_leave_the_index AFTER DELETE ON messages WHEN OLD.terms IS NOT NULL
+BEGIN
+    INSERT INTO search_terms (search_terms, rowid, terms) VALUES ('delete', OLD.search_row, OLD.terms);
 END;

@@ -29,8 +29,10 @@ macro_rules! set_change {
     };
 }
 
-const EDIT: &str = set_change!("body = ?, edited_at = ?");
-const DELETE: &str = set_change!("body = '', metadata = NULL, deleted_at = ?");
+/// An edit: the `terms` column's triggers reindex the message.
+const EDIT: &str = set_change!("body = ?, terms = ?, edited_at = ?");
+/// A tombstone: found by nothing.
+const DELETE: &str = set_change!("body = '', terms = NULL, metadata = NULL, deleted_at = ?");
 /// A reaction's change: the message itself is as it was.
 pub(crate) const TOUCH: &str = set_change!();
 
@@ -100,10 +102,10 @@ macro_rules! thread_root_ok {
 const APPEND: &str = concat!(
     "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
                            created_at, change_id, thread_root, mentions, mentions_room, \
-                           new_terms) \
+                           search_row, terms) \
      SELECT id, last_seq + 1, ?4, ?2, ?5, ?3, ?6, ?7, ?8, last_change + 1, ?11, ",
     kept_mentions!("?9", "?1"),
-    ", ?10, ?12 FROM rooms \
+    ", ?10, (SELECT coalesce(max(search_row), 0) + 1 FROM messages), ?12 FROM rooms \
      WHERE id = ?1 \
        AND EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
        AND EXISTS (SELECT 1 FROM users WHERE id = ?2) \
@@ -167,45 +169,6 @@ async fn original(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreResu
 fn search_terms(body: &str) -> Option<String> {
     let terms = chat_core::search::terms(body);
     (!terms.is_empty()).then(|| terms.join(" "))
-}
-
-/// Replaces what `message` is found by with `terms` (nothing, for `None`). Its `search_rows`
-/// row stays: a page cursor naming it still has its place.
-async fn reindex(
-    c: &mut SqliteConnection,
-    message: &Message,
-    terms: Option<&str>,
-) -> StoreResult<()> {
-    let (room, seq) = (message.room_id.0, int(message.seq));
-    sqlx::query(
-        "DELETE FROM search_terms \
-         WHERE rowid = (SELECT row_id FROM search_rows WHERE room_id = ? AND seq = ?)",
-    )
-    .bind(room)
-    .bind(seq)
-    .execute(&mut *c)
-    .await
-    .map_err(map_err)?;
-    let Some(terms) = terms else {
-        return Ok(());
-    };
-    sqlx::query("INSERT INTO search_rows (room_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .bind(room)
-        .bind(seq)
-        .execute(&mut *c)
-        .await
-        .map_err(map_err)?;
-    sqlx::query(
-        "INSERT INTO search_terms (rowid, terms) \
-         SELECT row_id, ? FROM search_rows WHERE room_id = ? AND seq = ?",
-    )
-    .bind(terms)
-    .bind(room)
-    .bind(seq)
-    .execute(c)
-    .await
-    .map_err(map_err)?;
-    Ok(())
 }
 
 /// An append waiting for the writer, which runs the appends queued together in one statement
@@ -273,13 +236,14 @@ fn appended(new: &NewStoredMessage, row: &SqliteRow) -> StoreResult<Sent> {
 /// number.
 const APPEND_ALL: &str = concat!(
     "WITH batch AS MATERIALIZED ( \
-        SELECT b.*, r.last_seq, r.last_change FROM ( \
+        SELECT b.*, r.last_seq, r.last_change, \
+               (SELECT coalesce(max(search_row), 0) FROM messages) AS last_search_row FROM ( \
             SELECT j.key AS ord, unhex(j.value ->> 0) AS room_id, unhex(j.value ->> 1) AS sender, \
                    unhex(j.value ->> 2) AS reply_to, unhex(j.value ->> 3) AS id, \
                    j.value ->> 4 AS body, j.value ->> 5 AS txn_id, j.value ->> 6 AS metadata, \
                    j.value ->> 7 AS created_at, j.value ->> 8 AS mentions, \
                    j.value ->> 9 AS mentions_room, unhex(j.value ->> 10) AS thread_root, \
-                   j.value ->> 11 AS new_terms \
+                   j.value ->> 11 AS terms \
             FROM json_each(?1) AS j) AS b \
         JOIN rooms AS r ON r.id = b.room_id \
         WHERE EXISTS (SELECT 1 FROM members WHERE room_id = b.room_id AND user_id = b.sender) \
@@ -291,12 +255,13 @@ const APPEND_ALL: &str = concat!(
     ")) \
     INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
                           created_at, change_id, thread_root, mentions, mentions_room, \
-                          new_terms) \
+                          search_row, terms) \
     SELECT room_id, last_seq + row_number() OVER w, id, sender, body, reply_to, txn_id, \
            metadata, created_at, last_change + row_number() OVER w, thread_root, ",
     kept_mentions!("mentions", "room_id"),
-    ", mentions_room, new_terms \
-    FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord) ORDER BY ord \
+    ", mentions_room, last_search_row + row_number() OVER every, terms \
+    FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord), every AS (ORDER BY ord) \
+    ORDER BY ord \
     RETURNING id, seq, change_id, mentions"
 );
 
@@ -414,11 +379,10 @@ impl MessageStore for SqliteStore {
             .write(move |c| {
                 Box::pin(async move {
                     let terms = search_terms(&body);
-                    let message =
-                        change_message(c, id, EDIT, |query| query.bind(body).bind(micros(at)))
-                            .await?;
-                    reindex(c, &message, terms.as_deref()).await?;
-                    Ok(message)
+                    change_message(c, id, EDIT, |query| {
+                        query.bind(body).bind(terms).bind(micros(at))
+                    })
+                    .await
                 })
             })
             .await
@@ -430,8 +394,7 @@ impl MessageStore for SqliteStore {
                 Box::pin(async move {
                     let message =
                         change_message(c, id, DELETE, |query| query.bind(micros(at))).await?;
-                    // A tombstone has no reactions, mentions no one and is found by nothing.
-                    reindex(c, &message, None).await?;
+                    // A tombstone has no reactions and mentions no one.
                     for sql in [
                         "DELETE FROM reactions WHERE room_id = ? AND seq = ?",
                         "DELETE FROM mentions WHERE room_id = ? AND seq = ?",
@@ -495,15 +458,12 @@ impl MessageStore for SqliteStore {
         let sql = concat!(
             "SELECT ",
             message_columns!(),
-            " FROM search_terms AS f \
-             JOIN search_rows AS s ON s.row_id = f.rowid \
-             JOIN messages USING (room_id, seq) \
+            " FROM search_terms AS f JOIN messages ON messages.search_row = f.rowid \
              WHERE search_terms MATCH ?1 \
-               AND s.room_id IN (SELECT room_id FROM members \
-                                 WHERE user_id = ?2 AND (?3 IS NULL OR room_id = ?3)) \
+               AND messages.room_id IN (SELECT room_id FROM members \
+                                        WHERE user_id = ?2 AND (?3 IS NULL OR room_id = ?3)) \
                AND f.rowid < coalesce( \
-                     (SELECT b.row_id FROM messages AS m JOIN search_rows AS b USING (room_id, seq) \
-                      WHERE m.id = ?4), 9223372036854775807) \
+                     (SELECT search_row FROM messages WHERE id = ?4), 9223372036854775807) \
              ORDER BY f.rowid DESC LIMIT ?5"
         );
         sqlx::query(sql)

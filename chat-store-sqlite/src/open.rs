@@ -111,65 +111,41 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), OpenError> {
     tx.commit().await.map_err(OpenError::backend)
 }
 
-/// Indexes for search the live messages written before migration 8, once: when no message has
-/// a search row yet. Their terms are computed here, as the store computes every message's.
+/// Indexes for search the messages written before migration 8 (those without a search row),
+/// in id order (ids grow with time, and the index reads newest first), in keyset pages so
+/// that memory stays flat. Their terms are computed here, as the store computes every
+/// message's.
 async fn index_old_messages(c: &mut SqliteConnection) -> Result<(), OpenError> {
-    let indexed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search_rows)")
-        .fetch_one(&mut *c)
+    let mut tx = c.begin().await.map_err(OpenError::backend)?;
+    let mut next: i64 = sqlx::query_scalar("SELECT coalesce(max(search_row), 0) FROM messages")
+        .fetch_one(&mut *tx)
         .await
         .map_err(OpenError::backend)?;
-    if indexed {
-        return Ok(());
-    }
-    let mut tx = c.begin().await.map_err(OpenError::backend)?;
-    // In id order (ids grow with time), as the index reads newest first; in keyset pages, so
-    // that memory stays flat however many messages there are.
-    let mut after = Uuid::nil();
     loop {
-        let rows = sqlx::query(
-            "SELECT room_id, seq, body, id FROM messages \
-             WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT 10000",
+        let rows: Vec<(Uuid, String, bool)> = sqlx::query_as(
+            "SELECT id, body, deleted_at IS NULL FROM messages \
+             WHERE search_row IS NULL ORDER BY id LIMIT 10000",
         )
-        .bind(after)
         .fetch_all(&mut *tx)
         .await
         .map_err(OpenError::backend)?;
-        let Some(last) = rows.last() else {
+        if rows.is_empty() {
             break;
-        };
-        after = last.try_get(3).map_err(OpenError::backend)?;
-        for row in rows {
-            index_old_message(&mut tx, &row).await?;
+        }
+        for (id, body, live) in rows {
+            next += 1;
+            let terms = chat_core::search::terms(&body).join(" ");
+            // The `terms` column's trigger indexes them.
+            sqlx::query("UPDATE messages SET search_row = ?, terms = ? WHERE id = ?")
+                .bind(next)
+                .bind((live && !terms.is_empty()).then_some(terms))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(OpenError::backend)?;
         }
     }
     tx.commit().await.map_err(OpenError::backend)
-}
-
-/// Indexes one message of [`index_old_messages`]: `(room_id, seq, body)`.
-async fn index_old_message(
-    c: &mut SqliteConnection,
-    row: &sqlx::sqlite::SqliteRow,
-) -> Result<(), OpenError> {
-    let room: Uuid = row.try_get(0).map_err(OpenError::backend)?;
-    let seq: i64 = row.try_get(1).map_err(OpenError::backend)?;
-    let body: String = row.try_get(2).map_err(OpenError::backend)?;
-    let row_id: i64 =
-        sqlx::query_scalar("INSERT INTO search_rows (room_id, seq) VALUES (?, ?) RETURNING row_id")
-            .bind(room)
-            .bind(seq)
-            .fetch_one(&mut *c)
-            .await
-            .map_err(OpenError::backend)?;
-    let terms = chat_core::search::terms(&body).join(" ");
-    if !terms.is_empty() {
-        sqlx::query("INSERT INTO search_terms (rowid, terms) VALUES (?, ?)")
-            .bind(row_id)
-            .bind(terms)
-            .execute(&mut *c)
-            .await
-            .map_err(OpenError::backend)?;
-    }
-    Ok(())
 }
 
 /// Refuses a file that is not a SQLite database, a SQLite database of something else, or a chat
