@@ -37,6 +37,7 @@
 
 pub mod auth;
 mod chat;
+pub mod check;
 pub mod clock;
 mod config;
 mod error;

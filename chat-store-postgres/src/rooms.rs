@@ -229,6 +229,23 @@ impl RoomStore for PostgresStore {
             .collect()
     }
 
+    async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>> {
+        let sql = concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms r WHERE ($1::uuid IS NULL OR r.id > $1) ORDER BY r.id LIMIT $2"
+        );
+        sqlx::query(sql)
+            .bind(after.map(|id| id.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::room)
+            .collect()
+    }
+
     async fn rooms_of_user(
         &self,
         user: UserId,

@@ -236,6 +236,21 @@ impl RoomStore for SledStore {
         Ok(rooms)
     }
 
+    async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>> {
+        let start = match after {
+            Some(after) => std::ops::Bound::Excluded(after.0.as_bytes().to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let scan = self
+            .trees
+            .tree(Kind::Rooms)
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded));
+        scan.values()
+            .take(limit as usize)
+            .map(|value| decode::<Room>(&value.map_err(backend)?))
+            .collect()
+    }
+
     async fn rooms_of_user(
         &self,
         user: UserId,

@@ -130,6 +130,9 @@ impl RoomStore for CountingStore {
     async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>> {
         self.count().list_public_rooms(query).await
     }
+    async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>> {
+        self.count().list_rooms(after, limit).await
+    }
     async fn rooms_of_user(
         &self,
         user: UserId,

@@ -661,6 +661,16 @@ impl RoomStore for MemoryStore {
             .collect())
     }
 
+    async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let inner = self.lock();
+        let rooms = inner.rooms.range((start, Bound::Unbounded));
+        Ok(rooms
+            .map(|(_, data)| data.room.clone())
+            .take(limit as usize)
+            .collect())
+    }
+
     async fn rooms_of_user(
         &self,
         user: UserId,

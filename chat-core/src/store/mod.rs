@@ -395,6 +395,10 @@ pub trait RoomStore: Send + Sync {
     /// Public group rooms ordered by id, after the cursor, filtered by the search text.
     async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>>;
 
+    /// Every room, group and direct, public or private, ordered by id: at most `limit` after
+    /// `after`. For work on the whole store (the counter check), never shown to users.
+    async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>>;
+
     /// The rooms the user is a member of, with the membership, ordered by room id: a page
     /// after the cursor, filtered by the search text, as for public rooms.
     async fn rooms_of_user(

@@ -373,6 +373,9 @@ macro_rules! store_conformance_tests {
             store_attempts_are_counted_in_windows,
             store_concurrent_attempts_cannot_exceed_the_budget,
             store_connections_count_until_they_expire,
+            // the counter check
+            store_lists_every_room_by_id,
+            a_chat_with_every_kind_of_data_checks_clean,
         );
     };
 }

@@ -11,6 +11,7 @@ macro_rules! assert_err {
 }
 
 mod auth;
+mod check;
 mod direct;
 mod engines;
 mod events;
@@ -23,6 +24,7 @@ mod store;
 mod users;
 
 pub use self::auth::*;
+pub use self::check::*;
 pub use self::direct::*;
 pub use self::engines::*;
 pub use self::events::*;

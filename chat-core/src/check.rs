@@ -1,0 +1,345 @@
+//! The counter check: recounts from history what a store keeps as counters, and reports every
+//! difference.
+//!
+//! Works on any [`Store`] through its traits. Each room is read on its own, its members and
+//! then its messages in pages, so memory holds one room's members and threads at a time, never
+//! its history.
+//!
+//! What is compared, per room: `last_seq` with the newest message; sequence numbers with
+//! 1, 2, 3… (no gap); `member_count` with the members; every change cursor with
+//! `last_change`; every read marker with `last_seq`; every member's unread mention count with
+//! the mentions after its marker; every thread summary's reply count and newest reply with the
+//! replies. (An unread count is `last_seq` minus the marker: nothing to drift, once both are
+//! right.)
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::store::{MemberQuery, SeqRange, Store, StoreResult};
+use crate::{MemberCursor, Message, MessageId, Room, RoomId, UserId};
+
+/// How many findings a report lists; the rest are only counted.
+pub const MAX_FINDINGS: usize = 1000;
+
+/// Rooms, members and messages read per store call.
+const PAGE: u32 = 1000;
+
+/// What [`check`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Rooms checked.
+    pub rooms: u64,
+    /// Memberships checked.
+    pub members: u64,
+    /// Messages read, tombstones included.
+    pub messages: u64,
+    /// The first [`MAX_FINDINGS`] differences, room by room.
+    pub findings: Vec<Finding>,
+    /// Differences found beyond those listed.
+    pub unlisted: u64,
+}
+
+impl Report {
+    /// Whether every counter matched its recount.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    fn found(&mut self, room_id: RoomId, problem: Problem) {
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(Finding { room_id, problem });
+        } else {
+            self.unlisted += 1;
+        }
+    }
+}
+
+/// One counter that does not match its recount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The room it is in.
+    pub room_id: RoomId,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// A difference between a counter as stored and as recounted from history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The room's `last_seq` is not its newest message's sequence number.
+    LastSeq {
+        /// As stored on the room.
+        stored: u64,
+        /// The newest message's.
+        counted: u64,
+    },
+    /// Sequence numbers skip from `after` to `next`.
+    Gap {
+        /// The last number before the gap (0: the first message).
+        after: u64,
+        /// The number that came next.
+        next: u64,
+    },
+    /// The room's `member_count` is not its number of members.
+    MemberCount {
+        /// As stored on the room.
+        stored: u64,
+        /// Members listed.
+        counted: u64,
+    },
+    /// A message's change cursor is beyond the room's `last_change`: the next change would
+    /// reuse it.
+    ChangeCursor {
+        /// The message.
+        message: MessageId,
+        /// Its change cursor.
+        change_id: u64,
+        /// The room's.
+        last_change: u64,
+    },
+    /// A member's read marker is beyond the room's newest message.
+    ReadMarker {
+        /// The member.
+        user: UserId,
+        /// Its marker.
+        marker: u64,
+        /// The room's newest sequence number.
+        last_seq: u64,
+    },
+    /// A member's unread mention count.
+    Mentions {
+        /// The member.
+        user: UserId,
+        /// As the store counts it.
+        stored: u64,
+        /// Mentions of the member after its read marker.
+        counted: u64,
+    },
+    /// A thread's summary on its root.
+    Thread {
+        /// The root.
+        root: MessageId,
+        /// Reply count and newest reply's sequence number, as stored (0, 0 without summary).
+        stored: (u64, u64),
+        /// The same, recounted from the replies.
+        counted: (u64, u64),
+    },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "room {}: ", self.room_id)?;
+        match &self.problem {
+            Problem::LastSeq { stored, counted } => {
+                write!(f, "last_seq is {stored}, the newest message is {counted}")
+            }
+            Problem::Gap { after, next } => {
+                write!(f, "sequence numbers skip from {after} to {next}")
+            }
+            Problem::MemberCount { stored, counted } => {
+                write!(f, "member_count is {stored}, it has {counted} members")
+            }
+            Problem::ChangeCursor {
+                message,
+                change_id,
+                last_change,
+            } => write!(
+                f,
+                "message {message} has change cursor {change_id}, beyond last_change {last_change}"
+            ),
+            Problem::ReadMarker {
+                user,
+                marker,
+                last_seq,
+            } => write!(
+                f,
+                "user {user}'s read marker {marker} is beyond the newest message {last_seq}"
+            ),
+            Problem::Mentions {
+                user,
+                stored,
+                counted,
+            } => write!(
+                f,
+                "user {user} has {stored} unread mentions, history says {counted}"
+            ),
+            Problem::Thread {
+                root,
+                stored,
+                counted,
+            } => write!(
+                f,
+                "thread {root} says {} replies (newest {}), history says {} (newest {})",
+                stored.0, stored.1, counted.0, counted.1
+            ),
+        }
+    }
+}
+
+/// Recounts every room's counters from its history and compares. Reads only; a store being
+/// written meanwhile may show differences that are only the writes in between.
+pub async fn check(store: &dyn Store) -> StoreResult<Report> {
+    let mut report = Report::default();
+    let mut after = None;
+    loop {
+        let rooms = store.list_rooms(after, PAGE).await?;
+        let Some(last) = rooms.last() else {
+            return Ok(report);
+        };
+        after = Some(last.id);
+        for room in &rooms {
+            check_room(store, room, &mut report).await?;
+        }
+    }
+}
+
+/// What one room's history says, counted as its messages go by.
+#[derive(Default)]
+struct Recount {
+    last_seq: u64,
+    /// Unread mentions per member (`markers` holds the members).
+    mentions: HashMap<UserId, u64>,
+    /// Per thread root, its replies and newest reply.
+    threads: HashMap<MessageId, (u64, u64)>,
+    /// The summaries the roots carry.
+    summaries: HashMap<MessageId, (u64, u64)>,
+}
+
+impl Recount {
+    fn message(&mut self, message: &Message, markers: &HashMap<UserId, u64>) {
+        self.last_seq = message.seq;
+        if let Some(summary) = &message.thread {
+            let stored = (summary.reply_count, summary.last_reply_seq);
+            self.summaries.insert(message.id, stored);
+        }
+        if let Some(root) = message.thread_root {
+            let (count, newest) = self.threads.entry(root).or_default();
+            *count += 1;
+            *newest = message.seq;
+        }
+        if message.is_deleted() {
+            return;
+        }
+        let mut mention = |user: UserId| {
+            let unread = markers
+                .get(&user)
+                .is_some_and(|marker| message.seq > *marker);
+            if unread && user != message.sender {
+                *self.mentions.entry(user).or_default() += 1;
+            }
+        };
+        if message.mentions_room {
+            markers.keys().copied().for_each(&mut mention);
+        } else {
+            message.mentions.iter().copied().for_each(mention);
+        }
+    }
+}
+
+async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> StoreResult<()> {
+    report.rooms += 1;
+    let found = |report: &mut Report, problem| report.found(room.id, problem);
+    // Members first: the mention recount needs every marker.
+    let mut markers = HashMap::new();
+    let mut query = MemberQuery {
+        after: None,
+        limit: PAGE,
+    };
+    loop {
+        let page = store.members(room.id, &query).await?;
+        let Some(last) = page.last() else { break };
+        query.after = Some(MemberCursor::of(last));
+        for member in &page {
+            markers.insert(member.user_id, member.last_read_seq);
+        }
+    }
+    report.members += markers.len() as u64;
+    let counted = markers.len() as u64;
+    if u64::from(room.member_count) != counted {
+        let stored = u64::from(room.member_count);
+        found(report, Problem::MemberCount { stored, counted });
+    }
+
+    let mut recount = Recount::default();
+    loop {
+        let range = SeqRange {
+            before: None,
+            after: Some(recount.last_seq),
+            limit: PAGE,
+        };
+        let page = store.messages(room.id, range).await?;
+        if page.is_empty() {
+            break;
+        }
+        for message in &page {
+            report.messages += 1;
+            if message.seq != recount.last_seq + 1 {
+                let (after, next) = (recount.last_seq, message.seq);
+                found(report, Problem::Gap { after, next });
+            }
+            if message.change_id > room.last_change {
+                let problem = Problem::ChangeCursor {
+                    message: message.id,
+                    change_id: message.change_id,
+                    last_change: room.last_change,
+                };
+                found(report, problem);
+            }
+            recount.message(message, &markers);
+        }
+    }
+    if room.last_seq != recount.last_seq {
+        let (stored, counted) = (room.last_seq, recount.last_seq);
+        found(report, Problem::LastSeq { stored, counted });
+    }
+
+    let mut members: Vec<(UserId, u64)> = markers.into_iter().collect();
+    members.sort();
+    for (user, marker) in members {
+        if marker > room.last_seq {
+            let last_seq = room.last_seq;
+            found(
+                report,
+                Problem::ReadMarker {
+                    user,
+                    marker,
+                    last_seq,
+                },
+            );
+        }
+        let counts = store.unread_counts(user, Some(room.id)).await?;
+        let stored = counts.iter().map(|c| c.mentions).sum::<u64>();
+        let counted = recount.mentions.get(&user).copied().unwrap_or(0);
+        if stored != counted {
+            found(
+                report,
+                Problem::Mentions {
+                    user,
+                    stored,
+                    counted,
+                },
+            );
+        }
+    }
+
+    let mut roots: Vec<MessageId> = recount.threads.keys().copied().collect();
+    roots.extend(recount.summaries.keys().copied());
+    roots.sort();
+    roots.dedup();
+    for root in roots {
+        let stored = recount.summaries.get(&root).copied().unwrap_or((0, 0));
+        let counted = recount.threads.get(&root).copied().unwrap_or((0, 0));
+        if stored != counted {
+            found(
+                report,
+                Problem::Thread {
+                    root,
+                    stored,
+                    counted,
+                },
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The counter check: what it reads, and that a store's counters agree with its history.
+
+use crate::check::check;
+use crate::testing::Harness;
+use crate::{NewMessage, NewRoom, Role, RoomId, Visibility};
+
+pub async fn store_lists_every_room_by_id(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let public = chat.new_room(&alice, "public").await;
+    let private = NewRoom {
+        visibility: Visibility::Private,
+        ..NewRoom::named("private")
+    };
+    let private = chat.create_room(alice.id, private).await.unwrap();
+    let direct = chat.send_direct(alice.id, bob.id, NewMessage::text("hi"));
+    let direct = direct.await.unwrap().message.room_id;
+    let gone = chat.new_room(&alice, "gone").await;
+    chat.delete_room(alice.id, gone.id).await.unwrap();
+
+    let mut expected = vec![public.id, private.id, direct];
+    expected.sort_by_key(|id| *id.0.as_bytes());
+    let all = chat.store.list_rooms(None, 100).await.unwrap();
+    let ids: Vec<RoomId> = all.iter().map(|room| room.id).collect();
+    assert_eq!(ids, expected, "group and direct, public and private, by id");
+    let mut paged = Vec::new();
+    let mut after = None;
+    while let Some(room) = chat.store.list_rooms(after, 1).await.unwrap().pop() {
+        after = Some(room.id);
+        paged.push(room.id);
+    }
+    assert_eq!(paged, expected, "one at a time, after the cursor");
+}
+
+pub async fn a_chat_with_every_kind_of_data_checks_clean(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let room = chat.new_room(&alice, "everything").await;
+    for user in [&bob, &carol] {
+        chat.add_member(alice.id, room.id, user.id, Role::Member)
+            .await
+            .unwrap();
+    }
+    let send = |from: crate::UserId, new: NewMessage| {
+        let chat = chat.chat.clone();
+        async move { chat.send(from, room.id, new).await.unwrap().message }
+    };
+    let root = send(alice.id, NewMessage::text("root")).await;
+    send(bob.id, NewMessage::text("hey carol").mentioning(carol.id)).await;
+    let everyone = NewMessage {
+        mentions_room: true,
+        ..NewMessage::text("all of you")
+    };
+    send(alice.id, everyone).await;
+    let reply = send(bob.id, NewMessage::text("in thread").in_thread(root.id)).await;
+    send(carol.id, NewMessage::text("me too").in_thread(root.id)).await;
+    let edited = send(carol.id, NewMessage::text("typo").replying_to(root.id)).await;
+    chat.edit_message(carol.id, room.id, edited.id, "fixed")
+        .await
+        .unwrap();
+    let mention = send(alice.id, NewMessage::text("bob!").mentioning(bob.id)).await;
+    chat.delete_message(alice.id, room.id, mention.id)
+        .await
+        .unwrap();
+    chat.delete_message(bob.id, room.id, reply.id)
+        .await
+        .unwrap();
+    chat.mark_read(bob.id, room.id, 3).await.unwrap();
+    let direct = chat.send_direct(bob.id, carol.id, NewMessage::text("psst"));
+    direct.await.unwrap();
+    let left = chat.new_room(&carol, "left").await;
+    chat.join_room(bob.id, left.id, None).await.unwrap();
+    send_in(&chat, left.id, bob.id, "bye").await;
+    chat.leave_room(bob.id, left.id).await.unwrap();
+
+    let report = check(&*chat.store).await.unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(
+        (report.rooms, report.members, report.messages),
+        (3, 3 + 2 + 1, 7 + 1 + 1)
+    );
+}
+
+async fn send_in(chat: &crate::testing::TestChat, room: RoomId, from: crate::UserId, text: &str) {
+    chat.send(from, room, NewMessage::text(text)).await.unwrap();
+}
