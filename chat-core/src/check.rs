@@ -11,11 +11,15 @@
 //! the mentions after its marker; every thread summary's reply count and newest reply with the
 //! replies. (An unread count is `last_seq` minus the marker: nothing to drift, once both are
 //! right.)
+//!
+//! [`repair`] also sets the room's counters to their recount and brings read markers back
+//! within the history ([`RoomStore::repair_counters`](crate::store::RoomStore::repair_counters), only if the room was not written
+//! meanwhile). Gaps, mention counts and thread summaries are reported, not repaired.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::store::{MemberQuery, SeqRange, Store, StoreResult};
+use crate::store::{MemberQuery, RoomCounters, SeqRange, Store, StoreResult};
 use crate::{MemberCursor, Message, MessageId, Room, RoomId, UserId};
 
 /// How many findings a report lists; the rest are only counted.
@@ -37,6 +41,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Differences found beyond those listed.
     pub unlisted: u64,
+    /// Rooms whose counters [`repair`] set to their recount.
+    pub repaired: u64,
 }
 
 impl Report {
@@ -45,9 +51,19 @@ impl Report {
         self.findings.is_empty()
     }
 
+    /// Whether every difference found was repaired.
+    pub fn is_repaired(&self) -> bool {
+        self.unlisted == 0 && self.findings.iter().all(|finding| finding.repaired)
+    }
+
     fn found(&mut self, room_id: RoomId, problem: Problem) {
         if self.findings.len() < MAX_FINDINGS {
-            self.findings.push(Finding { room_id, problem });
+            let repaired = false;
+            self.findings.push(Finding {
+                room_id,
+                problem,
+                repaired,
+            });
         } else {
             self.unlisted += 1;
         }
@@ -61,6 +77,8 @@ pub struct Finding {
     pub room_id: RoomId,
     /// What is wrong.
     pub problem: Problem,
+    /// Whether [`repair`] fixed it.
+    pub repaired: bool,
 }
 
 /// A difference between a counter as stored and as recounted from history.
@@ -129,7 +147,8 @@ pub enum Problem {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "room {}: ", self.room_id)?;
+        let fixed = if self.repaired { "repaired: " } else { "" };
+        write!(f, "{fixed}room {}: ", self.room_id)?;
         match &self.problem {
             Problem::LastSeq { stored, counted } => {
                 write!(f, "last_seq is {stored}, the newest message is {counted}")
@@ -180,6 +199,16 @@ impl fmt::Display for Finding {
 /// Recounts every room's counters from its history and compares. Reads only; a store being
 /// written meanwhile may show differences that are only the writes in between.
 pub async fn check(store: &dyn Store) -> StoreResult<Report> {
+    run(store, false).await
+}
+
+/// [`check`], then sets each room's counters that differ to their recount, and brings read
+/// markers beyond the newest message back to it.
+pub async fn repair(store: &dyn Store) -> StoreResult<Report> {
+    run(store, true).await
+}
+
+async fn run(store: &dyn Store, repair: bool) -> StoreResult<Report> {
     let mut report = Report::default();
     let mut after = None;
     loop {
@@ -189,7 +218,17 @@ pub async fn check(store: &dyn Store) -> StoreResult<Report> {
         };
         after = Some(last.id);
         for room in &rooms {
-            check_room(store, room, &mut report).await?;
+            let listed = report.findings.len();
+            let fixed = check_room(store, room, &mut report).await?;
+            if let Some(fixed) = fixed.filter(|_| repair) {
+                let seen = RoomCounters::of(room);
+                if store.repair_counters(room.id, seen, fixed).await? {
+                    report.repaired += 1;
+                    for finding in &mut report.findings[listed..] {
+                        finding.repaired = finding.problem.is_counter();
+                    }
+                }
+            }
         }
     }
 }
@@ -237,7 +276,13 @@ impl Recount {
     }
 }
 
-async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> StoreResult<()> {
+/// Checks one room; returns its counters as recounted when they, or read markers, need a
+/// repair.
+async fn check_room(
+    store: &dyn Store,
+    room: &Room,
+    report: &mut Report,
+) -> StoreResult<Option<RoomCounters>> {
     report.rooms += 1;
     let found = |report: &mut Report, problem| report.found(room.id, problem);
     // Members first: the mention recount needs every marker.
@@ -255,13 +300,14 @@ async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> Stor
         }
     }
     report.members += markers.len() as u64;
-    let counted = markers.len() as u64;
-    if u64::from(room.member_count) != counted {
-        let stored = u64::from(room.member_count);
+    let member_count = u32::try_from(markers.len()).unwrap_or(u32::MAX);
+    if room.member_count != member_count {
+        let (stored, counted) = (room.member_count.into(), member_count.into());
         found(report, Problem::MemberCount { stored, counted });
     }
 
     let mut recount = Recount::default();
+    let mut last_change = room.last_change;
     loop {
         let range = SeqRange {
             before: None,
@@ -286,6 +332,7 @@ async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> Stor
                 };
                 found(report, problem);
             }
+            last_change = last_change.max(message.change_id);
             recount.message(message, &markers);
         }
     }
@@ -294,11 +341,13 @@ async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> Stor
         found(report, Problem::LastSeq { stored, counted });
     }
 
+    let mut markers_beyond = 0;
     let mut members: Vec<(UserId, u64)> = markers.into_iter().collect();
     members.sort();
     for (user, marker) in members {
-        if marker > room.last_seq {
-            let last_seq = room.last_seq;
+        if marker > recount.last_seq {
+            markers_beyond += 1;
+            let last_seq = recount.last_seq;
             found(
                 report,
                 Problem::ReadMarker {
@@ -341,5 +390,24 @@ async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> Stor
             );
         }
     }
-    Ok(())
+    let fixed = RoomCounters {
+        last_seq: recount.last_seq,
+        last_change,
+        member_count,
+    };
+    let marker_beyond = markers_beyond > 0;
+    Ok((fixed != RoomCounters::of(room) || marker_beyond).then_some(fixed))
+}
+
+impl Problem {
+    /// Whether [`RoomStore::repair_counters`](crate::store::RoomStore::repair_counters) fixes it.
+    fn is_counter(&self) -> bool {
+        matches!(
+            self,
+            Self::LastSeq { .. }
+                | Self::MemberCount { .. }
+                | Self::ChangeCursor { .. }
+                | Self::ReadMarker { .. }
+        )
+    }
 }

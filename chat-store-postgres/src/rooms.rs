@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, fold,
     room_search_text, successor,
 };
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UnreadCounts, UserId};
@@ -244,6 +244,52 @@ impl RoomStore for PostgresStore {
             .iter()
             .map(codec::room)
             .collect()
+    }
+
+    async fn repair_counters(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        fixed: RoomCounters,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let stored: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT last_seq, last_change, member_count FROM rooms WHERE id = $1 FOR UPDATE",
+        )
+        .bind(room.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let (last_seq, last_change, member_count) =
+            stored.ok_or(StoreError::NotFound(Entity::Room))?;
+        let seen = (
+            int(seen.last_seq),
+            int(seen.last_change),
+            i64::from(seen.member_count),
+        );
+        if (last_seq, last_change, member_count) != seen {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE rooms SET last_seq = $2, last_change = $3, member_count = $4 WHERE id = $1",
+        )
+        .bind(room.0)
+        .bind(int(fixed.last_seq))
+        .bind(int(fixed.last_change))
+        .bind(i64::from(fixed.member_count))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE members SET last_read_seq = $2 WHERE room_id = $1 AND last_read_seq > $2",
+        )
+        .bind(room.0)
+        .bind(int(fixed.last_seq))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn rooms_of_user(

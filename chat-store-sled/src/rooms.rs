@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, successor,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore,
+    successor,
 };
 use chat_core::{
     Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UnreadCounts,
@@ -249,6 +250,36 @@ impl RoomStore for SledStore {
             .take(limit as usize)
             .map(|value| decode::<Room>(&value.map_err(backend)?))
             .collect()
+    }
+
+    async fn repair_counters(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        fixed: RoomCounters,
+    ) -> StoreResult<bool> {
+        self.write_scanning(
+            move |trees| members_of(trees, room),
+            move |tx, members| {
+                let mut stored = tx_room(tx, room)?;
+                if RoomCounters::of(&stored) != seen {
+                    return Ok(false);
+                }
+                stored.last_seq = fixed.last_seq;
+                stored.last_change = fixed.last_change;
+                stored.member_count = fixed.member_count;
+                tx_put_room(tx, &stored)?;
+                for member in members {
+                    if member.last_read_seq > fixed.last_seq {
+                        let mut member = member.clone();
+                        member.last_read_seq = fixed.last_seq;
+                        tx_put_member(tx, &member)?;
+                    }
+                }
+                Ok(true)
+            },
+        )
+        .await
     }
 
     async fn rooms_of_user(

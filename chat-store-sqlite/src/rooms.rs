@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomQuery, RoomStore, fold,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, fold,
     room_search_text, successor,
 };
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UnreadCounts, UserId};
@@ -230,6 +230,58 @@ impl RoomStore for SqliteStore {
             .iter()
             .map(codec::room)
             .collect()
+    }
+
+    async fn repair_counters(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        fixed: RoomCounters,
+    ) -> StoreResult<bool> {
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    let stored: Option<(i64, i64, i64)> = sqlx::query_as(
+                        "SELECT last_seq, last_change, member_count FROM rooms WHERE id = ?",
+                    )
+                    .bind(room.0)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    let (last_seq, last_change, member_count) =
+                        stored.ok_or(StoreError::NotFound(Entity::Room))?;
+                    let seen = (
+                        int(seen.last_seq),
+                        int(seen.last_change),
+                        i64::from(seen.member_count),
+                    );
+                    if (last_seq, last_change, member_count) != seen {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "UPDATE rooms SET last_seq = ?2, last_change = ?3, member_count = ?4 \
+                         WHERE id = ?1",
+                    )
+                    .bind(room.0)
+                    .bind(int(fixed.last_seq))
+                    .bind(int(fixed.last_change))
+                    .bind(i64::from(fixed.member_count))
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    sqlx::query(
+                        "UPDATE members SET last_read_seq = ?2 \
+                         WHERE room_id = ?1 AND last_read_seq > ?2",
+                    )
+                    .bind(room.0)
+                    .bind(int(fixed.last_seq))
+                    .execute(c)
+                    .await
+                    .map_err(map_err)?;
+                    Ok(true)
+                })
+            })
+            .await
     }
 
     async fn rooms_of_user(

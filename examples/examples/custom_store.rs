@@ -133,6 +133,14 @@ impl RoomStore for CountingStore {
     async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>> {
         self.count().list_rooms(after, limit).await
     }
+    async fn repair_counters(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        fixed: RoomCounters,
+    ) -> StoreResult<bool> {
+        self.count().repair_counters(room, seen, fixed).await
+    }
     async fn rooms_of_user(
         &self,
         user: UserId,

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberQuery, MemberStore,
-    MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore, RoomQuery,
-    RoomStore, Rotation, SearchQuery, SeqRange, SessionStore, StoreResult, ThreadStore, TokenKind,
-    TokenRecord, UserQuery, UserStore, fold, successor,
+    MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore, RoomCounters,
+    RoomQuery, RoomStore, Rotation, SearchQuery, SeqRange, SessionStore, StoreResult, ThreadStore,
+    TokenKind, TokenRecord, UserQuery, UserStore, fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -669,6 +669,29 @@ impl RoomStore for MemoryStore {
             .map(|(_, data)| data.room.clone())
             .take(limit as usize)
             .collect())
+    }
+
+    async fn repair_counters(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        fixed: RoomCounters,
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        let data = inner
+            .rooms
+            .get_mut(&room)
+            .ok_or(StoreError::NotFound(Entity::Room))?;
+        if RoomCounters::of(&data.room) != seen {
+            return Ok(false);
+        }
+        data.room.last_seq = fixed.last_seq;
+        data.room.last_change = fixed.last_change;
+        data.room.member_count = fixed.member_count;
+        for member in data.members.values_mut() {
+            member.last_read_seq = member.last_read_seq.min(fixed.last_seq);
+        }
+        Ok(true)
     }
 
     async fn rooms_of_user(

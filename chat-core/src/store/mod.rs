@@ -399,6 +399,18 @@ pub trait RoomStore: Send + Sync {
     /// `after`. For work on the whole store (the counter check), never shown to users.
     async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>>;
 
+    /// Sets the room's counters to `fixed` and brings every read marker beyond `fixed.last_seq`
+    /// back to it, atomically, if its counters are still `seen`; returns whether it did (the
+    /// counter check's repair: a room written meanwhile is left for the next run).
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Room`).
+    async fn repair_counters(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        fixed: RoomCounters,
+    ) -> StoreResult<bool>;
+
     /// The rooms the user is a member of, with the membership, ordered by room id: a page
     /// after the cursor, filtered by the search text, as for public rooms.
     async fn rooms_of_user(
@@ -418,6 +430,28 @@ pub trait RoomStore: Send + Sync {
 
     /// The direct conversation between two users, in either order.
     async fn direct_room(&self, a: UserId, b: UserId) -> StoreResult<Option<Room>>;
+}
+
+/// The counters a store keeps on a room ([`RoomStore::repair_counters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomCounters {
+    /// The newest message's sequence number.
+    pub last_seq: u64,
+    /// The newest change cursor.
+    pub last_change: u64,
+    /// How many members.
+    pub member_count: u32,
+}
+
+impl RoomCounters {
+    /// The counters as `room` holds them.
+    pub fn of(room: &Room) -> Self {
+        Self {
+            last_seq: room.last_seq,
+            last_change: room.last_change,
+            member_count: room.member_count,
+        }
+    }
 }
 
 /// Membership of users in rooms.

@@ -121,6 +121,15 @@ enum Command {
         #[arg(long, env = "CHAT_ADMIN_EMAIL")]
         email: Option<String>,
     },
+    /// Recount every room's counters from its history and list what differs, then exit:
+    /// non-zero when something differs (with `--repair`: when something is left unrepaired).
+    /// Best run while no server writes to the database.
+    Check {
+        /// Set the room counters that differ to their recount (and read markers beyond the
+        /// newest message back to it).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -143,6 +152,9 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let (store, bus) = open_store(&cli).await?;
+    if let Some(Command::Check { repair }) = cli.command {
+        return check(&*store, repair).await;
+    }
     let defaults = ChatConfig::default();
     let config = ChatConfig::default()
         .with_failed_logins_allowed(cli.failed_logins)
@@ -208,6 +220,41 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The store, and the bus that follows it when events must leave this process.
+/// `chat-server check`: every finding on a line of its own, then the totals.
+async fn check(store: &dyn Store, repair: bool) -> Result<(), Failure> {
+    let report = if repair {
+        chat_core::check::repair(store).await?
+    } else {
+        chat_core::check::check(store).await?
+    };
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    if report.unlisted > 0 {
+        println!("… and {} more differences", report.unlisted);
+    }
+    println!(
+        "checked {} rooms, {} members, {} messages: {} differences, {} rooms repaired",
+        report.rooms,
+        report.members,
+        report.messages,
+        report.findings.len() as u64 + report.unlisted,
+        report.repaired
+    );
+    let settled = if repair {
+        report.is_repaired()
+    } else {
+        report.is_clean()
+    };
+    if settled {
+        Ok(())
+    } else if repair {
+        Err("differences are left that --repair does not fix".into())
+    } else {
+        Err("counters differ from the history (`check --repair` sets room counters right)".into())
+    }
+}
+
 async fn open_store(cli: &Cli) -> Result<(Arc<dyn Store>, Option<Arc<dyn EventBus>>), Failure> {
     let database = cli.database.as_str();
     let store: Arc<dyn Store> = match database.parse::<Location>()? {

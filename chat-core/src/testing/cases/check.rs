@@ -1,6 +1,7 @@
 //! The counter check: what it reads, and that a store's counters agree with its history.
 
-use crate::check::check;
+use crate::check::{Problem, check, repair};
+use crate::store::RoomCounters;
 use crate::testing::Harness;
 use crate::{NewMessage, NewRoom, Role, RoomId, Visibility};
 
@@ -86,4 +87,86 @@ pub async fn a_chat_with_every_kind_of_data_checks_clean(h: Harness) {
 
 async fn send_in(chat: &crate::testing::TestChat, room: RoomId, from: crate::UserId, text: &str) {
     chat.send(from, room, NewMessage::text(text)).await.unwrap();
+}
+
+pub async fn store_repair_counters_sets_them_only_if_unchanged(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "repaired").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    for text in ["one", "two"] {
+        send_in(&chat, room.id, alice.id, text).await;
+    }
+    let third = chat.send(alice.id, room.id, NewMessage::text("three"));
+    let third = third.await.unwrap().message;
+    chat.mark_read(bob.id, room.id, 3).await.unwrap();
+    let stored = chat.store.room(room.id).await.unwrap().unwrap();
+    let seen = RoomCounters::of(&stored);
+    assert_eq!((seen.last_seq, seen.member_count), (3, 2));
+    let wrong = RoomCounters {
+        last_seq: 2,
+        last_change: 2,
+        member_count: 7,
+    };
+
+    let stale = RoomCounters {
+        last_seq: 9,
+        ..seen
+    };
+    let done = chat.store.repair_counters(room.id, stale, wrong).await;
+    assert!(!done.unwrap(), "counters not as seen: nothing written");
+    assert_eq!(chat.store.room(room.id).await.unwrap(), Some(stored));
+
+    assert!(
+        chat.store
+            .repair_counters(room.id, seen, wrong)
+            .await
+            .unwrap()
+    );
+    let now = chat.store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(RoomCounters::of(&now), wrong);
+    let bobs = chat.store.member(room.id, bob.id).await.unwrap().unwrap();
+    assert_eq!(
+        bobs.last_read_seq, 2,
+        "a marker beyond last_seq comes back to it"
+    );
+    let alices = chat.store.member(room.id, alice.id).await.unwrap().unwrap();
+    assert_eq!(alices.last_read_seq, 2);
+
+    // What `check` finds in such a room, `repair` puts right.
+    let report = check(&*chat.store).await.unwrap();
+    let problems: Vec<_> = report.findings.iter().map(|f| &f.problem).collect();
+    assert_eq!(
+        problems,
+        [
+            &Problem::MemberCount {
+                stored: 7,
+                counted: 2
+            },
+            &Problem::ChangeCursor {
+                message: third.id,
+                change_id: 3,
+                last_change: 2
+            },
+            &Problem::LastSeq {
+                stored: 2,
+                counted: 3
+            },
+        ]
+    );
+    let repaired = repair(&*chat.store).await.unwrap();
+    assert!(repaired.is_repaired(), "{:#?}", repaired.findings);
+    assert_eq!(repaired.repaired, 1);
+    let now = chat.store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(RoomCounters::of(&now), seen);
+    assert!(check(&*chat.store).await.unwrap().is_clean());
+    let next = chat.send(bob.id, room.id, NewMessage::text("after the repair"));
+    assert_eq!(next.await.unwrap().message.seq, 4);
+
+    let unknown = RoomId(uuid::Uuid::from_u128(404));
+    assert_err!(
+        chat.store.repair_counters(unknown, seen, seen).await,
+        crate::StoreError::NotFound(crate::Entity::Room)
+    );
 }
