@@ -1,8 +1,11 @@
 //! Opening files: what is ours is reopened with its data, what is not is refused untouched.
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use chat_core::OpenError;
+use std::sync::Arc;
+
 use chat_core::store::UserStore;
 use chat_core::testing::sample_user;
+use chat_core::{Chat, Message, NewMessage, NewRoom, NewUser, OpenError, RoomId, User};
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use sqlx::{ConnectOptions, Connection};
 
@@ -139,57 +142,95 @@ async fn rows_from_before_folded_search_are_found_after_reopening() {
     assert_eq!(found.iter().map(|u| u.id).collect::<Vec<_>>(), [edith.id]);
 }
 
+/// A fresh SQLite file where alice sent `texts` to two rooms of hers named `names`, one after
+/// the other (so that the index must keep messages newest first across rooms).
+struct Written {
+    store: Arc<SqliteStore>,
+    chat: Chat,
+    file: File,
+}
+
+/// The file of [`Written`], and what was written to it.
+struct File {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    url: String,
+    alice: User,
+    rooms: Vec<RoomId>,
+    sent: Vec<Message>,
+}
+
+impl Written {
+    async fn new(names: [&str; 2], texts: impl IntoIterator<Item = String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let chat = Chat::new(store.clone());
+        let alice = chat.create_user(NewUser::named("alice")).await.unwrap();
+        let mut rooms = Vec::new();
+        for name in names {
+            let room = chat.create_room(alice.id, NewRoom::named(name));
+            rooms.push(room.await.unwrap().id);
+        }
+        let mut sent = Vec::new();
+        for (n, text) in texts.into_iter().enumerate() {
+            let text = NewMessage::text(text);
+            sent.push(
+                chat.send(alice.id, rooms[n % 2], text)
+                    .await
+                    .unwrap()
+                    .message,
+            );
+        }
+        let file = File {
+            _dir: dir,
+            path,
+            url,
+            alice,
+            rooms,
+            sent,
+        };
+        Self { store, chat, file }
+    }
+
+    /// Closes the store, so that raw SQL can run on the file.
+    async fn close(self) -> File {
+        drop(self.chat);
+        Arc::into_inner(self.store).unwrap().close().await;
+        self.file
+    }
+}
+
+impl File {
+    /// An engine on the file, opened again.
+    async fn reopen(&self) -> Chat {
+        Chat::new(Arc::new(SqliteStore::open(&self.url).await.unwrap()))
+    }
+}
+
 #[tokio::test]
 async fn messages_from_before_search_are_found_after_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chat.db");
-    let url = format!("sqlite://{}", path.display());
-    let store = std::sync::Arc::new(SqliteStore::open(&url).await.unwrap());
-    let chat = chat_core::Chat::new(store.clone());
-    let alice = chat
-        .create_user(chat_core::NewUser::named("alice"))
-        .await
-        .unwrap();
-    let mut rooms = Vec::new();
-    for name in ["old", "older"] {
-        let room = chat_core::NewRoom::named(name);
-        rooms.push(chat.create_room(alice.id, room).await.unwrap().id);
-    }
-    // Alternating rooms: the index must keep them newest first across rooms.
-    let mut old = Vec::new();
-    for n in 0..4 {
-        let text = chat_core::NewMessage::text(format!("written before the search index {n}"));
-        old.push(
-            chat.send(alice.id, rooms[n % 2], text)
-                .await
-                .unwrap()
-                .message
-                .id,
-        );
-    }
-    old.reverse();
-    drop(chat);
-    std::sync::Arc::into_inner(store).unwrap().close().await;
-    // As a database written before migration 8 left it: nothing indexed.
+    let texts = (0..4).map(|n| format!("written before the search index {n}"));
+    let file = Written::new(["old", "older"], texts).await.close().await;
+    // As before migration 8: no search row, no terms (the trigger takes them out of the index).
     let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
+        .filename(&file.path)
         .connect()
         .await
         .unwrap();
-    // As before migration 8: no search row, no terms (the trigger takes them out of the index).
     sqlx::query("UPDATE messages SET search_row = NULL, terms = NULL")
         .execute(&mut raw)
         .await
         .unwrap();
     raw.close().await.unwrap();
 
-    let chat = chat_core::Chat::new(std::sync::Arc::new(SqliteStore::open(&url).await.unwrap()));
-    let found = chat
-        .search(alice.id, "index", None, None, None)
-        .await
-        .unwrap();
-    assert_eq!(found.items.iter().map(|m| m.id).collect::<Vec<_>>(), old);
-    search_index_is_in_step(&path).await.unwrap();
+    let chat = file.reopen().await;
+    let found = chat.search(file.alice.id, "index", None, None, None);
+    let found: Vec<_> = found.await.unwrap().items.iter().map(|m| m.id).collect();
+    let newest_first: Vec<_> = file.sent.iter().rev().map(|m| m.id).collect();
+    assert_eq!(found, newest_first);
+    search_index_is_in_step(&file.path).await.unwrap();
 }
 
 /// FTS5's own check, against the messages' `terms`: every entry the index holds is a live
@@ -207,46 +248,26 @@ async fn search_index_is_in_step(path: &std::path::Path) -> Result<(), sqlx::Err
 
 #[tokio::test]
 async fn the_search_index_follows_edits_deletions_and_deleted_rooms() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chat.db");
-    let url = format!("sqlite://{}", path.display());
-    let store = std::sync::Arc::new(SqliteStore::open(&url).await.unwrap());
-    let chat = chat_core::Chat::new(store.clone());
-    let alice = chat
-        .create_user(chat_core::NewUser::named("alice"))
+    let texts = (0..6).map(|n| format!("Café número {n} 東京タワー"));
+    let written = Written::new(["kept", "deleted"], texts).await;
+    let (chat, alice, rooms, sent) = (
+        &written.chat,
+        written.file.alice.id,
+        &written.file.rooms,
+        &written.file.sent,
+    );
+    chat.edit_message(alice, rooms[0], sent[0].id, "an edited café")
         .await
         .unwrap();
-    let mut rooms = Vec::new();
-    for name in ["kept", "deleted"] {
-        let room = chat_core::NewRoom::named(name);
-        rooms.push(chat.create_room(alice.id, room).await.unwrap().id);
-    }
-    let mut sent = Vec::new();
-    for n in 0..6 {
-        let text = chat_core::NewMessage::text(format!("Café número {n} 東京タワー"));
-        sent.push(
-            chat.send(alice.id, rooms[n % 2], text)
-                .await
-                .unwrap()
-                .message,
-        );
-    }
-    chat.edit_message(alice.id, rooms[0], sent[0].id, "an edited café")
+    chat.delete_message(alice, rooms[0], sent[2].id)
         .await
         .unwrap();
-    chat.delete_message(alice.id, rooms[0], sent[2].id)
-        .await
-        .unwrap();
-    chat.delete_room(alice.id, rooms[1]).await.unwrap();
-    drop(chat);
-    std::sync::Arc::into_inner(store).unwrap().close().await;
+    chat.delete_room(alice, rooms[1]).await.unwrap();
+    let file = written.close().await;
 
-    search_index_is_in_step(&path).await.unwrap();
-    let chat = chat_core::Chat::new(std::sync::Arc::new(SqliteStore::open(&url).await.unwrap()));
-    let found = chat
-        .search(alice.id, "cafe", None, None, None)
-        .await
-        .unwrap();
-    let ids: Vec<_> = found.items.iter().map(|m| m.id).collect();
-    assert_eq!(ids, [sent[4].id, sent[0].id]);
+    search_index_is_in_step(&file.path).await.unwrap();
+    let chat = file.reopen().await;
+    let found = chat.search(file.alice.id, "cafe", None, None, None);
+    let found: Vec<_> = found.await.unwrap().items.iter().map(|m| m.id).collect();
+    assert_eq!(found, [file.sent[4].id, file.sent[0].id]);
 }
