@@ -106,6 +106,39 @@ fn ordered(a: UserId, b: UserId) -> (UserId, UserId) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
+impl SqliteStore {
+    /// Rooms by id after `after`, whose folded fields hold `search`; public group rooms only
+    /// when `public_only`.
+    async fn rooms_page(
+        &self,
+        after: Option<RoomId>,
+        search: Option<String>,
+        limit: u32,
+        public_only: bool,
+    ) -> StoreResult<Vec<Room>> {
+        let sql = concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms r \
+             WHERE (NOT ?4 OR (r.kind = 'group' AND r.visibility = 'public')) \
+               AND (?1 IS NULL OR r.id > ?1) \
+               AND (?2 IS NULL OR instr(r.search, ?2) > 0) \
+             ORDER BY r.id LIMIT ?3"
+        );
+        sqlx::query(sql)
+            .bind(after.map(|id| id.0))
+            .bind(search)
+            .bind(i64::from(limit))
+            .bind(public_only)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::room)
+            .collect()
+    }
+}
+
 #[async_trait]
 impl RoomStore for SqliteStore {
     async fn create_room(&self, room: &Room, owner: &Member) -> StoreResult<()> {
@@ -194,42 +227,13 @@ impl RoomStore for SqliteStore {
     }
 
     async fn list_public_rooms(&self, query: &RoomQuery) -> StoreResult<Vec<Room>> {
-        let sql = concat!(
-            "SELECT ",
-            room_columns!(),
-            " FROM rooms r \
-             WHERE r.kind = 'group' AND r.visibility = 'public' \
-               AND (?1 IS NULL OR r.id > ?1) \
-               AND (?2 IS NULL OR instr(r.search, ?2) > 0) \
-             ORDER BY r.id LIMIT ?3"
-        );
-        sqlx::query(sql)
-            .bind(query.after.map(|id| id.0))
-            .bind(query.search.as_deref().map(fold))
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.readers)
+        let search = query.search.as_deref().map(fold);
+        self.rooms_page(query.after, search, query.limit, true)
             .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::room)
-            .collect()
     }
 
     async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>> {
-        let sql = concat!(
-            "SELECT ",
-            room_columns!(),
-            " FROM rooms r WHERE (?1 IS NULL OR r.id > ?1) ORDER BY r.id LIMIT ?2"
-        );
-        sqlx::query(sql)
-            .bind(after.map(|id| id.0))
-            .bind(i64::from(limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::room)
-            .collect()
+        self.rooms_page(after, None, limit, false).await
     }
 
     async fn repair_counters(
