@@ -13,13 +13,16 @@
 //! right.)
 //!
 //! [`repair`] also sets the room's counters to their recount and brings read markers back
-//! within the history ([`RoomStore::repair_counters`](crate::store::RoomStore::repair_counters), only if the room was not written
-//! meanwhile). Gaps, mention counts and thread summaries are reported, not repaired.
+//! within the history ([`RoomStore::repair_counters`](crate::store::RoomStore::repair_counters)),
+//! and replaces the unread mentions of a room whose counts differ with the recount
+//! ([`MessageStore::replace_unread_mentions`](crate::store::MessageStore::replace_unread_mentions)),
+//! each only if the room was not written meanwhile. Gaps and thread summaries are reported,
+//! not repaired.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::store::{MemberQuery, RoomCounters, SeqRange, Store, StoreResult};
+use crate::store::{MemberQuery, Mention, RoomCounters, SeqRange, Store, StoreResult};
 use crate::{MemberCursor, Message, MessageId, Room, RoomId, UserId};
 
 /// How many findings a report lists; the rest are only counted.
@@ -202,8 +205,9 @@ pub async fn check(store: &dyn Store) -> StoreResult<Report> {
     run(store, false).await
 }
 
-/// [`check`], then sets each room's counters that differ to their recount, and brings read
-/// markers beyond the newest message back to it.
+/// [`check`], then sets each room's counters that differ to their recount, brings read
+/// markers beyond the newest message back to it, and replaces the unread mentions of a room
+/// whose mention counts differ with the recount.
 pub async fn repair(store: &dyn Store) -> StoreResult<Report> {
     run(store, true).await
 }
@@ -219,26 +223,59 @@ async fn run(store: &dyn Store, repair: bool) -> StoreResult<Report> {
         after = Some(last.id);
         for room in &rooms {
             let listed = report.findings.len();
-            let fixed = check_room(store, room, &mut report).await?;
-            if let Some(fixed) = fixed.filter(|_| repair) {
-                let seen = RoomCounters::of(room);
-                if store.repair_counters(room.id, seen, fixed).await? {
-                    report.repaired += 1;
-                    for finding in &mut report.findings[listed..] {
-                        finding.repaired = finding.problem.is_counter();
-                    }
+            let repairs = check_room(store, room, &mut report).await?;
+            if repair && (repairs.counters.is_some() || repairs.mentions.is_some()) {
+                let done = repair_room(store, room, repairs).await?;
+                report.repaired += u64::from(done.counters || done.mentions);
+                for finding in &mut report.findings[listed..] {
+                    finding.repaired = match finding.problem {
+                        Problem::Mentions { .. } => done.mentions,
+                        ref problem => problem.is_counter() && done.counters,
+                    };
                 }
             }
         }
     }
 }
 
+/// What a room needs written: its counters as recounted, its unread mentions as recounted.
+struct Repairs {
+    counters: Option<RoomCounters>,
+    mentions: Option<Vec<Mention>>,
+}
+
+/// Which of a room's [`Repairs`] were written.
+struct Done {
+    counters: bool,
+    mentions: bool,
+}
+
+/// Writes `repairs`: the counters first, then the mentions, each only if the room was not
+/// written since it was counted.
+async fn repair_room(store: &dyn Store, room: &Room, repairs: Repairs) -> StoreResult<Done> {
+    let mut seen = RoomCounters::of(room);
+    let mut counters = false;
+    if let Some(fixed) = repairs.counters {
+        counters = store.repair_counters(room.id, seen, fixed).await?;
+        if !counters {
+            let mentions = false;
+            return Ok(Done { counters, mentions });
+        }
+        seen = fixed;
+    }
+    let mentions = match &repairs.mentions {
+        Some(unread) => store.replace_unread_mentions(room.id, seen, unread).await?,
+        None => false,
+    };
+    Ok(Done { counters, mentions })
+}
+
 /// What one room's history says, counted as its messages go by.
 #[derive(Default)]
 struct Recount {
     last_seq: u64,
-    /// Unread mentions per member (`markers` holds the members).
-    mentions: HashMap<UserId, u64>,
+    /// Mentions after their member's read marker (`markers` holds the members).
+    unread_mentions: Vec<Mention>,
     /// Per thread root, its replies and newest reply.
     threads: HashMap<MessageId, (u64, u64)>,
     /// The summaries the roots carry.
@@ -265,7 +302,8 @@ impl Recount {
                 .get(&user)
                 .is_some_and(|marker| message.seq > *marker);
             if unread && user != message.sender {
-                *self.mentions.entry(user).or_default() += 1;
+                let (seq, message) = (message.seq, message.id);
+                self.unread_mentions.push(Mention { user, seq, message });
             }
         };
         if message.mentions_room {
@@ -276,13 +314,9 @@ impl Recount {
     }
 }
 
-/// Checks one room; returns its counters as recounted when they, or read markers, need a
-/// repair.
-async fn check_room(
-    store: &dyn Store,
-    room: &Room,
-    report: &mut Report,
-) -> StoreResult<Option<RoomCounters>> {
+/// Checks one room; returns what a repair would write: its counters as recounted when they,
+/// or read markers, differ, and its unread mentions when a count differs.
+async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> StoreResult<Repairs> {
     report.rooms += 1;
     let found = |report: &mut Report, problem| report.found(room.id, problem);
     // Members first: the mention recount needs every marker.
@@ -342,6 +376,11 @@ async fn check_room(
     }
 
     let mut markers_beyond = 0;
+    let mut mentions_differ = false;
+    let mut unread_mentions: HashMap<UserId, u64> = HashMap::new();
+    for mention in &recount.unread_mentions {
+        *unread_mentions.entry(mention.user).or_default() += 1;
+    }
     let mut members: Vec<(UserId, u64)> = markers.into_iter().collect();
     members.sort();
     for (user, marker) in members {
@@ -359,8 +398,9 @@ async fn check_room(
         }
         let counts = store.unread_counts(user, Some(room.id)).await?;
         let stored = counts.iter().map(|c| c.mentions).sum::<u64>();
-        let counted = recount.mentions.get(&user).copied().unwrap_or(0);
+        let counted = unread_mentions.get(&user).copied().unwrap_or(0);
         if stored != counted {
+            mentions_differ = true;
             found(
                 report,
                 Problem::Mentions {
@@ -395,8 +435,11 @@ async fn check_room(
         last_change,
         member_count,
     };
-    let marker_beyond = markers_beyond > 0;
-    Ok((fixed != RoomCounters::of(room) || marker_beyond).then_some(fixed))
+    let counters_differ = fixed != RoomCounters::of(room) || markers_beyond > 0;
+    Ok(Repairs {
+        counters: counters_differ.then_some(fixed),
+        mentions: mentions_differ.then_some(recount.unread_mentions),
+    })
 }
 
 impl Problem {

@@ -2,13 +2,16 @@
 //! edits, tombstones, pages and changes.
 
 use async_trait::async_trait;
-use chat_core::store::{MessageStore, NewStoredMessage, SearchQuery, SeqRange};
+use chat_core::store::{
+    Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeqRange,
+};
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::PostgresStore;
 use crate::appender::Appended;
 use crate::codec::{self, StoreResult, int, map_err, message_columns};
+use crate::rooms::counters_are;
 
 /// Applies a change to a live message: the room's change cursor moves on (locking the room's
 /// row, as appends do) and the message takes it. `$1` is the message id; the changed columns
@@ -299,6 +302,44 @@ impl MessageStore for PostgresStore {
             rows
         };
         rows.iter().map(codec::message).collect()
+    }
+
+    async fn replace_unread_mentions(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        mentions: &[Mention],
+    ) -> StoreResult<bool> {
+        let users: Vec<uuid::Uuid> = mentions.iter().map(|m| m.user.0).collect();
+        let seqs: Vec<i64> = mentions.iter().map(|m| int(m.seq)).collect();
+        let ids: Vec<uuid::Uuid> = mentions.iter().map(|m| m.message.0).collect();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if !counters_are(&mut tx, room, seen).await? {
+            return Ok(false);
+        }
+        sqlx::query(
+            "DELETE FROM mentions AS x WHERE room_id = $1 AND seq > coalesce( \
+               (SELECT last_read_seq FROM members \
+                WHERE room_id = $1 AND user_id = x.user_id), -1)",
+        )
+        .bind(room.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO mentions (user_id, room_id, seq, message_id) \
+             SELECT u, $1, s, m FROM unnest($2::uuid[], $3::bigint[], $4::uuid[]) AS x (u, s, m) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(room.0)
+        .bind(users)
+        .bind(seqs)
+        .bind(ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn mentions(

@@ -145,6 +145,29 @@ fn ordered(a: UserId, b: UserId) -> (UserId, UserId) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
+/// Whether the room's counters are `seen`, locking its row for the rest of the transaction
+/// (appends, edits and membership changes lock it first too). Errors: `NotFound(Room)`.
+pub(crate) async fn counters_are(
+    c: &mut PgConnection,
+    room: RoomId,
+    seen: RoomCounters,
+) -> StoreResult<bool> {
+    let stored: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT last_seq, last_change, member_count FROM rooms WHERE id = $1 FOR UPDATE",
+    )
+    .bind(room.0)
+    .fetch_optional(c)
+    .await
+    .map_err(map_err)?;
+    let stored = stored.ok_or(StoreError::NotFound(Entity::Room))?;
+    let seen = (
+        int(seen.last_seq),
+        int(seen.last_change),
+        i64::from(seen.member_count),
+    );
+    Ok(stored == seen)
+}
+
 impl PostgresStore {
     /// Rooms by id after `after`, whose folded fields hold `search`; public group rooms only
     /// when `public_only`.
@@ -257,21 +280,7 @@ impl RoomStore for PostgresStore {
         fixed: RoomCounters,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let stored: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT last_seq, last_change, member_count FROM rooms WHERE id = $1 FOR UPDATE",
-        )
-        .bind(room.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let (last_seq, last_change, member_count) =
-            stored.ok_or(StoreError::NotFound(Entity::Room))?;
-        let seen = (
-            int(seen.last_seq),
-            int(seen.last_change),
-            i64::from(seen.member_count),
-        );
-        if (last_seq, last_change, member_count) != seen {
+        if !counters_are(&mut tx, room, seen).await? {
             return Ok(false);
         }
         sqlx::query(

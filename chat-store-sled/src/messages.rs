@@ -3,7 +3,9 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_core::store::{MessageStore, NewStoredMessage, SearchQuery, SeqRange};
+use chat_core::store::{
+    Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeqRange,
+};
 use chat_core::{Entity, Member, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
@@ -14,7 +16,10 @@ use crate::codec::{
 use crate::reactions::reaction_keys;
 use crate::rooms::{member_key, members_of, tx_member, tx_put_room, tx_room};
 use crate::search::{tx_index, tx_unindex};
-use crate::threads::{mention_and_thread_keys, tx_count_reply, tx_mention, tx_thread_root};
+use crate::threads::{
+    mention_and_thread_keys, tx_count_reply, tx_mention, tx_put_mention, tx_thread_root,
+    unread_mention_keys,
+};
 use crate::tx::{Kind, Tx};
 
 /// Where a message lives: its room and sequence number (a `counter_key`).
@@ -242,6 +247,31 @@ impl MessageStore for SledStore {
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {
         self.search_messages(query)
+    }
+
+    async fn replace_unread_mentions(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        mentions: &[Mention],
+    ) -> StoreResult<bool> {
+        let mentions = mentions.to_vec();
+        self.write_scanning(
+            move |trees| unread_mention_keys(trees, room),
+            move |tx, old| {
+                if RoomCounters::of(&tx_room(tx, room)?) != seen {
+                    return Ok(false);
+                }
+                for (kind, key) in old {
+                    tx.remove(*kind, key)?;
+                }
+                for mention in &mentions {
+                    tx_put_mention(tx, room, mention)?;
+                }
+                Ok(true)
+            },
+        )
+        .await
     }
 
     async fn mentions(

@@ -4,7 +4,7 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_core::store::{SeqRange, ThreadStore};
+use chat_core::store::{Mention, SeqRange, ThreadStore};
 use chat_core::{
     Entity, Member, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts,
     UserId,
@@ -62,15 +62,24 @@ pub(crate) fn tx_thread_root(
 
 /// Records that `message` mentions each of `users` (members, never its sender).
 pub(crate) fn tx_mention(tx: &Tx<'_>, message: &Message, users: &[UserId]) -> StoreResult<()> {
-    let (room, seq) = (message.room_id.0.as_bytes(), message.seq.to_be_bytes());
-    let id = message.id.0.as_bytes();
     for user in users.iter().filter(|user| **user != message.sender) {
-        let user = user.0.as_bytes();
-        tx.insert(Kind::Mentions, key(&[user, room, &seq]), &id[..])?;
-        tx.insert(Kind::MentionsById, key(&[user, id]), key(&[room, &seq]))?;
-        tx.insert(Kind::MentionsByMessage, key(&[room, &seq, user]), &id[..])?;
+        let mention = Mention {
+            user: *user,
+            seq: message.seq,
+            message: message.id,
+        };
+        tx_put_mention(tx, message.room_id, &mention)?;
     }
     Ok(())
+}
+
+/// Writes one mention, under its three keys.
+pub(crate) fn tx_put_mention(tx: &Tx<'_>, room: RoomId, mention: &Mention) -> StoreResult<()> {
+    let (room, seq) = (room.0.as_bytes(), mention.seq.to_be_bytes());
+    let (user, id) = (mention.user.0.as_bytes(), mention.message.0.as_bytes());
+    tx.insert(Kind::Mentions, key(&[user, room, &seq]), &id[..])?;
+    tx.insert(Kind::MentionsById, key(&[user, id]), key(&[room, &seq]))?;
+    tx.insert(Kind::MentionsByMessage, key(&[room, &seq, user]), &id[..])
 }
 
 /// Counts `reply` in the thread of `root` (stored at `root_at`): the root's summary, the
@@ -150,6 +159,31 @@ pub(crate) fn mention_and_thread_keys(
             let (room_root, user) = at.split_at(24);
             keys.push((Kind::ThreadMarkersByUser, key(&[user, room_root]).into()));
             keys.push((Kind::ThreadMarkers, at));
+        }
+    }
+    Ok(keys)
+}
+
+/// The keys of the room's unread mentions: after their member's read marker, or of users who
+/// are not members.
+pub(crate) fn unread_mention_keys(trees: &Trees, room: RoomId) -> StoreResult<Vec<(Kind, IVec)>> {
+    let markers: std::collections::HashMap<UserId, u64> = crate::rooms::members_of(trees, room)?
+        .into_iter()
+        .map(|member| (member.user_id, member.last_read_seq))
+        .collect();
+    let mut keys = Vec::new();
+    for entry in trees
+        .tree(Kind::MentionsByMessage)
+        .scan_prefix(room.0.as_bytes())
+    {
+        let (at, id) = entry.map_err(backend)?;
+        let (room_seq, user) = at.split_at(24);
+        let seq = counter(&room_seq[16..])?;
+        let user = UserId(uuid::Uuid::from_slice(user).map_err(backend)?);
+        if markers.get(&user).is_none_or(|marker| seq > *marker) {
+            keys.push((Kind::Mentions, key(&[user.0.as_bytes(), room_seq]).into()));
+            keys.push((Kind::MentionsById, key(&[user.0.as_bytes(), &id]).into()));
+            keys.push((Kind::MentionsByMessage, at));
         }
     }
     Ok(keys)

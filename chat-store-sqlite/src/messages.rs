@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chat_core::store::{MessageStore, NewStoredMessage, SearchQuery, SeqRange};
+use chat_core::store::{
+    Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeqRange,
+};
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
@@ -13,6 +15,7 @@ use uuid::Uuid;
 
 use crate::SqliteStore;
 use crate::codec::{self, StoreResult, int, map_err, message_columns, metadata_json, micros};
+use crate::rooms::counters_are;
 
 /// Sets the new change cursor of a message, and whatever else `$set` says; see
 /// [`change_message`].
@@ -478,6 +481,49 @@ impl MessageStore for SqliteStore {
             .iter()
             .map(codec::message)
             .collect()
+    }
+
+    async fn replace_unread_mentions(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        mentions: &[Mention],
+    ) -> StoreResult<bool> {
+        let rows: Vec<_> = mentions
+            .iter()
+            .map(|m| (m.user.0.simple(), int(m.seq), m.message.0.simple()))
+            .collect();
+        let rows = serde_json::to_string(&rows).map_err(StoreError::backend)?;
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    if !counters_are(c, room, seen).await? {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "DELETE FROM mentions WHERE room_id = ?1 AND seq > coalesce( \
+                           (SELECT last_read_seq FROM members \
+                            WHERE room_id = ?1 AND user_id = mentions.user_id), -1)",
+                    )
+                    .bind(room.0)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    // A marker that moved since the recount keeps its rows: the same ones.
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO mentions (user_id, room_id, seq, message_id) \
+                         SELECT unhex(value ->> 0), ?1, value ->> 1, unhex(value ->> 2) \
+                         FROM json_each(?2)",
+                    )
+                    .bind(room.0)
+                    .bind(rows)
+                    .execute(c)
+                    .await
+                    .map_err(map_err)?;
+                    Ok(true)
+                })
+            })
+            .await
     }
 
     async fn mentions(

@@ -106,6 +106,28 @@ fn ordered(a: UserId, b: UserId) -> (UserId, UserId) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
+/// Whether the room's counters are `seen` (inside a write, which nothing else can come
+/// between). Errors: `NotFound(Room)`.
+pub(crate) async fn counters_are(
+    c: &mut SqliteConnection,
+    room: RoomId,
+    seen: RoomCounters,
+) -> StoreResult<bool> {
+    let stored: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT last_seq, last_change, member_count FROM rooms WHERE id = ?")
+            .bind(room.0)
+            .fetch_optional(c)
+            .await
+            .map_err(map_err)?;
+    let stored = stored.ok_or(StoreError::NotFound(Entity::Room))?;
+    let seen = (
+        int(seen.last_seq),
+        int(seen.last_change),
+        i64::from(seen.member_count),
+    );
+    Ok(stored == seen)
+}
+
 impl SqliteStore {
     /// Rooms by id after `after`, whose folded fields hold `search`; public group rooms only
     /// when `public_only`.
@@ -245,21 +267,7 @@ impl RoomStore for SqliteStore {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    let stored: Option<(i64, i64, i64)> = sqlx::query_as(
-                        "SELECT last_seq, last_change, member_count FROM rooms WHERE id = ?",
-                    )
-                    .bind(room.0)
-                    .fetch_optional(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    let (last_seq, last_change, member_count) =
-                        stored.ok_or(StoreError::NotFound(Entity::Room))?;
-                    let seen = (
-                        int(seen.last_seq),
-                        int(seen.last_change),
-                        i64::from(seen.member_count),
-                    );
-                    if (last_seq, last_change, member_count) != seen {
+                    if !counters_are(c, room, seen).await? {
                         return Ok(false);
                     }
                     sqlx::query(

@@ -218,6 +218,16 @@ impl MessageStore for CountingStore {
     ) -> StoreResult<Vec<Message>> {
         self.count().mentions(user, before, limit).await
     }
+    async fn replace_unread_mentions(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        mentions: &[Mention],
+    ) -> StoreResult<bool> {
+        self.count()
+            .replace_unread_mentions(room, seen, mentions)
+            .await
+    }
 }
 
 #[async_trait]

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberQuery, MemberStore,
-    MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore, RoomCounters,
-    RoomQuery, RoomStore, Rotation, SearchQuery, SeqRange, SessionStore, StoreResult, ThreadStore,
-    TokenKind, TokenRecord, UserQuery, UserStore, fold, successor,
+    Mention, MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore,
+    RoomCounters, RoomQuery, RoomStore, Rotation, SearchQuery, SeqRange, SessionStore, StoreResult,
+    ThreadStore, TokenKind, TokenRecord, UserQuery, UserStore, fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -1007,6 +1007,28 @@ impl MessageStore for MemoryStore {
         found.sort_by_key(|message| std::cmp::Reverse(message.id));
         found.truncate(query.limit as usize);
         Ok(found)
+    }
+
+    async fn replace_unread_mentions(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        mentions: &[Mention],
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        let data = inner
+            .rooms
+            .get_mut(&room)
+            .ok_or(StoreError::NotFound(Entity::Room))?;
+        if RoomCounters::of(&data.room) != seen {
+            return Ok(false);
+        }
+        let members = &data.members;
+        let read = |user, seq| members.get(&user).is_some_and(|m| seq <= m.last_read_seq);
+        data.mentions.retain(|(user, seq)| read(*user, *seq));
+        data.mentions
+            .extend(mentions.iter().map(|m| (m.user, m.seq)));
+        Ok(true)
     }
 
     async fn mentions(

@@ -720,6 +720,31 @@ pub trait MessageStore: Send + Sync {
         before: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+
+    /// Replaces the room's unread mentions (those after their member's read marker, and any of
+    /// users who are not members) with `mentions`, atomically, if its counters are still `seen`
+    /// (no message, change or member came or went since they were read); returns whether it
+    /// did. Mentions already read stay as they are. The counter check's repair of unread
+    /// mention counts.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Room`).
+    async fn replace_unread_mentions(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        mentions: &[Mention],
+    ) -> StoreResult<bool>;
+}
+
+/// A member mentioned by a message of a room ([`MessageStore::replace_unread_mentions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mention {
+    /// The member mentioned.
+    pub user: UserId,
+    /// The message's sequence number.
+    pub seq: u64,
+    /// The message.
+    pub message: MessageId,
 }
 
 /// What [`MessageStore::search`] looks for.

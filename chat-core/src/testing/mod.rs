@@ -377,6 +377,7 @@ macro_rules! store_conformance_tests {
             store_lists_every_room_by_id,
             a_chat_with_every_kind_of_data_checks_clean,
             store_repair_counters_sets_them_only_if_unchanged,
+            store_replace_unread_mentions_keeps_those_read,
         );
     };
 }

@@ -1,7 +1,7 @@
 //! The counter check: what it reads, and that a store's counters agree with its history.
 
 use crate::check::{Problem, check, repair};
-use crate::store::RoomCounters;
+use crate::store::{Mention, RoomCounters};
 use crate::testing::Harness;
 use crate::{NewMessage, NewRoom, Role, RoomId, Visibility};
 
@@ -167,6 +167,62 @@ pub async fn store_repair_counters_sets_them_only_if_unchanged(h: Harness) {
     let unknown = RoomId(uuid::Uuid::from_u128(404));
     assert_err!(
         chat.store.repair_counters(unknown, seen, seen).await,
+        crate::StoreError::NotFound(crate::Entity::Room)
+    );
+}
+
+pub async fn store_replace_unread_mentions_keeps_those_read(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "mentions").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three"] {
+        let new = NewMessage::text(text).mentioning(bob.id);
+        sent.push(chat.send(alice.id, room.id, new).await.unwrap().message);
+    }
+    chat.mark_read(bob.id, room.id, sent[0].seq).await.unwrap();
+    let unread = |chat: &crate::testing::TestChat| {
+        let store = chat.store.clone();
+        async move {
+            let counts = store.unread_counts(bob.id, Some(room.id)).await.unwrap();
+            counts.iter().map(|c| c.mentions).sum::<u64>()
+        }
+    };
+    assert_eq!(unread(&chat).await, 2);
+    let seen = RoomCounters::of(&chat.store.room(room.id).await.unwrap().unwrap());
+    let third = [Mention {
+        user: bob.id,
+        seq: sent[2].seq,
+        message: sent[2].id,
+    }];
+
+    let stale = RoomCounters {
+        last_change: seen.last_change + 1,
+        ..seen
+    };
+    let done = chat.store.replace_unread_mentions(room.id, stale, &third);
+    assert!(
+        !done.await.unwrap(),
+        "counters not as seen: nothing written"
+    );
+    assert_eq!(unread(&chat).await, 2);
+
+    let done = chat.store.replace_unread_mentions(room.id, seen, &third);
+    assert!(done.await.unwrap());
+    assert_eq!(unread(&chat).await, 1);
+    let listed = chat.store.mentions(bob.id, None, 10).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|m| m.id).collect();
+    assert_eq!(
+        ids,
+        [sent[2].id, sent[0].id],
+        "the read one stays, the second is gone"
+    );
+
+    let unknown = RoomId(uuid::Uuid::from_u128(404));
+    assert_err!(
+        chat.store.replace_unread_mentions(unknown, seen, &[]).await,
         crate::StoreError::NotFound(crate::Entity::Room)
     );
 }
