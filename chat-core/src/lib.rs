@@ -42,6 +42,7 @@ pub mod clock;
 mod config;
 mod error;
 pub mod events;
+pub mod export;
 pub mod ids;
 mod message;
 mod page;

@@ -157,4 +157,26 @@ impl ReactionStore for PostgresStore {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(map_err)
     }
+
+    async fn reactors(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<(u64, String, UserId)>> {
+        let rows: Vec<(i64, String, uuid::Uuid)> = sqlx::query_as(
+            "SELECT seq, key, user_id FROM reactions \
+             WHERE room_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, key, user_id",
+        )
+        .bind(room.0)
+        .bind(int(first))
+        .bind(int(last))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let reactor = |(seq, key, user): (i64, String, uuid::Uuid)| {
+            (u64::try_from(seq).unwrap_or_default(), key, UserId(user))
+        };
+        Ok(rows.into_iter().map(reactor).collect())
+    }
 }

@@ -3,7 +3,7 @@
 //! message is stored.
 
 use async_trait::async_trait;
-use chat_core::store::{SeqRange, ThreadStore};
+use chat_core::store::{SeqRange, ThreadMarker, ThreadStore};
 use chat_core::{Entity, Message, MessageId, RoomId, StoreError, Thread, UnreadCounts, UserId};
 use sqlx::postgres::PgRow;
 
@@ -108,6 +108,25 @@ impl ThreadStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>> {
+        let rows: Vec<(i64, uuid::Uuid, i64, bool)> = sqlx::query_as(
+            "SELECT root_seq, user_id, read, following FROM thread_markers \
+             WHERE room_id = $1 ORDER BY root_seq, user_id",
+        )
+        .bind(room.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let marker =
+            |(root_seq, user, read, following): (i64, uuid::Uuid, i64, bool)| ThreadMarker {
+                root_seq: u64::try_from(root_seq).unwrap_or_default(),
+                user: UserId(user),
+                read: u64::try_from(read).unwrap_or_default(),
+                following,
+            };
+        Ok(rows.into_iter().map(marker).collect())
     }
 
     async fn mark_thread_read(

@@ -167,4 +167,40 @@ impl ReactionStore for SledStore {
         }
         Ok(reactions)
     }
+
+    async fn reactors(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<(u64, String, UserId)>> {
+        if first > last {
+            return Ok(Vec::new());
+        }
+        let upper = match last.checked_add(1) {
+            Some(next) => Bound::Excluded(counter_key(room.0, next).to_vec()),
+            None => Bound::Included([room.0.as_bytes(), &[0xFF; 9][..]].concat()),
+        };
+        let lower = Bound::Included(counter_key(room.0, first).to_vec());
+        let mut reactors = Vec::new();
+        let reactions = self.trees.tree(Kind::Reactions);
+        // `room ‖ seq ‖ user ‖ key`: ordered by user before key here, so sorted after.
+        for at in reactions.range::<Vec<u8>, _>((lower, upper)).keys() {
+            let at = at.map_err(backend)?;
+            let (seq, rest) = at
+                .get(16..)
+                .unwrap_or_default()
+                .split_at_checked(8)
+                .ok_or_else(|| backend("unreadable reaction key"))?;
+            let (user, key) = rest
+                .split_at_checked(16)
+                .ok_or_else(|| backend("unreadable reaction key"))?;
+            let seq = u64::from_be_bytes(seq.try_into().map_err(backend)?);
+            let user = UserId(uuid::Uuid::from_slice(user).map_err(backend)?);
+            let key = std::str::from_utf8(key).map_err(backend)?.to_owned();
+            reactors.push((seq, key, user));
+        }
+        reactors.sort();
+        Ok(reactors)
+    }
 }

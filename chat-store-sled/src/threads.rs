@@ -4,7 +4,7 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_core::store::{Mention, SeqRange, ThreadStore};
+use chat_core::store::{Mention, SeqRange, ThreadMarker, ThreadStore};
 use chat_core::{
     Entity, Member, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts,
     UserId,
@@ -365,6 +365,31 @@ impl ThreadStore for SledStore {
             }
         }
         Ok(threads)
+    }
+
+    async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>> {
+        let mut markers = Vec::new();
+        // `room ‖ root seq ‖ user`: already in the order asked for.
+        for entry in self
+            .trees
+            .tree(Kind::ThreadMarkers)
+            .scan_prefix(room.0.as_bytes())
+        {
+            let (at, value) = entry.map_err(backend)?;
+            let (root, user) = at
+                .get(16..)
+                .unwrap_or_default()
+                .split_at_checked(8)
+                .ok_or_else(|| backend("unreadable thread marker key"))?;
+            let (read, following) = marker(Some(value))?;
+            markers.push(ThreadMarker {
+                root_seq: counter(root)?,
+                user: UserId(uuid::Uuid::from_slice(user).map_err(backend)?),
+                read,
+                following,
+            });
+        }
+        Ok(markers)
     }
 
     async fn mark_thread_read(

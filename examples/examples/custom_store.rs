@@ -258,6 +258,9 @@ impl ThreadStore for CountingStore {
     ) -> StoreResult<u64> {
         self.count().mark_thread_read(room, root, user, seq).await
     }
+    async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>> {
+        self.count().thread_markers(room).await
+    }
 }
 
 #[async_trait]
@@ -287,6 +290,14 @@ impl ReactionStore for CountingStore {
         viewer: UserId,
     ) -> StoreResult<Vec<(u64, Reaction)>> {
         self.count().reactions(room, first, last, viewer).await
+    }
+    async fn reactors(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<(u64, String, UserId)>> {
+        self.count().reactors(room, first, last).await
     }
 }
 

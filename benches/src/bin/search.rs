@@ -28,6 +28,10 @@ struct Args {
     /// `sqlite`, `postgres`, or both.
     #[arg(long, default_value = "sqlite,postgres", value_delimiter = ',')]
     stores: Vec<String>,
+    /// Also keep a copy of the seeded SQLite database in this file (the fixture for timing
+    /// `chat-server export` on a million messages).
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
 }
 
 /// Words by falling frequency: the first is in about every other message, the last rarely.
@@ -238,6 +242,13 @@ async fn sqlite(args: &Args) -> (Seeded, String, tempfile::TempDir) {
         args.messages,
         start.elapsed()
     );
+    if let Some(keep) = &args.keep {
+        sqlx::query("VACUUM INTO ?")
+            .bind(keep.to_string_lossy().into_owned())
+            .execute(&mut c)
+            .await
+            .expect("a copy of the database");
+    }
     let sizes: Vec<(String, i64)> = sqlx::query_as(
         "SELECT name, sum(pgsize) FROM dbstat \
          WHERE name IN ('messages', 'messages_by_search_row') OR name LIKE 'search_terms%' \

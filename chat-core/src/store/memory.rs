@@ -1137,6 +1137,25 @@ impl ThreadStore for MemoryStore {
         let marker = *marker;
         Ok(data.unread_replies(root, Some(&marker)))
     }
+
+    async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<super::ThreadMarker>> {
+        let inner = self.lock();
+        let Some(data) = inner.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        let mut markers: Vec<super::ThreadMarker> = data
+            .thread_markers
+            .iter()
+            .map(|((root_seq, user), marker)| super::ThreadMarker {
+                root_seq: *root_seq,
+                user: *user,
+                read: marker.read,
+                following: marker.following,
+            })
+            .collect();
+        markers.sort_by_key(|marker| (marker.root_seq, marker.user));
+        Ok(markers)
+    }
 }
 
 impl Inner {
@@ -1245,6 +1264,26 @@ impl ReactionStore for MemoryStore {
                 };
                 (*seq, reaction)
             })
+            .collect())
+    }
+
+    async fn reactors(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<(u64, String, UserId)>> {
+        let inner = self.lock();
+        let Some(data) = inner.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        if first > last {
+            return Ok(Vec::new());
+        }
+        let reactions = data.reactions.range((first, String::new())..);
+        Ok(reactions
+            .take_while(|((seq, _), _)| *seq <= last)
+            .flat_map(|((seq, key), users)| users.iter().map(|user| (*seq, key.clone(), *user)))
             .collect())
     }
 }

@@ -40,6 +40,7 @@ mod memory;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 pub use self::location::{BadLocation, Location};
 pub use self::memory::MemoryStore;
@@ -804,6 +805,23 @@ pub trait ThreadStore: Send + Sync {
         user: UserId,
         seq: u64,
     ) -> StoreResult<u64>;
+
+    /// The room's thread markers, ordered by the root's sequence number, then user id: what
+    /// an export writes. An unknown room has none.
+    async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>>;
+}
+
+/// A member's place in a thread ([`ThreadStore::thread_markers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadMarker {
+    /// The thread's root, by its sequence number.
+    pub root_seq: u64,
+    /// The member.
+    pub user: UserId,
+    /// Replies read, counted in the thread's order.
+    pub read: u64,
+    /// Whether the member follows the thread (its replies count as unread).
+    pub following: bool,
 }
 
 /// Reactions: a member's mark of a key (an emoji, a shortcode) on a message.
@@ -857,6 +875,16 @@ pub trait ReactionStore: Send + Sync {
         last: u64,
         viewer: UserId,
     ) -> StoreResult<Vec<(u64, Reaction)>>;
+
+    /// Every reaction on the room's messages numbered `first..=last`, as (sequence number,
+    /// key, user), ordered by sequence number, key (bytewise), then user id: what an export
+    /// writes. An unknown room has none.
+    async fn reactors(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<(u64, String, UserId)>>;
 }
 
 /// Read markers.

@@ -378,6 +378,8 @@ macro_rules! store_conformance_tests {
             a_chat_with_every_kind_of_data_checks_clean,
             store_repair_counters_sets_them_only_if_unchanged,
             store_replace_unread_mentions_keeps_those_read,
+            // export
+            export_writes_every_record_in_order,
         );
     };
 }

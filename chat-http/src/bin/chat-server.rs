@@ -121,6 +121,13 @@ enum Command {
         #[arg(long, env = "CHAT_ADMIN_EMAIL")]
         email: Option<String>,
     },
+    /// Write the whole chat as JSON Lines (users with password hashes, rooms, members,
+    /// messages, reactions, thread markers; no logins), then exit. Progress goes to stderr.
+    Export {
+        /// The file to write (created, or replaced); standard output without it.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Recount every room's counters from its history and list what differs, then exit:
     /// non-zero when something differs (with `--repair`: when something is left unrepaired).
     /// Best run while no server writes to the database.
@@ -152,8 +159,12 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let (store, bus) = open_store(&cli).await?;
-    if let Some(Command::Check { repair }) = cli.command {
-        return check(&*store, repair).await;
+    match &cli.command {
+        Some(Command::Check { repair }) => return check(&*store, *repair).await,
+        Some(Command::Export { output }) => {
+            return export(&*store, &cli.database, output.as_deref()).await;
+        }
+        _ => {}
     }
     let defaults = ChatConfig::default();
     let config = ChatConfig::default()
@@ -220,6 +231,56 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The store, and the bus that follows it when events must leave this process.
+/// `chat-server export`: the records to `output` (or stdout), a progress line on stderr per
+/// 100 000 messages, the totals at the end.
+async fn export(
+    store: &dyn Store,
+    database: &str,
+    output: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let mut out: Box<dyn std::io::Write> = match output {
+        Some(path) => Box::new(std::fs::File::create(path)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(&mut out);
+    let mut reported = 0;
+    let progress = |totals: &chat_core::export::Totals| {
+        if totals.messages >= reported + 100_000 {
+            reported = totals.messages;
+            eprintln!(
+                "exported {} messages of {} rooms",
+                totals.messages, totals.rooms
+            );
+        }
+    };
+    let source = without_credentials(database);
+    let totals =
+        chat_core::export::export(store, &source, chrono::Utc::now(), &mut out, progress).await?;
+    eprintln!(
+        "exported {} users, {} rooms, {} members, {} messages, {} reactions, {} thread markers",
+        totals.users,
+        totals.rooms,
+        totals.members,
+        totals.messages,
+        totals.reactions,
+        totals.thread_markers
+    );
+    Ok(())
+}
+
+/// A database URL without its user and password (in the authority, before the path), to name
+/// it in an export.
+fn without_credentials(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else {
+        return database.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => database.to_owned(),
+    }
+}
+
 /// `chat-server check`: every finding on a line of its own, then the totals.
 async fn check(store: &dyn Store, repair: bool) -> Result<(), Failure> {
     let report = if repair {
@@ -427,4 +488,19 @@ async fn seed_demo(chat: &Chat) -> Result<(), Failure> {
         "rooms: General (public, alias 'general'), Staff (private), Lounge (password 'lounge-pass')"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn exports_name_their_database_without_credentials() {
+        let named = without_credentials("postgres://chat:secret@db.example:5432/chat");
+        assert_eq!(named, "postgres://db.example:5432/chat");
+        assert_eq!(without_credentials("sqlite://chat.db"), "sqlite://chat.db");
+        assert_eq!(without_credentials("memory"), "memory");
+        let path = "sqlite:///home/a@b/chat.db";
+        assert_eq!(without_credentials(path), path, "an @ in a path stays");
+    }
 }
