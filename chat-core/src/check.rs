@@ -2,8 +2,8 @@
 //! difference.
 //!
 //! Works on any [`Store`] through its traits. Each room is read on its own, its members and
-//! then its messages in pages, so memory holds one room's members and threads at a time, never
-//! its history.
+//! then its messages in pages, so memory holds one room's members, threads and unread
+//! mentions at a time, never its history.
 //!
 //! What is compared, per room: `last_seq` with the newest message; sequence numbers with
 //! 1, 2, 3… (no gap); `member_count` with the members; every change cursor with
@@ -44,7 +44,7 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Differences found beyond those listed.
     pub unlisted: u64,
-    /// Rooms whose counters [`repair`] set to their recount.
+    /// Rooms [`repair`] wrote to.
     pub repaired: u64,
 }
 
@@ -54,7 +54,7 @@ impl Report {
         self.findings.is_empty()
     }
 
-    /// Whether every difference found was repaired.
+    /// Whether every difference found was repaired (those beyond the list count as left).
     pub fn is_repaired(&self) -> bool {
         self.unlisted == 0 && self.findings.iter().all(|finding| finding.repaired)
     }
