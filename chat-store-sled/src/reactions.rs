@@ -22,6 +22,16 @@ fn reaction_key(message: [u8; 24], user: UserId, key: &str) -> Vec<u8> {
     [&message[..], user.0.as_bytes(), key.as_bytes()].concat()
 }
 
+/// The key range of everything kept under `room ‖ seq` for the room's messages numbered
+/// `first..=last`.
+fn messages_between(room: RoomId, first: u64, last: u64) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let upper = match last.checked_add(1) {
+        Some(next) => Bound::Excluded(counter_key(room.0, next).to_vec()),
+        None => Bound::Included([room.0.as_bytes(), &[0xFF; 9][..]].concat()),
+    };
+    (Bound::Included(counter_key(room.0, first).to_vec()), upper)
+}
+
 fn count_key(message: [u8; 24], key: &str) -> Vec<u8> {
     [&message[..], key.as_bytes()].concat()
 }
@@ -142,11 +152,7 @@ impl ReactionStore for SledStore {
         if first > last {
             return Ok(Vec::new());
         }
-        let upper = match last.checked_add(1) {
-            Some(next) => Bound::Excluded(counter_key(room.0, next).to_vec()),
-            None => Bound::Included([room.0.as_bytes(), &[0xFF; 9][..]].concat()),
-        };
-        let lower = Bound::Included(counter_key(room.0, first).to_vec());
+        let (lower, upper) = messages_between(room, first, last);
         let mut reactions = Vec::new();
         let counts = self.trees.tree(Kind::ReactionCounts);
         for entry in counts.range::<Vec<u8>, _>((lower, upper)) {
@@ -177,11 +183,7 @@ impl ReactionStore for SledStore {
         if first > last {
             return Ok(Vec::new());
         }
-        let upper = match last.checked_add(1) {
-            Some(next) => Bound::Excluded(counter_key(room.0, next).to_vec()),
-            None => Bound::Included([room.0.as_bytes(), &[0xFF; 9][..]].concat()),
-        };
-        let lower = Bound::Included(counter_key(room.0, first).to_vec());
+        let (lower, upper) = messages_between(room, first, last);
         let mut reactors = Vec::new();
         let reactions = self.trees.tree(Kind::Reactions);
         // `room ‖ seq ‖ user ‖ key`: ordered by user before key here, so sorted after.

@@ -180,6 +180,19 @@ fn contains_folded(haystack: &str, needle_folded: &str) -> bool {
 }
 
 impl Inner {
+    /// The room, if its counters are still `seen` (the counter check's repairs).
+    fn room_as_seen(
+        &mut self,
+        room: RoomId,
+        seen: RoomCounters,
+    ) -> StoreResult<Option<&mut RoomData>> {
+        let data = self
+            .rooms
+            .get_mut(&room)
+            .ok_or(StoreError::NotFound(Entity::Room))?;
+        Ok((RoomCounters::of(&data.room) == seen).then_some(data))
+    }
+
     fn delete_room(&mut self, id: RoomId) -> StoreResult<()> {
         let data = self
             .rooms
@@ -678,13 +691,9 @@ impl RoomStore for MemoryStore {
         fixed: RoomCounters,
     ) -> StoreResult<bool> {
         let mut inner = self.lock();
-        let data = inner
-            .rooms
-            .get_mut(&room)
-            .ok_or(StoreError::NotFound(Entity::Room))?;
-        if RoomCounters::of(&data.room) != seen {
+        let Some(data) = inner.room_as_seen(room, seen)? else {
             return Ok(false);
-        }
+        };
         data.room.last_seq = fixed.last_seq;
         data.room.last_change = fixed.last_change;
         data.room.member_count = fixed.member_count;
@@ -1016,13 +1025,9 @@ impl MessageStore for MemoryStore {
         mentions: &[Mention],
     ) -> StoreResult<bool> {
         let mut inner = self.lock();
-        let data = inner
-            .rooms
-            .get_mut(&room)
-            .ok_or(StoreError::NotFound(Entity::Room))?;
-        if RoomCounters::of(&data.room) != seen {
+        let Some(data) = inner.room_as_seen(room, seen)? else {
             return Ok(false);
-        }
+        };
         let members = &data.members;
         let read = |user, seq| members.get(&user).is_some_and(|m| seq <= m.last_read_seq);
         data.mentions.retain(|(user, seq)| read(*user, *seq));
