@@ -231,8 +231,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The store, and the bus that follows it when events must leave this process.
-/// `chat-server export`: the records to `output` (or stdout), a progress line on stderr per
-/// 100 000 messages, the totals at the end.
+/// `chat-server export`: the records to `output` (or stdout); on stderr a progress bar when
+/// it is a terminal (a line per 100 000 messages otherwise), and the totals at the end.
 async fn export(
     store: &dyn Store,
     database: &str,
@@ -243,9 +243,21 @@ async fn export(
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = std::io::BufWriter::new(&mut out);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Sequence numbers are gapless, so the rooms' last numbers add up to the messages.
+    let mut expected = 0;
+    let mut after = None;
+    loop {
+        let rooms = store.list_rooms(after, 1000).await?;
+        let Some(last) = rooms.last() else { break };
+        after = Some(last.id);
+        expected += rooms.iter().map(|room| room.last_seq).sum::<u64>();
+    }
     let mut reported = 0;
     let progress = |totals: &chat_core::export::Totals| {
-        if totals.messages >= reported + 100_000 {
+        if terminal {
+            eprint!("\r{}", progress_bar(totals.messages, expected));
+        } else if totals.messages >= reported + 100_000 {
             reported = totals.messages;
             eprintln!(
                 "exported {} messages of {} rooms",
@@ -256,6 +268,9 @@ async fn export(
     let source = without_credentials(database);
     let totals =
         chat_core::export::export(store, &source, chrono::Utc::now(), &mut out, progress).await?;
+    if terminal {
+        eprintln!();
+    }
     eprintln!(
         "exported {} users, {} rooms, {} members, {} messages, {} reactions, {} thread markers",
         totals.users,
@@ -266,6 +281,26 @@ async fn export(
         totals.thread_markers
     );
     Ok(())
+}
+
+/// `[#####     ]  50 % (500 of 1000 messages)`: how far an export is. More than expected
+/// (messages written meanwhile) shows full, never beyond.
+fn progress_bar(done: u64, expected: u64) -> String {
+    const WIDTH: u64 = 30;
+    let total = expected.max(done);
+    let share = |of: u64| {
+        done.checked_mul(of)
+            .and_then(|n| n.checked_div(total))
+            .unwrap_or(of)
+    };
+    let filled = usize::try_from(share(WIDTH)).unwrap_or(0);
+    let empty = 30 - filled.min(30);
+    format!(
+        "[{}{}] {:3} % ({done} of {total} messages)",
+        "#".repeat(filled),
+        " ".repeat(empty),
+        share(100)
+    )
 }
 
 /// A database URL without its user and password (in the authority, before the path), to name
@@ -492,7 +527,33 @@ async fn seed_demo(chat: &Chat) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::without_credentials;
+    use super::{progress_bar, without_credentials};
+
+    #[test]
+    fn the_progress_bar_fills_with_the_messages_exported() {
+        assert_eq!(
+            progress_bar(0, 1000),
+            format!("[{}]   0 % (0 of 1000 messages)", " ".repeat(30))
+        );
+        assert_eq!(
+            progress_bar(500, 1000),
+            format!(
+                "[{}{}]  50 % (500 of 1000 messages)",
+                "#".repeat(15),
+                " ".repeat(15)
+            )
+        );
+        assert_eq!(
+            progress_bar(1200, 1000),
+            format!("[{}] 100 % (1200 of 1200 messages)", "#".repeat(30)),
+            "more than expected (written meanwhile): full, never beyond"
+        );
+        assert_eq!(
+            progress_bar(0, 0),
+            format!("[{}] 100 % (0 of 0 messages)", "#".repeat(30)),
+            "an empty chat is all done"
+        );
+    }
 
     #[test]
     fn exports_name_their_database_without_credentials() {
