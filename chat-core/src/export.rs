@@ -3,9 +3,10 @@
 //!
 //! The first line is a [`Record::Header`]; then every user (with its password hash), then each
 //! room followed by its members (with their read markers), its messages in sequence order
-//! (ids, sequence numbers, transaction ids, replies, threads, mentions, edits, tombstones,
-//! metadata), who reacted with what, and its thread markers. Logins and tickets are not
-//! exported. The store is read in pages and each record is written as it is read, so memory
+//! (ids, sequence numbers, transaction ids, replies, threads, mentions and whom they count
+//! for, edits, tombstones, metadata), who reacted with what, and its thread markers; the last line is a
+//! [`Record::End`] with the totals, so a truncated file is told from a whole one. Logins and
+//! tickets are not exported. The store is read in pages and each record is written as it is read, so memory
 //! stays flat however large the chat.
 
 use std::io::Write;
@@ -63,6 +64,11 @@ pub enum Record {
     Message {
         /// The message (without reactions: those are [`Record::Reaction`]s).
         message: Message,
+        /// The members it counts as a mention of (in their unread mentions): those it names,
+        /// or everyone when it mentions the room, who were members when it was sent and still
+        /// are.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentioned: Vec<UserId>,
     },
     /// A member's reaction to a message of the room.
     Reaction {
@@ -82,10 +88,15 @@ pub enum Record {
         /// The marker.
         marker: ThreadMarker,
     },
+    /// The last line: what the file holds, so that a reader knows it has all of it.
+    End {
+        /// The records of each kind written before it.
+        totals: Totals,
+    },
 }
 
-/// How much an export wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How much an export wrote (or an import read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     /// Users written.
     pub users: u64,
@@ -146,8 +157,10 @@ pub async fn export(
             export_room(store, room, &mut lines, &mut progress).await?;
         }
     }
+    let totals = lines.totals;
+    lines.write(&Record::End { totals })?;
     lines.out.flush()?;
-    Ok(lines.totals)
+    Ok(totals)
 }
 
 /// The output, and what has gone into it.
@@ -160,17 +173,23 @@ impl Lines<'_> {
     fn write(&mut self, record: &Record) -> Result<(), ExportError> {
         serde_json::to_writer(&mut *self.out, record)?;
         self.out.write_all(b"\n")?;
-        let totals = &mut self.totals;
-        match record {
-            Record::Header { .. } => {}
-            Record::User { .. } => totals.users += 1,
-            Record::Room { .. } => totals.rooms += 1,
-            Record::Member { .. } => totals.members += 1,
-            Record::Message { .. } => totals.messages += 1,
-            Record::Reaction { .. } => totals.reactions += 1,
-            Record::ThreadMarker { .. } => totals.thread_markers += 1,
-        }
+        self.totals.count(record);
         Ok(())
+    }
+}
+
+impl Totals {
+    /// Counts `record` in its kind's total.
+    pub(crate) fn count(&mut self, record: &Record) {
+        match record {
+            Record::Header { .. } | Record::End { .. } => {}
+            Record::User { .. } => self.users += 1,
+            Record::Room { .. } => self.rooms += 1,
+            Record::Member { .. } => self.members += 1,
+            Record::Message { .. } => self.messages += 1,
+            Record::Reaction { .. } => self.reactions += 1,
+            Record::ThreadMarker { .. } => self.thread_markers += 1,
+        }
     }
 }
 
@@ -233,9 +252,15 @@ async fn export_room(
             break;
         };
         let reactors = store.reactors(id, first.seq, last.seq).await?;
+        let mut mentions = store.mentions_between(id, first.seq, last.seq).await?;
         after = last.seq;
+        mentions.reverse();
         for message in messages {
-            lines.write(&Record::Message { message })?;
+            let mut mentioned = Vec::new();
+            while let Some(mention) = mentions.pop_if(|m| m.seq == message.seq) {
+                mentioned.push(mention.user);
+            }
+            lines.write(&Record::Message { message, mentioned })?;
         }
         for (seq, key, user_id) in reactors {
             let room_id = id;

@@ -44,6 +44,7 @@ mod error;
 pub mod events;
 pub mod export;
 pub mod ids;
+pub mod import;
 mod message;
 mod page;
 mod room;

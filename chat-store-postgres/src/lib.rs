@@ -28,6 +28,7 @@
 mod appender;
 mod bus;
 mod codec;
+mod import;
 mod messages;
 mod reactions;
 mod rooms;

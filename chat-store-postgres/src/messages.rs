@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::PostgresStore;
 use crate::appender::Appended;
-use crate::codec::{self, StoreResult, int, map_err, message_columns};
+use crate::codec::{self, StoreResult, get, int, map_err, message_columns, uint};
 use crate::rooms::counters_are;
 
 /// Applies a change to a live message: the room's change cursor moves on (locking the room's
@@ -340,6 +340,33 @@ impl MessageStore for PostgresStore {
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
+    }
+
+    async fn mentions_between(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<Mention>> {
+        let rows = sqlx::query(
+            "SELECT user_id, seq, message_id FROM mentions \
+             WHERE room_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, user_id",
+        )
+        .bind(room.0)
+        .bind(int(first))
+        .bind(int(last))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Mention {
+                    user: UserId(get(row, "user_id")?),
+                    seq: uint(get(row, "seq")?)?,
+                    message: MessageId(get(row, "message_id")?),
+                })
+            })
+            .collect()
     }
 
     async fn mentions(

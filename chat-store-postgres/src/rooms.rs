@@ -13,7 +13,11 @@ use sqlx::PgConnection;
 use crate::PostgresStore;
 use crate::codec::{self, StoreResult, int, map_err, member_columns, room_columns};
 
-async fn insert_room(c: &mut PgConnection, room: &Room, member_count: u32) -> StoreResult<()> {
+pub(crate) async fn insert_room(
+    c: &mut PgConnection,
+    room: &Room,
+    member_count: u32,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO rooms (id, kind, name, topic, alias, visibility, capacity, password_hash, \
          owner, member_count, last_seq, last_change, created_at, updated_at, search) \

@@ -49,6 +49,7 @@
 //! | `attempts` | key | attempts counted and when the window ends |
 //! | `connections` | connection | node, user, expiry |
 //! | `connections_by_user` / `connections_by_node` | user or node ‖ connection | — |
+//! | `meta` | `import` | the mark of an unfinished import |
 //!
 //! History pages are range scans of `messages` under one room's prefix; a user's rooms a
 //! prefix scan of `members_by_user`; token lookup one `get`.
@@ -63,6 +64,7 @@
 mod attempts;
 mod codec;
 mod connections;
+mod import;
 mod messages;
 mod reactions;
 mod records;

@@ -283,6 +283,15 @@ impl MessageStore for SledStore {
         self.mentions_of(user, before, limit)
     }
 
+    async fn mentions_between(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<Mention>> {
+        self.mentions_between(room, first, last)
+    }
+
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {
         if after == u64::MAX {
             return Ok(Vec::new());

@@ -24,7 +24,11 @@ fn reaction_key(message: [u8; 24], user: UserId, key: &str) -> Vec<u8> {
 
 /// The key range of everything kept under `room ‖ seq` for the room's messages numbered
 /// `first..=last`.
-fn messages_between(room: RoomId, first: u64, last: u64) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+pub(crate) fn messages_between(
+    room: RoomId,
+    first: u64,
+    last: u64,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let upper = match last.checked_add(1) {
         Some(next) => Bound::Excluded(counter_key(room.0, next).to_vec()),
         None => Bound::Included([room.0.as_bytes(), &[0xFF; 9][..]].concat()),
@@ -72,6 +76,33 @@ fn tx_target(tx: &Tx<'_>, id: MessageId, user: UserId) -> StoreResult<[u8; 24]> 
     Ok(counter_key(room.0, seq))
 }
 
+/// Adds `user`'s reaction `key` to the message at `message` (`room ‖ seq`) and counts it;
+/// returns whether it was new. With `max_keys`, a new key beyond that many is refused.
+pub(crate) fn tx_put_reaction(
+    tx: &Tx<'_>,
+    message: [u8; 24],
+    user: UserId,
+    key: &str,
+    max_keys: Option<u32>,
+) -> StoreResult<bool> {
+    let mine = reaction_key(message, user, key);
+    if tx.get(Kind::Reactions, &mine)?.is_some() {
+        return Ok(false);
+    }
+    let counted = count_key(message, key);
+    let count = read_count(tx.get(Kind::ReactionCounts, &counted)?)?;
+    if count == 0 {
+        let keys = read_count(tx.get(Kind::ReactionCounts, message)?)?;
+        if max_keys.is_some_and(|max| keys >= max) {
+            return Err(StoreError::Conflict(Conflict::TooManyReactions));
+        }
+        put_count(tx, &message, keys + 1)?;
+    }
+    put_count(tx, &counted, count + 1)?;
+    tx.insert(Kind::Reactions, mine, &[])?;
+    Ok(true)
+}
+
 /// The keys of both trees under `prefix` (a room, or a room and sequence number), to remove
 /// with what holds them.
 pub(crate) fn reaction_keys(trees: &Trees, prefix: &[u8]) -> StoreResult<Vec<(Kind, IVec)>> {
@@ -96,21 +127,9 @@ impl ReactionStore for SledStore {
         let key = key.to_owned();
         self.write(move |tx| {
             let message = tx_target(tx, id, user)?;
-            let mine = reaction_key(message, user, &key);
-            if tx.get(Kind::Reactions, &mine)?.is_some() {
+            if !tx_put_reaction(tx, message, user, &key, Some(max_keys))? {
                 return Ok(None);
             }
-            let counted = count_key(message, &key);
-            let count = read_count(tx.get(Kind::ReactionCounts, &counted)?)?;
-            if count == 0 {
-                let keys = read_count(tx.get(Kind::ReactionCounts, message)?)?;
-                if keys >= max_keys {
-                    return Err(StoreError::Conflict(Conflict::TooManyReactions));
-                }
-                put_count(tx, &message, keys + 1)?;
-            }
-            put_count(tx, &counted, count + 1)?;
-            tx.insert(Kind::Reactions, mine, &[])?;
             change_message(tx, id, |_| {}).map(Some)
         })
         .await

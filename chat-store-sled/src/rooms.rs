@@ -55,7 +55,7 @@ pub(crate) fn tx_put_member(tx: &Tx<'_>, member: &Member) -> StoreResult<()> {
 }
 
 /// The direct-pair key: the smaller id first.
-fn direct_key(a: UserId, b: UserId) -> Vec<u8> {
+pub(crate) fn direct_key(a: UserId, b: UserId) -> Vec<u8> {
     let (a, b) = if a <= b { (a, b) } else { (b, a) };
     pair(a.0, b.0.as_bytes())
 }

@@ -12,8 +12,9 @@ use chat_core::{
 use sled::IVec;
 
 use crate::SledStore;
-use crate::codec::{StoreResult, backend, counter, counter_key, read, tx_read, tx_write};
+use crate::codec::{StoreResult, backend, counter, counter_key, read, tx_read, tx_write, uuid};
 use crate::messages::location;
+use crate::reactions::messages_between;
 use crate::rooms::{member_key, tx_member};
 use crate::tx::{Kind, Trees, Tx};
 
@@ -82,14 +83,59 @@ pub(crate) fn tx_put_mention(tx: &Tx<'_>, room: RoomId, mention: &Mention) -> St
     tx.insert(Kind::MentionsByMessage, key(&[room, &seq, user]), &id[..])
 }
 
+/// Sets a member's marker in the thread of the root numbered `root_seq`, under both its keys.
+pub(crate) fn tx_put_thread_marker(
+    tx: &Tx<'_>,
+    room: RoomId,
+    root_seq: u64,
+    user: UserId,
+    (read, following): (u64, bool),
+) -> StoreResult<()> {
+    let (room, root_seq) = (room.0.as_bytes(), root_seq.to_be_bytes());
+    let at = key(&[room, &root_seq, user.0.as_bytes()]);
+    tx.insert(Kind::ThreadMarkers, at, marker_value(read, following))?;
+    let by_user = key(&[user.0.as_bytes(), room, &root_seq]);
+    tx.insert(Kind::ThreadMarkersByUser, by_user, &[])
+}
+
 /// Counts `reply` in the thread of `root` (stored at `root_at`): the root's summary, the
 /// thread's place among the room's threads, the reply's place in it, and its followers.
 pub(crate) fn tx_count_reply(
     tx: &Tx<'_>,
-    mut root: Message,
+    root: Message,
     root_at: [u8; 24],
     reply: &Message,
 ) -> StoreResult<()> {
+    let (root, count) = tx_place_reply(tx, root, root_at, reply)?;
+    let mut followers = vec![reply.sender, root.sender];
+    followers.extend(&root.mentions);
+    followers.extend(&reply.mentions);
+    followers.sort();
+    followers.dedup();
+    for user in followers {
+        if tx_member(tx, reply.room_id, user)?.is_none() {
+            continue;
+        }
+        let root_seq = root.seq.to_be_bytes();
+        let at = key(&[reply.room_id.0.as_bytes(), &root_seq, user.0.as_bytes()]);
+        let (mut read, _) = marker(tx.get(Kind::ThreadMarkers, &at)?)?;
+        if user == reply.sender {
+            read = read.max(count);
+        }
+        tx_put_thread_marker(tx, reply.room_id, root.seq, user, (read, true))?;
+    }
+    Ok(())
+}
+
+/// Counts `reply` in the thread of `root` (stored at `root_at`): the root's summary, the
+/// thread's place among the room's threads and the reply's place in it. Returns the root as
+/// written and the thread's replies.
+pub(crate) fn tx_place_reply(
+    tx: &Tx<'_>,
+    mut root: Message,
+    root_at: [u8; 24],
+    reply: &Message,
+) -> StoreResult<(Message, u64)> {
     let room = reply.room_id.0.as_bytes();
     let root_seq = root.seq.to_be_bytes();
     if let Some(previous) = &root.thread {
@@ -110,26 +156,9 @@ pub(crate) fn tx_count_reply(
         key(&[room, &root_seq, &reply.seq.to_be_bytes()]),
         &count.to_be_bytes(),
     )?;
-    let mut followers = vec![reply.sender, root.sender];
-    followers.extend(&root.mentions);
-    followers.extend(&reply.mentions);
-    followers.sort();
-    followers.dedup();
-    for user in followers {
-        if tx_member(tx, reply.room_id, user)?.is_none() {
-            continue;
-        }
-        let at = key(&[room, &root_seq, user.0.as_bytes()]);
-        let (mut read, _) = marker(tx.get(Kind::ThreadMarkers, &at)?)?;
-        if user == reply.sender {
-            read = read.max(count);
-        }
-        tx.insert(Kind::ThreadMarkers, at, marker_value(read, true))?;
-        let by_user = key(&[user.0.as_bytes(), room, &root_seq]);
-        tx.insert(Kind::ThreadMarkersByUser, by_user, &[])?;
-    }
     root.thread = Some(summary);
-    tx_write(tx, Kind::Messages, root_at, &root)
+    tx_write(tx, Kind::Messages, root_at, &root)?;
+    Ok((root, count))
 }
 
 /// Keys to remove with a room (`prefix` = room) or a message (`prefix` = room ‖ seq, and
@@ -277,6 +306,31 @@ impl SledStore {
             mentions,
             threads,
         })
+    }
+
+    /// The mentions counted for the room's messages numbered `first..=last`, by sequence
+    /// number then user.
+    pub(crate) fn mentions_between(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<Mention>> {
+        let scan =
+            (self.trees.tree(Kind::MentionsByMessage)).range(messages_between(room, first, last));
+        let mut found = Vec::new();
+        for entry in scan {
+            let (at, id) = entry.map_err(backend)?;
+            let (Some(place), Some(user)) = (at.get(..24), at.get(24..)) else {
+                return Err(backend("unreadable mention"));
+            };
+            found.push(Mention {
+                user: UserId(uuid(user)?),
+                seq: counter(place)?,
+                message: MessageId(uuid(&id)?),
+            });
+        }
+        Ok(found)
     }
 
     /// The messages that mention `user`, newest first.
@@ -428,13 +482,7 @@ impl ThreadStore for SledStore {
                 let marker_at = key(&[room.0.as_bytes(), &root_seq, user.0.as_bytes()]);
                 let (stored, following) = marker(tx.get(Kind::ThreadMarkers, &marker_at)?)?;
                 let read = stored.max(*read);
-                tx.insert(
-                    Kind::ThreadMarkers,
-                    marker_at,
-                    marker_value(read, following),
-                )?;
-                let by_user = key(&[user.0.as_bytes(), room.0.as_bytes(), &root_seq]);
-                tx.insert(Kind::ThreadMarkersByUser, by_user, &[])?;
+                tx_put_thread_marker(tx, room, root.seq, user, (read, following))?;
                 let count = root.thread.map_or(0, |t| t.reply_count);
                 Ok(count.saturating_sub(read))
             },

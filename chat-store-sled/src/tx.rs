@@ -46,9 +46,10 @@ pub(crate) enum Kind {
     Connections,
     ConnectionsByUser,
     ConnectionsByNode,
+    Meta,
 }
 
-const KINDS: [(Kind, &str); 30] = [
+const KINDS: [(Kind, &str); 31] = [
     (Kind::Users, "users"),
     (Kind::Usernames, "usernames"),
     (Kind::Emails, "emails"),
@@ -79,6 +80,7 @@ const KINDS: [(Kind, &str); 30] = [
     (Kind::Connections, "connections"),
     (Kind::ConnectionsByUser, "connections_by_user"),
     (Kind::ConnectionsByNode, "connections_by_node"),
+    (Kind::Meta, "meta"),
 ];
 
 /// Every tree, for reads of committed data.

@@ -58,11 +58,11 @@ pub(crate) fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn uint(n: i64) -> StoreResult<u64> {
+pub(crate) fn uint(n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(format!("negative counter {n}")))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> StoreResult<T>
+pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> StoreResult<T>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {

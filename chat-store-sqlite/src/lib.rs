@@ -29,6 +29,7 @@
 mod attempts;
 mod codec;
 mod connections;
+mod import;
 mod messages;
 mod open;
 mod reactions;

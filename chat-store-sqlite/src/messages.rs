@@ -14,7 +14,9 @@ use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use crate::SqliteStore;
-use crate::codec::{self, StoreResult, int, map_err, message_columns, metadata_json, micros};
+use crate::codec::{
+    self, StoreResult, get, int, map_err, message_columns, metadata_json, micros, uint,
+};
 use crate::rooms::counters_are;
 
 /// Sets the new change cursor of a message, and whatever else `$set` says; see
@@ -169,7 +171,7 @@ async fn original(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreResu
 }
 
 /// The body's search terms as the index takes them: space-separated, `None` for none.
-fn search_terms(body: &str) -> Option<String> {
+pub(crate) fn search_terms(body: &str) -> Option<String> {
     let terms = chat_core::search::terms(body);
     (!terms.is_empty()).then(|| terms.join(" "))
 }
@@ -524,6 +526,33 @@ impl MessageStore for SqliteStore {
                 })
             })
             .await
+    }
+
+    async fn mentions_between(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<Mention>> {
+        let rows = sqlx::query(
+            "SELECT user_id, seq, message_id FROM mentions \
+             WHERE room_id = ? AND seq BETWEEN ? AND ? ORDER BY seq, user_id",
+        )
+        .bind(room.0)
+        .bind(int(first))
+        .bind(int(last))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Mention {
+                    user: UserId(get(row, "user_id")?),
+                    seq: uint(get(row, "seq")?)?,
+                    message: MessageId(get(row, "message_id")?),
+                })
+            })
+            .collect()
     }
 
     async fn mentions(

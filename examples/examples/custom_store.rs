@@ -228,6 +228,55 @@ impl MessageStore for CountingStore {
             .replace_unread_mentions(room, seen, mentions)
             .await
     }
+    async fn mentions_between(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<Mention>> {
+        self.count().mentions_between(room, first, last).await
+    }
+}
+
+#[async_trait]
+impl ImportStore for CountingStore {
+    async fn import_mark(&self) -> StoreResult<Option<String>> {
+        self.count().import_mark().await
+    }
+    async fn set_import_mark(&self, mark: Option<&str>) -> StoreResult<()> {
+        self.count().set_import_mark(mark).await
+    }
+    async fn import_room(&self, room: &Room) -> StoreResult<()> {
+        self.count().import_room(room).await
+    }
+    async fn import_members(&self, room: RoomId, members: &[Member]) -> StoreResult<()> {
+        self.count().import_members(room, members).await
+    }
+    async fn import_messages(
+        &self,
+        room: RoomId,
+        messages: &[Message],
+        mentions: &[Mention],
+    ) -> StoreResult<()> {
+        self.count().import_messages(room, messages, mentions).await
+    }
+    async fn import_reactions(
+        &self,
+        room: RoomId,
+        reactions: &[(u64, String, UserId)],
+    ) -> StoreResult<()> {
+        self.count().import_reactions(room, reactions).await
+    }
+    async fn import_thread_markers(
+        &self,
+        room: RoomId,
+        markers: &[ThreadMarker],
+    ) -> StoreResult<()> {
+        self.count().import_thread_markers(room, markers).await
+    }
+    async fn finish_room_import(&self, room: &Room) -> StoreResult<()> {
+        self.count().finish_room_import(room).await
+    }
 }
 
 #[async_trait]

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttemptStore, Connection, ConnectionStore, Departure, IssuedToken, MemberQuery, MemberStore,
-    Mention, MessageStore, NewSession, NewStoredMessage, ReactionStore, ReadMarkerStore,
-    RoomCounters, RoomQuery, RoomStore, Rotation, SearchQuery, SeqRange, SessionStore, StoreResult,
-    ThreadStore, TokenKind, TokenRecord, UserQuery, UserStore, fold, successor,
+    AttemptStore, Connection, ConnectionStore, Departure, ImportStore, IssuedToken, MemberQuery,
+    MemberStore, Mention, MessageStore, NewSession, NewStoredMessage, ReactionStore,
+    ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, Rotation, SearchQuery, SeqRange,
+    SessionStore, StoreResult, ThreadStore, TokenKind, TokenRecord, UserQuery, UserStore, fold,
+    successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -60,6 +61,8 @@ struct Inner {
     /// Attempts counted per key, and when the key's window ends.
     attempts: HashMap<String, (u32, DateTime<Utc>)>,
     connections: HashMap<ConnectionId, Connection>,
+    /// The mark of an unfinished import.
+    import_mark: Option<String>,
 }
 
 #[derive(Debug)]
@@ -116,23 +119,18 @@ impl RoomData {
         self.threads.get(&root).map_or(&[], Vec::as_slice)
     }
 
-    /// Counts a new reply numbered `seq` in the thread of the root numbered `root`: the root's
-    /// summary, the thread's place among the room's threads and its followers' markers.
+    /// Counts a new reply in the thread of the root numbered `root`: the root's summary, the
+    /// thread's place among the room's threads and its followers' markers.
     fn count_reply(&mut self, root: u64, reply: &Message) {
-        let Some(root_message) = self.history.get_mut(&root) else {
+        let Some(count) = self.count_in_thread(root, reply) else {
             return;
         };
-        root_message.thread = Some(ThreadSummary::counting(root_message.thread.take(), reply));
+        let Some(root_message) = self.history.get(&root) else {
+            return;
+        };
         let mut followers = vec![reply.sender, root_message.sender];
         followers.extend(&root_message.mentions);
         followers.extend(&reply.mentions);
-        let replies = self.threads.entry(root).or_default();
-        if let Some(previous) = replies.last() {
-            self.thread_activity.remove(previous);
-        }
-        replies.push(reply.seq);
-        let count = replies.len() as u64;
-        self.thread_activity.insert(reply.seq, root);
         for user in followers {
             if !self.members.contains_key(&user) {
                 continue;
@@ -143,6 +141,20 @@ impl RoomData {
                 marker.read = count;
             }
         }
+    }
+
+    /// Counts a reply in the root's summary and the thread's place among the room's threads;
+    /// returns the thread's replies (`None` when there is no such root).
+    fn count_in_thread(&mut self, root: u64, reply: &Message) -> Option<u64> {
+        let root_message = self.history.get_mut(&root)?;
+        root_message.thread = Some(ThreadSummary::counting(root_message.thread.take(), reply));
+        let replies = self.threads.entry(root).or_default();
+        if let Some(previous) = replies.last() {
+            self.thread_activity.remove(previous);
+        }
+        replies.push(reply.seq);
+        self.thread_activity.insert(reply.seq, root);
+        Some(replies.len() as u64)
     }
 
     /// The replies left unread by a marker in the thread of the root numbered `root`.
@@ -1018,6 +1030,31 @@ impl MessageStore for MemoryStore {
         Ok(found)
     }
 
+    async fn mentions_between(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<Mention>> {
+        let inner = self.lock();
+        let Some(data) = inner.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        let mut mentions: Vec<Mention> = (data.mentions.iter())
+            .filter(|(_, seq)| (first..=last).contains(seq))
+            .filter_map(|(user, seq)| {
+                let message = data.history.get(seq)?.id;
+                Some(Mention {
+                    user: *user,
+                    seq: *seq,
+                    message,
+                })
+            })
+            .collect();
+        mentions.sort_by_key(|mention| (mention.seq, mention.user));
+        Ok(mentions)
+    }
+
     async fn replace_unread_mentions(
         &self,
         room: RoomId,
@@ -1336,6 +1373,136 @@ impl ReadMarkerStore for MemoryStore {
                 (mentions > 0 || threads > 0).then_some(counts)
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl ImportStore for MemoryStore {
+    async fn import_mark(&self) -> StoreResult<Option<String>> {
+        Ok(self.lock().import_mark.clone())
+    }
+
+    async fn set_import_mark(&self, mark: Option<&str>) -> StoreResult<()> {
+        self.lock().import_mark = mark.map(str::to_owned);
+        Ok(())
+    }
+
+    async fn import_room(&self, room: &Room) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if inner.rooms.contains_key(&room.id) {
+            return Ok(());
+        }
+        if let Some(alias) = &room.alias {
+            if inner.aliases.contains_key(alias) {
+                return Err(StoreError::Conflict(Conflict::AliasTaken));
+            }
+            inner.aliases.insert(alias.clone(), room.id);
+        }
+        let mut room = room.clone();
+        room.member_count = 0;
+        room.last_seq = 0;
+        room.last_change = 0;
+        inner.rooms.insert(room.id, RoomData::new(room));
+        Ok(())
+    }
+
+    async fn import_members(&self, room: RoomId, members: &[Member]) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let data = inner.room_mut(room)?;
+        let new: Vec<Member> = members
+            .iter()
+            .filter(|member| !data.members.contains_key(&member.user_id))
+            .cloned()
+            .collect();
+        for member in new {
+            inner.insert_membership(room, member);
+        }
+        Ok(())
+    }
+
+    async fn import_messages(
+        &self,
+        room: RoomId,
+        messages: &[Message],
+        mentions: &[Mention],
+    ) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner.room_mut(room)?;
+        for message in messages {
+            let root = message
+                .thread_root
+                .and_then(|root| inner.message_rooms.get(&root));
+            let root = root.map(|(_, seq)| *seq);
+            inner.message_rooms.insert(message.id, (room, message.seq));
+            if let Some(txn_id) = &message.txn_id {
+                let key = (message.sender, txn_id.clone());
+                inner.txn_ids.insert(key, message.id);
+            }
+            let data = inner.room_mut(room)?;
+            let seq = message.seq;
+            let mut message = message.clone();
+            message.thread = None;
+            message.reactions.clear();
+            data.room.last_seq = seq;
+            data.room.last_change = data.room.last_change.max(message.change_id);
+            data.changes.insert(message.change_id, seq);
+            data.history.insert(seq, message.clone());
+            if let Some(root) = root {
+                data.count_in_thread(root, &message);
+            }
+        }
+        let data = inner.room_mut(room)?;
+        (data.mentions).extend(mentions.iter().map(|mention| (mention.user, mention.seq)));
+        Ok(())
+    }
+
+    async fn import_reactions(
+        &self,
+        room: RoomId,
+        reactions: &[(u64, String, UserId)],
+    ) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let data = inner.room_mut(room)?;
+        for (seq, key, user) in reactions {
+            data.reactions
+                .entry((*seq, key.clone()))
+                .or_default()
+                .insert(*user);
+        }
+        Ok(())
+    }
+
+    async fn import_thread_markers(
+        &self,
+        room: RoomId,
+        markers: &[super::ThreadMarker],
+    ) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let data = inner.room_mut(room)?;
+        for marker in markers {
+            data.thread_markers.insert(
+                (marker.root_seq, marker.user),
+                ThreadMarker {
+                    read: marker.read,
+                    following: marker.following,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn finish_room_import(&self, room: &Room) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let data = inner.room_mut(room.id)?;
+        data.room.member_count = room.member_count;
+        data.room.last_seq = room.last_seq;
+        data.room.last_change = room.last_change;
+        let pair: Vec<UserId> = data.members.keys().copied().collect();
+        if let ([a, b], true) = (pair.as_slice(), data.room.is_direct()) {
+            let key = direct_key(*a, *b);
+            inner.directs.insert(key, room.id);
+        }
+        Ok(())
     }
 }
 

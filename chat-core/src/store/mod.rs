@@ -2,8 +2,8 @@
 //!
 //! Storage is split by concern into [`UserStore`], [`SessionStore`], [`RoomStore`],
 //! [`MemberStore`], [`MessageStore`], [`ReactionStore`], [`ThreadStore`], [`ReadMarkerStore`],
-//! [`AttemptStore`] and [`ConnectionStore`]; a backend implements all ten and gets [`Store`] for
-//! free. Stores hold
+//! [`AttemptStore`], [`ConnectionStore`] and [`ImportStore`]; a backend implements all eleven
+//! and gets [`Store`] for free. Stores hold
 //! data and make the listed operations atomic; they never decide permissions —
 //! [`Chat`](crate::Chat) does.
 //!
@@ -66,6 +66,7 @@ pub trait Store:
     + ReadMarkerStore
     + AttemptStore
     + ConnectionStore
+    + ImportStore
     + 'static
 {
 }
@@ -81,6 +82,7 @@ impl<T> Store for T where
         + ReadMarkerStore
         + AttemptStore
         + ConnectionStore
+        + ImportStore
         + 'static
 {
 }
@@ -722,6 +724,15 @@ pub trait MessageStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
 
+    /// The mentions counted for the room's messages numbered `first..=last`, ordered by
+    /// sequence number then user id: what an export writes. An unknown room has none.
+    async fn mentions_between(
+        &self,
+        room: RoomId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<Mention>>;
+
     /// Replaces the room's unread mentions (those after their member's read marker, and any of
     /// users who are not members) with `mentions`, atomically, if its counters are still `seen`
     /// (no message, change or member came or went since they were read); returns whether it
@@ -885,6 +896,69 @@ pub trait ReactionStore: Send + Sync {
         first: u64,
         last: u64,
     ) -> StoreResult<Vec<(u64, String, UserId)>>;
+}
+
+/// The writes of an import ([`crate::import`]): records taken as an export wrote them, every
+/// id, sequence number, change cursor and marker kept, and what a store derives from them
+/// (thread summaries and numbering, mention counts, search terms, the direct pair, the
+/// transaction ids) derived as [`MessageStore::append_message`] derives it.
+///
+/// # Contract
+///
+/// - Nothing is checked against permissions or capacity: the records are a store's contents.
+/// - Each write is atomic, and writing a record that is there already (a resumed import)
+///   changes nothing, except thread markers, which are set.
+/// - A room's messages arrive in sequence order, a batch after the room's `last_seq`; its
+///   counters are the ones its messages give until [`finish_room_import`](Self::finish_room_import)
+///   sets them as exported.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// The mark of an import that started and has not finished (`None` when there is none).
+    async fn import_mark(&self) -> StoreResult<Option<String>>;
+
+    /// Sets or clears the mark of an unfinished import.
+    async fn set_import_mark(&self, mark: Option<&str>) -> StoreResult<()>;
+
+    /// Stores a room (its password hash included) without members or messages and with its
+    /// counters at 0, registering its alias.
+    ///
+    /// Errors: [`Conflict::AliasTaken`](crate::Conflict::AliasTaken).
+    async fn import_room(&self, room: &Room) -> StoreResult<()>;
+
+    /// Stores memberships of a room as they are, read markers included.
+    async fn import_members(&self, room: RoomId, members: &[Member]) -> StoreResult<()>;
+
+    /// Stores messages of a room as they are (tombstones included), with the mentions counted
+    /// for them: the next ones after the room's `last_seq`, in sequence order. Each counts in
+    /// its thread's summary and its text is indexed for search; no other mention is counted
+    /// and no thread marker made (they are imported). The room's `last_seq` becomes the last
+    /// one's.
+    async fn import_messages(
+        &self,
+        room: RoomId,
+        messages: &[Message],
+        mentions: &[Mention],
+    ) -> StoreResult<()>;
+
+    /// Stores reactions on messages of a room, as (sequence number, key, user).
+    async fn import_reactions(
+        &self,
+        room: RoomId,
+        reactions: &[(u64, String, UserId)],
+    ) -> StoreResult<()>;
+
+    /// Sets members' thread markers in a room.
+    async fn import_thread_markers(
+        &self,
+        room: RoomId,
+        markers: &[ThreadMarker],
+    ) -> StoreResult<()>;
+
+    /// Ends a room's import: sets its counters to `room`'s and, for a direct conversation,
+    /// registers the pair of its two members.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Room`).
+    async fn finish_room_import(&self, room: &Room) -> StoreResult<()>;
 }
 
 /// Read markers.

@@ -23,6 +23,7 @@
 pub mod bus;
 pub mod cases;
 pub mod crash;
+pub mod fixture;
 pub mod model;
 
 use std::any::Any;
@@ -378,8 +379,10 @@ macro_rules! store_conformance_tests {
             a_chat_with_every_kind_of_data_checks_clean,
             store_repair_counters_sets_them_only_if_unchanged,
             store_replace_unread_mentions_keeps_those_read,
-            // export
+            // export and import
             export_writes_every_record_in_order,
+            import_reads_back_what_was_exported,
+            import_names_the_bad_line_and_finishes_what_was_cut_short,
         );
     };
 }

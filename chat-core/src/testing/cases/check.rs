@@ -3,7 +3,8 @@
 use crate::check::{Problem, check, repair};
 use crate::store::{Mention, RoomCounters};
 use crate::testing::Harness;
-use crate::{NewMessage, NewRoom, Role, RoomId, Visibility};
+use crate::testing::fixture::every_kind_of_data;
+use crate::{NewMessage, NewRoom, RoomId, Visibility};
 
 pub async fn store_lists_every_room_by_id(h: Harness) {
     let chat = h.chat().await;
@@ -36,53 +37,11 @@ pub async fn store_lists_every_room_by_id(h: Harness) {
 
 pub async fn a_chat_with_every_kind_of_data_checks_clean(h: Harness) {
     let chat = h.chat().await;
-    let alice = chat.new_user("alice").await;
-    let bob = chat.new_user("bob").await;
-    let carol = chat.new_user("carol").await;
-    let room = chat.new_room(&alice, "everything").await;
-    for user in [&bob, &carol] {
-        chat.add_member(alice.id, room.id, user.id, Role::Member)
-            .await
-            .unwrap();
-    }
-    let send = |from: crate::UserId, new: NewMessage| {
-        let chat = chat.chat.clone();
-        async move { chat.send(from, room.id, new).await.unwrap().message }
-    };
-    let root = send(alice.id, NewMessage::text("root")).await;
-    send(bob.id, NewMessage::text("hey carol").mentioning(carol.id)).await;
-    let everyone = NewMessage {
-        mentions_room: true,
-        ..NewMessage::text("all of you")
-    };
-    send(alice.id, everyone).await;
-    let reply = send(bob.id, NewMessage::text("in thread").in_thread(root.id)).await;
-    send(carol.id, NewMessage::text("me too").in_thread(root.id)).await;
-    let edited = send(carol.id, NewMessage::text("typo").replying_to(root.id)).await;
-    chat.edit_message(carol.id, room.id, edited.id, "fixed")
-        .await
-        .unwrap();
-    let mention = send(alice.id, NewMessage::text("bob!").mentioning(bob.id)).await;
-    chat.delete_message(alice.id, room.id, mention.id)
-        .await
-        .unwrap();
-    chat.delete_message(bob.id, room.id, reply.id)
-        .await
-        .unwrap();
-    chat.mark_read(bob.id, room.id, 3).await.unwrap();
-    let direct = chat.send_direct(bob.id, carol.id, NewMessage::text("psst"));
-    direct.await.unwrap();
-    let left = chat.new_room(&carol, "left").await;
-    chat.join_room(bob.id, left.id, None).await.unwrap();
-    send_in(&chat, left.id, bob.id, "bye").await;
-    chat.leave_room(bob.id, left.id).await.unwrap();
+    every_kind_of_data(&chat).await;
 
     let report = check(&*chat.store).await.unwrap();
     assert!(report.is_clean(), "{:#?}", report.findings);
-    assert_eq!(
-        (report.rooms, report.members, report.messages),
-        (3, 3 + 2 + 1, 7 + 1 + 1)
-    );
+    assert_eq!((report.rooms, report.members, report.messages), (4, 10, 13));
 }
 
 async fn send_in(chat: &crate::testing::TestChat, room: RoomId, from: crate::UserId, text: &str) {

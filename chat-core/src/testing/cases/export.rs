@@ -32,7 +32,7 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
     let reply = NewMessage::text("reply")
         .in_thread(root.id)
         .mentioning(carol.id);
-    send(bob.id, reply).await;
+    let reply = send(bob.id, reply).await;
     let edited = send(carol.id, NewMessage::text("typo").replying_to(root.id)).await;
     chat.edit_message(carol.id, room.id, edited.id, "fixed")
         .await
@@ -115,9 +115,13 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
         assert_eq!(members, stored_members.unwrap());
         let mut messages = Vec::new();
         let mut reactions = Vec::new();
+        let mut mentions = Vec::new();
         loop {
             match records.get(at) {
-                Some(Record::Message { message }) => messages.push(message.clone()),
+                Some(Record::Message { message, mentioned }) => {
+                    messages.push(message.clone());
+                    mentions.push((message.seq, mentioned.clone()));
+                }
                 Some(Record::Reaction {
                     room_id,
                     seq,
@@ -150,6 +154,13 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
                 (root.seq, "👍".to_owned(), carol.id),
             ];
             assert_eq!(reactions, expected, "by sequence number, key, then user");
+            let mentioned = mentions.iter().filter(|(_, users)| !users.is_empty());
+            let mentioned: Vec<_> = mentioned.cloned().collect();
+            assert_eq!(
+                mentioned,
+                [(reply.seq, vec![carol.id])],
+                "whom mentions count for"
+            );
             let edited = messages.iter().find(|m| m.id == edited.id).unwrap();
             assert_eq!(
                 (edited.body.as_str(), edited.edited_at.is_some()),
@@ -173,7 +184,12 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
             assert!(reactions.is_empty() && markers.is_empty());
         }
     }
-    assert_eq!(at, records.len(), "nothing after the last room");
+    assert_eq!(
+        records.get(at),
+        Some(&Record::End { totals }),
+        "the totals last"
+    );
+    assert_eq!(at + 1, records.len(), "nothing after the end");
     assert_eq!(
         (totals.users, totals.rooms, totals.members, totals.messages),
         (3, 2, 3 + 2, 4 + 1)
