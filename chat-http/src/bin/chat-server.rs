@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chat_core::events::EventBus;
@@ -128,6 +129,13 @@ enum Command {
         #[arg(long)]
         output: Option<std::path::PathBuf>,
     },
+    /// Read a chat written by `export` into this database, which must be empty, keeping every
+    /// id, then exit. Progress goes to stderr. An import that stopped half-way is finished by
+    /// running it again with the same file.
+    Import {
+        /// The export to read.
+        file: std::path::PathBuf,
+    },
     /// Recount every room's counters from its history and list what differs, then exit:
     /// non-zero when something differs (with `--repair`: when something is left unrepaired).
     /// Best run while no server writes to the database.
@@ -164,7 +172,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Export { output }) => {
             return export(&*store, &cli.database, output.as_deref()).await;
         }
+        Some(Command::Import { file }) => return import(&*store, file).await,
         _ => {}
+    }
+    if store.import_mark().await?.is_some() {
+        return Err(
+            "an import into this database has not finished: run `chat-server import` \
+                    again with the same file"
+                .into(),
+        );
     }
     let defaults = ChatConfig::default();
     let config = ChatConfig::default()
@@ -256,7 +272,7 @@ async fn export(
     let mut reported = 0;
     let progress = |totals: &chat_core::export::Totals| {
         if terminal {
-            eprint!("\r{}", progress_bar(totals.messages, expected));
+            eprint!("\r{}", progress_bar(totals.messages, expected, "messages"));
         } else if totals.messages >= reported + 100_000 {
             reported = totals.messages;
             eprintln!(
@@ -283,9 +299,67 @@ async fn export(
     Ok(())
 }
 
-/// `[#####     ]  50 % (500 of 1000 messages)`: how far an export is. More than expected
-/// (messages written meanwhile) shows full, never beyond.
-fn progress_bar(done: u64, expected: u64) -> String {
+/// `chat-server import`: the file into the store; on stderr a progress bar over the file's
+/// bytes when it is a terminal (a line per 100 000 messages otherwise), and the totals.
+async fn import(store: &dyn Store, file: &std::path::Path) -> Result<(), Failure> {
+    let opened = std::fs::File::open(file)
+        .map_err(|error| format!("cannot open {}: {error}", file.display()))?;
+    let size = opened.metadata()?.len();
+    let read = Arc::new(AtomicU64::new(0));
+    let counted = Counted {
+        inner: opened,
+        read: Arc::clone(&read),
+    };
+    let mut input = std::io::BufReader::with_capacity(1 << 20, counted);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut reported = 0;
+    let progress = |totals: &chat_core::export::Totals| {
+        if terminal {
+            let mib = |bytes: u64| bytes >> 20;
+            let bar = progress_bar(mib(read.load(Ordering::Relaxed)), mib(size), "MiB");
+            eprint!("\r{bar}");
+        } else if totals.messages >= reported + 100_000 {
+            reported = totals.messages;
+            eprintln!(
+                "imported {} messages of {} rooms",
+                totals.messages, totals.rooms
+            );
+        }
+    };
+    let totals = chat_core::import::import(store, &mut input, progress).await;
+    if terminal {
+        eprintln!();
+    }
+    let totals = totals?;
+    eprintln!(
+        "imported {} users, {} rooms, {} members, {} messages, {} reactions, {} thread markers",
+        totals.users,
+        totals.rooms,
+        totals.members,
+        totals.messages,
+        totals.reactions,
+        totals.thread_markers
+    );
+    Ok(())
+}
+
+/// A reader that counts the bytes read through it (how far into the file an import is).
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// `[#####     ]  50 % (500 of 1000 messages)`: how far an export or import is. More than
+/// expected (messages written meanwhile) shows full, never beyond.
+fn progress_bar(done: u64, expected: u64, unit: &str) -> String {
     const WIDTH: u64 = 30;
     let total = expected.max(done);
     let share = |of: u64| {
@@ -296,7 +370,7 @@ fn progress_bar(done: u64, expected: u64) -> String {
     let filled = usize::try_from(share(WIDTH)).unwrap_or(0);
     let empty = 30 - filled.min(30);
     format!(
-        "[{}{}] {:3} % ({done} of {total} messages)",
+        "[{}{}] {:3} % ({done} of {total} {unit})",
         "#".repeat(filled),
         " ".repeat(empty),
         share(100)
@@ -532,11 +606,11 @@ mod tests {
     #[test]
     fn the_progress_bar_fills_with_the_messages_exported() {
         assert_eq!(
-            progress_bar(0, 1000),
+            progress_bar(0, 1000, "messages"),
             format!("[{}]   0 % (0 of 1000 messages)", " ".repeat(30))
         );
         assert_eq!(
-            progress_bar(500, 1000),
+            progress_bar(500, 1000, "messages"),
             format!(
                 "[{}{}]  50 % (500 of 1000 messages)",
                 "#".repeat(15),
@@ -544,12 +618,12 @@ mod tests {
             )
         );
         assert_eq!(
-            progress_bar(1200, 1000),
+            progress_bar(1200, 1000, "messages"),
             format!("[{}] 100 % (1200 of 1200 messages)", "#".repeat(30)),
             "more than expected (written meanwhile): full, never beyond"
         );
         assert_eq!(
-            progress_bar(0, 0),
+            progress_bar(0, 0, "messages"),
             format!("[{}] 100 % (0 of 0 messages)", "#".repeat(30)),
             "an empty chat is all done"
         );
