@@ -11,14 +11,19 @@
 //! finishes it (what is there already is skipped); any other store that is not empty is
 //! refused.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use crate::export::{FORMAT, Record, Totals, VERSION};
 use crate::store::{Mention, Store, ThreadMarker, UserQuery};
+use crate::validate;
 use crate::{Member, Message, Room, RoomId, StoreError, UserId};
 
 /// Records written to the store per call.
 const BATCH: usize = 1000;
+
+/// The longest line read: far beyond any record the engine writes (a message's body and
+/// metadata at their limits, escaped), and a bound on what a file can make the reader hold.
+const MAX_LINE: u64 = 16 << 20;
 
 /// Why an import stopped. Those about the file name its line (counted from 1).
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +45,10 @@ pub enum ImportError {
         /// What is wrong with it.
         source: serde_json::Error,
     },
-    /// A record is not where the format puts it, or disagrees with those before it.
+    /// A record is not where the format puts it, disagrees with those before it, or holds a
+    /// value the engine never stores.
     #[error("line {line}: {problem}")]
-    Misplaced {
+    Invalid {
         /// The line.
         line: u64,
         /// What is wrong.
@@ -103,13 +109,13 @@ pub async fn import(
         if let Record::End { totals } = record {
             import.finish_room().await?;
             if totals != import.totals {
-                return Err(import.misplaced(format!(
+                return Err(import.invalid(format!(
                     "the end record counts {totals:?}, the file holds {:?}",
                     import.totals
                 )));
             }
             if reader.next()?.is_some() {
-                return Err(import.misplaced("a record after the end record".into()));
+                return Err(import.invalid("a record after the end record".into()));
             }
             store
                 .set_import_mark(None)
@@ -140,13 +146,17 @@ impl Reader<'_> {
     /// The next record, or `None` at the end of the file.
     fn next(&mut self) -> Result<Option<Record>, ImportError> {
         self.text.clear();
-        let read = self.input.read_line(&mut self.text);
+        let read = (&mut self.input).take(MAX_LINE).read_line(&mut self.text);
         let line = self.line + 1;
         match read {
             Err(source) => Err(ImportError::Read { line, source }),
             Ok(0) => Ok(None),
             Ok(_) => {
                 self.line = line;
+                if self.text.len() as u64 == MAX_LINE && !self.text.ends_with('\n') {
+                    let problem = format!("longer than {} MiB", MAX_LINE >> 20);
+                    return Err(ImportError::Invalid { line, problem });
+                }
                 // The exporter ends every line: one without its end was cut short.
                 if !self.text.ends_with('\n') {
                     return Err(ImportError::Truncated { line });
@@ -161,22 +171,18 @@ impl Reader<'_> {
 
 /// The header, checked, as the mark an import leaves on the store.
 fn header_mark(header: &Record, line: u64) -> Result<String, ImportError> {
-    let misplaced = |problem: String| ImportError::Misplaced { line, problem };
+    let invalid = |problem: String| ImportError::Invalid { line, problem };
     let Record::Header {
         format, version, ..
     } = header
     else {
-        return Err(misplaced(
-            "the first line is not the export's header".into(),
-        ));
+        return Err(invalid("the first line is not the export's header".into()));
     };
     if format != FORMAT {
-        return Err(misplaced(format!(
-            "the format is {format:?}, not {FORMAT:?}"
-        )));
+        return Err(invalid(format!("the format is {format:?}, not {FORMAT:?}")));
     }
     if *version > VERSION {
-        return Err(misplaced(format!(
+        return Err(invalid(format!(
             "the export is of version {version}; this build reads up to version {VERSION}"
         )));
     }
@@ -203,6 +209,12 @@ async fn begin(store: &dyn Store, mark: &str, line: u64) -> Result<bool, ImportE
     }
     store.set_import_mark(Some(mark)).await.map_err(failed)?;
     Ok(false)
+}
+
+/// Whether `value` is as the engine stores it: valid, and already in the form `validate`
+/// gives it (lowercase, trimmed), which is what stores compare and look up.
+fn stored_as(value: &str, validate: impl Fn(&str) -> crate::Result<String>) -> bool {
+    validate(value).is_ok_and(|stored| stored == value)
 }
 
 /// A mark as a person reads it: where the export came from and when.
@@ -262,8 +274,8 @@ impl Pending {
 }
 
 impl Importer<'_> {
-    fn misplaced(&self, problem: String) -> ImportError {
-        ImportError::Misplaced {
+    fn invalid(&self, problem: String) -> ImportError {
+        ImportError::Invalid {
             line: self.line,
             problem,
         }
@@ -280,14 +292,23 @@ impl Importer<'_> {
         self.totals.count(&record);
         match record {
             Record::Header { .. } | Record::End { .. } => {
-                Err(self.misplaced("a header or end record within the file".into()))
+                Err(self.invalid("a header or end record within the file".into()))
             }
             Record::User {
                 user,
                 password_hash,
             } => {
                 if self.room.is_some() {
-                    return Err(self.misplaced("a user after the first room".into()));
+                    return Err(self.invalid("a user after the first room".into()));
+                }
+                let email = user.email.as_deref();
+                if !stored_as(&user.username, validate::username)
+                    || !email.is_none_or(|email| stored_as(email, validate::email))
+                {
+                    let name = &user.username;
+                    return Err(self.invalid(format!(
+                        "user {name:?}: a username or email the engine does not store"
+                    )));
                 }
                 let exists = self.resuming
                     && (self.store.user(user.id).await)
@@ -305,6 +326,16 @@ impl Importer<'_> {
                 password_hash,
             } => {
                 self.finish_room().await?;
+                if !room
+                    .alias
+                    .as_deref()
+                    .is_none_or(|a| stored_as(a, validate::alias))
+                {
+                    let alias = room.alias.unwrap_or_default();
+                    return Err(
+                        self.invalid(format!("an alias the engine does not store: {alias:?}"))
+                    );
+                }
                 room.password_hash = password_hash;
                 self.start_room(room).await
             }
@@ -317,7 +348,7 @@ impl Importer<'_> {
                 if message.seq != room.seq + 1 || message.seq > room.room.last_seq {
                     let (seq, last) = (message.seq, room.room.last_seq);
                     let expected = room.seq + 1;
-                    return Err(self.misplaced(format!(
+                    return Err(self.invalid(format!(
                         "message numbered {seq} where {expected} comes next (of {last})"
                     )));
                 }
@@ -342,7 +373,7 @@ impl Importer<'_> {
             } => {
                 let room = self.in_room(room_id, "reaction")?;
                 if seq == 0 || seq > room.seq {
-                    return Err(self.misplaced(format!(
+                    return Err(self.invalid(format!(
                         "a reaction to message {seq}, which is not before it"
                     )));
                 }
@@ -361,7 +392,7 @@ impl Importer<'_> {
         let line = self.line;
         match &mut self.room {
             Some(current) if current.room.id == room => Ok(current),
-            _ => Err(ImportError::Misplaced {
+            _ => Err(ImportError::Invalid {
                 line,
                 problem: format!("a {what} of room {room}, which is not the room before it"),
             }),
@@ -444,11 +475,58 @@ impl Importer<'_> {
         };
         if room.seq != room.room.last_seq {
             let (id, last, seq) = (room.room.id, room.room.last_seq, room.seq);
-            return Err(self.misplaced(format!(
+            return Err(self.invalid(format!(
                 "room {id} ends at message {seq}, but its last is numbered {last}"
             )));
         }
         let finished = self.store.finish_room_import(&room.room).await;
         finished.map_err(self.failed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ImportError, MAX_LINE, Reader};
+
+    fn first_error(text: &[u8]) -> Option<ImportError> {
+        let mut input = text;
+        let mut reader = Reader {
+            input: &mut input,
+            line: 0,
+            text: String::new(),
+        };
+        loop {
+            match reader.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(error) => return Some(error),
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_beyond_the_bound_is_refused_without_being_held() {
+        let long = format!("{}\n", "x".repeat(MAX_LINE as usize + 10));
+        let error = first_error(long.as_bytes());
+        assert!(
+            matches!(&error, Some(ImportError::Invalid { line: 1, problem }) if problem.contains("MiB")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_line_without_its_end_is_truncated_and_garbage_is_corrupt() {
+        let header = r#"{"type":"end","totals":{"users":0,"rooms":0,"members":0,"messages":0,"reactions":0,"thread_markers":0}}"#;
+        let cut = format!("{header}\n{}", &header[..20]);
+        assert!(matches!(
+            first_error(cut.as_bytes()),
+            Some(ImportError::Truncated { line: 2 })
+        ));
+        let garbage = format!("{header}\n\u{0}\u{ff}not json\n");
+        assert!(matches!(
+            first_error(garbage.as_bytes()),
+            Some(ImportError::Corrupt { line: 2, .. })
+        ));
+        assert!(first_error(format!("{header}\n").as_bytes()).is_none());
     }
 }

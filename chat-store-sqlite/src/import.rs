@@ -16,10 +16,17 @@ use crate::rooms::insert_room;
 /// The `chat_meta` key of an unfinished import's mark.
 const MARK: &str = "import";
 
-const IMPORT_MESSAGE: &str = "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, \
+/// Messages as exported, given as one JSON array of rows (one statement per batch), in
+/// sequence order so that the triggers count each reply after its root; `?2` is the search
+/// row before the first.
+const IMPORT_MESSAGES: &str = "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, \
     txn_id, metadata, created_at, edited_at, deleted_at, change_id, thread_root, mentions, \
     mentions_room, search_row, terms) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SELECT unhex(j.value ->> 0), j.value ->> 1, unhex(j.value ->> 2), unhex(j.value ->> 3), \
+           j.value ->> 4, unhex(j.value ->> 5), j.value ->> 6, j.value ->> 7, j.value ->> 8, \
+           j.value ->> 9, j.value ->> 10, j.value ->> 11, unhex(j.value ->> 12), \
+           j.value ->> 13, j.value ->> 14, ?2 + j.key + 1, j.value ->> 15 \
+    FROM json_each(?1) AS j ORDER BY j.key";
 
 #[async_trait]
 impl ImportStore for SqliteStore {
@@ -107,10 +114,34 @@ impl ImportStore for SqliteStore {
             return Ok(());
         };
         let (first, last) = (int(first.seq), int(last.seq));
-        let rows = messages
-            .iter()
-            .map(|message| Ok((message.clone(), metadata_json(&message.metadata)?)))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut rows = Vec::with_capacity(messages.len());
+        for m in messages {
+            let terms = if m.is_deleted() {
+                None
+            } else {
+                search_terms(&m.body)
+            };
+            let hex = |id: uuid::Uuid| id.simple();
+            rows.push((
+                hex(m.room_id.0),
+                m.seq,
+                hex(m.id.0),
+                hex(m.sender.0),
+                &m.body,
+                m.reply_to.map(|id| hex(id.0)),
+                &m.txn_id,
+                metadata_json(&m.metadata)?,
+                micros(m.created_at),
+                m.edited_at.map(micros),
+                m.deleted_at.map(micros),
+                m.change_id,
+                m.thread_root.map(|id| hex(id.0)),
+                codec::user_ids_json(&m.mentions),
+                m.mentions_room,
+                terms,
+            ));
+        }
+        let rows = serde_json::to_string(&rows).map_err(StoreError::backend)?;
         let mentions = mentions.to_vec();
         self.writer
             .write(move |c| {
@@ -120,34 +151,12 @@ impl ImportStore for SqliteStore {
                             .fetch_one(&mut *c)
                             .await
                             .map_err(map_err)?;
-                    for (row, (m, metadata)) in (search_row + 1..).zip(rows) {
-                        let terms = if m.is_deleted() {
-                            None
-                        } else {
-                            search_terms(&m.body)
-                        };
-                        sqlx::query(IMPORT_MESSAGE)
-                            .bind(m.room_id.0)
-                            .bind(int(m.seq))
-                            .bind(m.id.0)
-                            .bind(m.sender.0)
-                            .bind(&m.body)
-                            .bind(m.reply_to.map(|id| id.0))
-                            .bind(&m.txn_id)
-                            .bind(metadata)
-                            .bind(micros(m.created_at))
-                            .bind(m.edited_at.map(micros))
-                            .bind(m.deleted_at.map(micros))
-                            .bind(int(m.change_id))
-                            .bind(m.thread_root.map(|id| id.0))
-                            .bind(codec::user_ids_json(&m.mentions))
-                            .bind(m.mentions_room)
-                            .bind(row)
-                            .bind(terms)
-                            .execute(&mut *c)
-                            .await
-                            .map_err(map_err)?;
-                    }
+                    sqlx::query(IMPORT_MESSAGES)
+                        .bind(rows)
+                        .bind(search_row)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
                     // The triggers' mentions and thread markers give way to those exported.
                     sqlx::query("DELETE FROM mentions WHERE room_id = ? AND seq BETWEEN ? AND ?")
                         .bind(room.0)

@@ -89,7 +89,7 @@ pub async fn import_names_the_bad_line_and_finishes_what_was_cut_short(h: Harnes
     let line_of = |error| match error {
         Err(ImportError::Truncated { line })
         | Err(ImportError::Corrupt { line, .. })
-        | Err(ImportError::Misplaced { line, .. }) => line,
+        | Err(ImportError::Invalid { line, .. }) => line,
         other => panic!("an error naming a line, not {other:?}"),
     };
 
@@ -118,6 +118,13 @@ pub async fn import_names_the_bad_line_and_finishes_what_was_cut_short(h: Harnes
     gap.remove(first + 1);
     let gap = gap.join("\n") + "\n";
     assert_eq!(line_of(import_text(&*store, &gap).await), first as u64 + 2);
+    // A username no store holds (stores compare them lowercase).
+    let shouting = text.replacen("\"username\":\"alice\"", "\"username\":\"ALICE\"", 1);
+    let user_line = lines.iter().position(|l| l.contains("\"alice\"")).unwrap();
+    assert_eq!(
+        line_of(import_text(&*store, &shouting).await),
+        user_line as u64 + 1
+    );
     // Another export is not mixed in.
     let Ok(Record::Header { .. }) = serde_json::from_str::<Record>(lines[0]) else {
         panic!("a header first");
