@@ -8,22 +8,23 @@
 //! What is compared, per room: `last_seq` with the newest message; sequence numbers with
 //! 1, 2, 3… (no gap); `member_count` with the members; every change cursor with
 //! `last_change`; every read marker with `last_seq`; every member's unread mention count with
-//! the mentions after its marker; every thread summary's reply count and newest reply with the
-//! replies. (An unread count is `last_seq` minus the marker: nothing to drift, once both are
+//! the mentions after its marker; every thread summary (reply count, newest reply and when,
+//! participants) with the one its replies make. (An unread count is `last_seq` minus the marker: nothing to drift, once both are
 //! right.)
 //!
 //! [`repair`] also sets the room's counters to their recount and brings read markers back
 //! within the history ([`RoomStore::repair_counters`](crate::store::RoomStore::repair_counters)),
 //! and replaces the unread mentions of a room whose counts differ with the recount
 //! ([`MessageStore::replace_unread_mentions`](crate::store::MessageStore::replace_unread_mentions)),
-//! each only if the room was not written meanwhile. Gaps and thread summaries are reported,
-//! not repaired.
+//! and sets each summary that differs to its recount
+//! ([`ThreadStore::repair_thread`](crate::store::ThreadStore::repair_thread)), each only if the
+//! room was not written meanwhile. Gaps are reported, not repaired: the history is missing.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::store::{MemberQuery, Mention, RoomCounters, SeqRange, Store, StoreResult};
-use crate::{MemberCursor, Message, MessageId, Room, RoomId, UserId};
+use crate::{MemberCursor, Message, MessageId, Room, RoomId, ThreadSummary, UserId};
 
 /// How many findings a report lists; the rest are only counted.
 pub const MAX_FINDINGS: usize = 1000;
@@ -224,12 +225,13 @@ async fn run(store: &dyn Store, repair: bool) -> StoreResult<Report> {
         for room in &rooms {
             let listed = report.findings.len();
             let repairs = check_room(store, room, &mut report).await?;
-            if repair && (repairs.counters.is_some() || repairs.mentions.is_some()) {
+            if repair && repairs.any() {
                 let done = repair_room(store, room, repairs).await?;
-                report.repaired += u64::from(done.counters || done.mentions);
+                report.repaired += u64::from(done.counters || done.mentions || done.threads);
                 for finding in &mut report.findings[listed..] {
                     finding.repaired = match finding.problem {
                         Problem::Mentions { .. } => done.mentions,
+                        Problem::Thread { .. } => done.threads,
                         ref problem => problem.is_counter() && done.counters,
                     };
                 }
@@ -238,36 +240,55 @@ async fn run(store: &dyn Store, repair: bool) -> StoreResult<Report> {
     }
 }
 
-/// What a room needs written: its counters as recounted, its unread mentions as recounted.
+/// What a room needs written: its counters as recounted, its unread mentions as recounted,
+/// the thread summaries that differ from their recount.
 struct Repairs {
     counters: Option<RoomCounters>,
     mentions: Option<Vec<Mention>>,
+    threads: Vec<(MessageId, Option<ThreadSummary>)>,
+}
+
+impl Repairs {
+    fn any(&self) -> bool {
+        self.counters.is_some() || self.mentions.is_some() || !self.threads.is_empty()
+    }
 }
 
 /// Which of a room's [`Repairs`] were written.
 struct Done {
     counters: bool,
     mentions: bool,
+    threads: bool,
 }
 
-/// Writes `repairs`: the counters first, then the mentions, each only if the room was not
-/// written since it was counted.
+/// Writes `repairs`: the counters first, then the mentions, then the thread summaries, each
+/// only if the room was not written since it was counted.
 async fn repair_room(store: &dyn Store, room: &Room, repairs: Repairs) -> StoreResult<Done> {
     let mut seen = RoomCounters::of(room);
-    let mut counters = false;
+    let mut done = Done {
+        counters: false,
+        mentions: false,
+        threads: false,
+    };
     if let Some(fixed) = repairs.counters {
-        counters = store.repair_counters(room.id, seen, fixed).await?;
-        if !counters {
-            let mentions = false;
-            return Ok(Done { counters, mentions });
+        done.counters = store.repair_counters(room.id, seen, fixed).await?;
+        if !done.counters {
+            return Ok(done);
         }
         seen = fixed;
     }
-    let mentions = match &repairs.mentions {
-        Some(unread) => store.replace_unread_mentions(room.id, seen, unread).await?,
-        None => false,
-    };
-    Ok(Done { counters, mentions })
+    if let Some(unread) = &repairs.mentions {
+        done.mentions = store.replace_unread_mentions(room.id, seen, unread).await?;
+    }
+    done.threads = true;
+    for (root, summary) in &repairs.threads {
+        let written = store.repair_thread(room.id, seen, *root, summary.as_ref());
+        if !written.await? {
+            done.threads = false;
+            break;
+        }
+    }
+    Ok(done)
 }
 
 /// What one room's history says, counted as its messages go by.
@@ -276,23 +297,21 @@ struct Recount {
     last_seq: u64,
     /// Mentions after their member's read marker (`markers` holds the members).
     unread_mentions: Vec<Mention>,
-    /// Per thread root, its replies and newest reply.
-    threads: HashMap<MessageId, (u64, u64)>,
+    /// Per thread root, the summary its replies make.
+    threads: HashMap<MessageId, ThreadSummary>,
     /// The summaries the roots carry.
-    summaries: HashMap<MessageId, (u64, u64)>,
+    summaries: HashMap<MessageId, ThreadSummary>,
 }
 
 impl Recount {
     fn message(&mut self, message: &Message, markers: &HashMap<UserId, u64>) {
         self.last_seq = message.seq;
         if let Some(summary) = &message.thread {
-            let stored = (summary.reply_count, summary.last_reply_seq);
-            self.summaries.insert(message.id, stored);
+            self.summaries.insert(message.id, summary.clone());
         }
         if let Some(root) = message.thread_root {
-            let (count, newest) = self.threads.entry(root).or_default();
-            *count += 1;
-            *newest = message.seq;
+            let summary = ThreadSummary::counting(self.threads.remove(&root), message);
+            self.threads.insert(root, summary);
         }
         if message.is_deleted() {
             return;
@@ -416,18 +435,22 @@ async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> Stor
     roots.extend(recount.summaries.keys().copied());
     roots.sort();
     roots.dedup();
+    let mut threads = Vec::new();
     for root in roots {
-        let stored = recount.summaries.get(&root).copied().unwrap_or((0, 0));
-        let counted = recount.threads.get(&root).copied().unwrap_or((0, 0));
-        if stored != counted {
+        let (stored, counted) = (recount.summaries.get(&root), recount.threads.remove(&root));
+        if stored != counted.as_ref() {
+            let numbers =
+                |s: Option<&ThreadSummary>| s.map_or((0, 0), |s| (s.reply_count, s.last_reply_seq));
+            let (stored, numbers_counted) = (numbers(stored), numbers(counted.as_ref()));
             found(
                 report,
                 Problem::Thread {
                     root,
                     stored,
-                    counted,
+                    counted: numbers_counted,
                 },
             );
+            threads.push((root, counted));
         }
     }
     let fixed = RoomCounters {
@@ -439,6 +462,7 @@ async fn check_room(store: &dyn Store, room: &Room, report: &mut Report) -> Stor
     Ok(Repairs {
         counters: counters_differ.then_some(fixed),
         mentions: mentions_differ.then_some(recount.unread_mentions),
+        threads,
     })
 }
 

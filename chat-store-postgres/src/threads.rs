@@ -3,12 +3,15 @@
 //! message is stored.
 
 use async_trait::async_trait;
-use chat_core::store::{SeqRange, ThreadMarker, ThreadStore};
-use chat_core::{Entity, Message, MessageId, RoomId, StoreError, Thread, UnreadCounts, UserId};
+use chat_core::store::{RoomCounters, SeqRange, ThreadMarker, ThreadStore};
+use chat_core::{
+    Entity, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts, UserId,
+};
 use sqlx::postgres::PgRow;
 
 use crate::PostgresStore;
 use crate::codec::{self, StoreResult, get, int, map_err, message_columns, uint};
+use crate::rooms::counters_are;
 
 /// A user's unread mentions and followed replies in each of its rooms (or in `$2` alone).
 pub(crate) const UNREAD_COUNTS: &str = "\
@@ -16,7 +19,7 @@ pub(crate) const UNREAD_COUNTS: &str = "\
         SELECT mb.room_id, \
                (SELECT count(*) FROM mentions AS x WHERE x.user_id = mb.user_id \
                   AND x.room_id = mb.room_id AND x.seq > mb.last_read_seq) AS mentions, \
-               (SELECT coalesce(sum(root.thread_count - t.read), 0)::bigint \
+               (SELECT coalesce(sum(GREATEST(root.thread_count - t.read, 0)), 0)::bigint \
                   FROM thread_markers AS t \
                   JOIN messages AS root ON root.room_id = t.room_id AND root.seq = t.root_seq \
                   WHERE t.user_id = mb.user_id AND t.room_id = mb.room_id AND t.following) \
@@ -86,8 +89,8 @@ impl ThreadStore for PostgresStore {
         let sql = concat!(
             "SELECT ",
             message_columns!(),
-            ", thread_count - coalesce((SELECT read FROM thread_markers AS t \
-                 WHERE t.room_id = m.room_id AND t.root_seq = m.seq AND t.user_id = $2), 0) \
+            ", GREATEST(thread_count - coalesce((SELECT read FROM thread_markers AS t \
+                 WHERE t.room_id = m.room_id AND t.root_seq = m.seq AND t.user_id = $2), 0), 0) \
                AS unread \
              FROM messages AS m WHERE room_id = $1 AND thread_last_seq < $3 \
              ORDER BY thread_last_seq DESC LIMIT $4"
@@ -108,6 +111,38 @@ impl ThreadStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn repair_thread(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        root: MessageId,
+        summary: Option<&ThreadSummary>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if !counters_are(&mut tx, room, seen).await? {
+            return Ok(false);
+        }
+        let participants = summary.map(|s| s.participants.iter().map(|u| u.0).collect::<Vec<_>>());
+        let done = sqlx::query(
+            "UPDATE messages SET thread_count = $3, thread_last_seq = $4, thread_last_at = $5, \
+             thread_participants = $6 WHERE id = $1 AND room_id = $2",
+        )
+        .bind(root.0)
+        .bind(room.0)
+        .bind(summary.map_or(0, |s| int(s.reply_count)))
+        .bind(summary.map(|s| int(s.last_reply_seq)))
+        .bind(summary.map(|s| s.last_reply_at))
+        .bind(participants)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(Entity::Message));
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>> {

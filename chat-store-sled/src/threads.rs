@@ -4,7 +4,7 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_core::store::{Mention, SeqRange, ThreadMarker, ThreadStore};
+use chat_core::store::{Mention, RoomCounters, SeqRange, ThreadMarker, ThreadStore};
 use chat_core::{
     Entity, Member, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts,
     UserId,
@@ -15,7 +15,7 @@ use crate::SledStore;
 use crate::codec::{StoreResult, backend, counter, counter_key, read, tx_read, tx_write, uuid};
 use crate::messages::location;
 use crate::reactions::messages_between;
-use crate::rooms::{member_key, tx_member};
+use crate::rooms::{member_key, tx_member, tx_room};
 use crate::tx::{Kind, Trees, Tx};
 
 /// `parts` one after the other.
@@ -419,6 +419,37 @@ impl ThreadStore for SledStore {
             }
         }
         Ok(threads)
+    }
+
+    async fn repair_thread(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        root: MessageId,
+        summary: Option<&ThreadSummary>,
+    ) -> StoreResult<bool> {
+        let summary = summary.cloned();
+        self.write(move |tx| {
+            if RoomCounters::of(&tx_room(tx, room)?) != seen {
+                return Ok(false);
+            }
+            let at = tx.get(Kind::MessageIds, root.0.as_bytes())?;
+            let at = (at.filter(|at| at.starts_with(room.0.as_bytes())))
+                .ok_or(StoreError::NotFound(Entity::Message))?;
+            let mut message: Message =
+                tx_read(tx, Kind::Messages, &at)?.ok_or(StoreError::NotFound(Entity::Message))?;
+            let place = |summary: &ThreadSummary| counter_key(room.0, summary.last_reply_seq);
+            if let Some(old) = &message.thread {
+                tx.remove(Kind::ThreadActivity, place(old))?;
+            }
+            if let Some(new) = &summary {
+                tx.insert(Kind::ThreadActivity, place(new), &message.seq.to_be_bytes())?;
+            }
+            message.thread = summary.clone();
+            tx_write(tx, Kind::Messages, &at, &message)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>> {

@@ -3,12 +3,15 @@
 //! each message is stored.
 
 use async_trait::async_trait;
-use chat_core::store::{SeqRange, ThreadMarker, ThreadStore};
-use chat_core::{Entity, Message, MessageId, RoomId, StoreError, Thread, UnreadCounts, UserId};
+use chat_core::store::{RoomCounters, SeqRange, ThreadMarker, ThreadStore};
+use chat_core::{
+    Entity, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts, UserId,
+};
 use sqlx::Row;
 
 use crate::SqliteStore;
-use crate::codec::{self, StoreResult, int, map_err, message_columns};
+use crate::codec::{self, StoreResult, int, map_err, message_columns, micros};
+use crate::rooms::counters_are;
 
 /// The messages that mention a user, newest first.
 pub(crate) const MENTIONS: &str = concat!(
@@ -24,7 +27,7 @@ pub(crate) const UNREAD_COUNTS: &str = "\
         SELECT mb.room_id, \
                (SELECT count(*) FROM mentions AS x WHERE x.user_id = mb.user_id \
                   AND x.room_id = mb.room_id AND x.seq > mb.last_read_seq) AS mentions, \
-               (SELECT coalesce(sum(root.thread_count - t.read), 0) FROM thread_markers AS t \
+               (SELECT coalesce(sum(max(root.thread_count - t.read, 0)), 0) FROM thread_markers AS t \
                   JOIN messages AS root ON root.room_id = t.room_id AND root.seq = t.root_seq \
                   WHERE t.user_id = mb.user_id AND t.room_id = mb.room_id AND t.following) \
                  AS threads \
@@ -97,8 +100,8 @@ impl ThreadStore for SqliteStore {
         let sql = concat!(
             "SELECT ",
             message_columns!(),
-            ", thread_count - coalesce((SELECT read FROM thread_markers AS t \
-                 WHERE t.room_id = m.room_id AND t.root_seq = m.seq AND t.user_id = ?2), 0) \
+            ", max(thread_count - coalesce((SELECT read FROM thread_markers AS t \
+                 WHERE t.room_id = m.room_id AND t.root_seq = m.seq AND t.user_id = ?2), 0), 0) \
                AS unread \
              FROM messages AS m WHERE room_id = ?1 AND thread_last_seq < ?3 \
              ORDER BY thread_last_seq DESC LIMIT ?4"
@@ -120,6 +123,43 @@ impl ThreadStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn repair_thread(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        root: MessageId,
+        summary: Option<&ThreadSummary>,
+    ) -> StoreResult<bool> {
+        let summary = summary.cloned();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    if !counters_are(c, room, seen).await? {
+                        return Ok(false);
+                    }
+                    let done = sqlx::query(
+                        "UPDATE messages SET thread_count = ?, thread_last_seq = ?, \
+                         thread_last_at = ?, thread_participants = ? \
+                         WHERE id = ? AND room_id = ?",
+                    )
+                    .bind(summary.as_ref().map_or(0, |s| int(s.reply_count)))
+                    .bind(summary.as_ref().map(|s| int(s.last_reply_seq)))
+                    .bind(summary.as_ref().map(|s| micros(s.last_reply_at)))
+                    .bind(summary.and_then(|s| codec::user_ids_json(&s.participants)))
+                    .bind(root.0)
+                    .bind(room.0)
+                    .execute(c)
+                    .await
+                    .map_err(map_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(Entity::Message));
+                    }
+                    Ok(true)
+                })
+            })
+            .await
     }
 
     async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>> {

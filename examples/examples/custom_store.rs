@@ -310,6 +310,15 @@ impl ThreadStore for CountingStore {
     async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>> {
         self.count().thread_markers(room).await
     }
+    async fn repair_thread(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        root: MessageId,
+        summary: Option<&ThreadSummary>,
+    ) -> StoreResult<bool> {
+        self.count().repair_thread(room, seen, root, summary).await
+    }
 }
 
 #[async_trait]

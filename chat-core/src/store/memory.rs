@@ -1180,6 +1180,33 @@ impl ThreadStore for MemoryStore {
         Ok(data.unread_replies(root, Some(&marker)))
     }
 
+    async fn repair_thread(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        root: MessageId,
+        summary: Option<&ThreadSummary>,
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        let at = inner.message_rooms.get(&root).copied();
+        let Some(data) = inner.room_as_seen(room, seen)? else {
+            return Ok(false);
+        };
+        let seq = at
+            .filter(|(in_room, _)| *in_room == room)
+            .map(|(_, seq)| seq)
+            .ok_or(StoreError::NotFound(Entity::Message))?;
+        let message = (data.history.get_mut(&seq)).ok_or(StoreError::NotFound(Entity::Message))?;
+        if let Some(old) = message.thread.take() {
+            data.thread_activity.remove(&old.last_reply_seq);
+        }
+        message.thread = summary.cloned();
+        if let Some(summary) = summary {
+            data.thread_activity.insert(summary.last_reply_seq, seq);
+        }
+        Ok(true)
+    }
+
     async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<super::ThreadMarker>> {
         let inner = self.lock();
         let Some(data) = inner.rooms.get(&room) else {

@@ -47,7 +47,7 @@ pub use self::memory::MemoryStore;
 use crate::auth::TokenHash;
 use crate::error::StoreError;
 use crate::ids::{ConnectionId, MessageId, NodeId, RoomId, SessionId, UserId};
-use crate::message::{Message, Reaction, Sent, Thread, UnreadCounts};
+use crate::message::{Message, Reaction, Sent, Thread, ThreadSummary, UnreadCounts};
 use crate::room::{Member, MemberCursor, Role, Room};
 use crate::user::User;
 
@@ -820,6 +820,19 @@ pub trait ThreadStore: Send + Sync {
     /// The room's thread markers, ordered by the root's sequence number, then user id: what
     /// an export writes. An unknown room has none.
     async fn thread_markers(&self, room: RoomId) -> StoreResult<Vec<ThreadMarker>>;
+
+    /// Sets the summary of the thread of `root` (a message of the room; `None`: no replies)
+    /// and its place among the room's threads, atomically, if the room's counters are still
+    /// `seen`; returns whether it did. The counter check's repair of a summary.
+    ///
+    /// Errors: [`StoreError::NotFound`] (`Room`; `Message` when `root` is not in the room).
+    async fn repair_thread(
+        &self,
+        room: RoomId,
+        seen: RoomCounters,
+        root: MessageId,
+        summary: Option<&ThreadSummary>,
+    ) -> StoreResult<bool>;
 }
 
 /// A member's place in a thread ([`ThreadStore::thread_markers`]).

@@ -379,6 +379,7 @@ macro_rules! store_conformance_tests {
             a_chat_with_every_kind_of_data_checks_clean,
             store_repair_counters_sets_them_only_if_unchanged,
             store_replace_unread_mentions_keeps_those_read,
+            store_repair_thread_sets_a_summary_only_if_unchanged,
             // export and import
             export_writes_every_record_in_order,
             import_reads_back_what_was_exported,

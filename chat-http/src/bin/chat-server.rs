@@ -140,8 +140,8 @@ enum Command {
     /// non-zero when something differs (with `--repair`: when something is left unrepaired).
     /// Best run while no server writes to the database.
     Check {
-        /// Set the room counters and unread mentions that differ to their recount (and read
-        /// markers beyond the newest message back to it).
+        /// Set the room counters, unread mentions and thread summaries that differ to their
+        /// recount (and read markers beyond the newest message back to it).
         #[arg(long)]
         repair: bool,
     },

@@ -4,7 +4,7 @@ use crate::check::{Problem, check, repair};
 use crate::store::{Mention, RoomCounters};
 use crate::testing::Harness;
 use crate::testing::fixture::every_kind_of_data;
-use crate::{NewMessage, NewRoom, RoomId, Visibility};
+use crate::{NewMessage, NewRoom, RoomId, ThreadSummary, UserId, Visibility};
 
 pub async fn store_lists_every_room_by_id(h: Harness) {
     let chat = h.chat().await;
@@ -184,4 +184,94 @@ pub async fn store_replace_unread_mentions_keeps_those_read(h: Harness) {
         chat.store.replace_unread_mentions(unknown, seen, &[]).await,
         crate::StoreError::NotFound(crate::Entity::Room)
     );
+}
+
+pub async fn store_repair_thread_sets_a_summary_only_if_unchanged(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let room = chat.new_room(&alice, "threads").await;
+    chat.join_room(bob.id, room.id, None).await.unwrap();
+    let send = |from: UserId, new: NewMessage| {
+        let chat = chat.chat.clone();
+        async move { chat.send(from, room.id, new).await.unwrap().message }
+    };
+    let first = send(alice.id, NewMessage::text("first root")).await;
+    let second = send(alice.id, NewMessage::text("second root")).await;
+    let early = send(bob.id, NewMessage::text("early").in_thread(first.id)).await;
+    send(bob.id, NewMessage::text("other").in_thread(second.id)).await;
+    send(alice.id, NewMessage::text("late").in_thread(first.id)).await;
+    let roots = || async {
+        let threads = chat
+            .store
+            .threads(room.id, alice.id, None, 10)
+            .await
+            .unwrap();
+        threads.into_iter().map(|t| t.root.id).collect::<Vec<_>>()
+    };
+    let summary = || async {
+        let root = chat.store.message(first.id).await.unwrap().unwrap();
+        root.thread
+    };
+    let right = summary().await.unwrap();
+    assert_eq!(
+        roots().await,
+        [first.id, second.id],
+        "the most recently active first"
+    );
+
+    let wrong = ThreadSummary {
+        reply_count: 1,
+        last_reply_seq: early.seq,
+        last_reply_at: right.last_reply_at,
+        participants: vec![bob.id],
+    };
+    let seen = RoomCounters::of(&chat.store.room(room.id).await.unwrap().unwrap());
+    let stale = RoomCounters {
+        last_change: seen.last_change + 1,
+        ..seen
+    };
+    let done = chat
+        .store
+        .repair_thread(room.id, stale, first.id, Some(&wrong));
+    assert!(
+        !done.await.unwrap(),
+        "counters not as seen: nothing written"
+    );
+    assert_eq!(summary().await.as_ref(), Some(&right));
+    let done = chat
+        .store
+        .repair_thread(room.id, seen, first.id, Some(&wrong));
+    assert!(done.await.unwrap());
+    assert_eq!(summary().await, Some(wrong), "set as given");
+    assert_eq!(
+        roots().await,
+        [second.id, first.id],
+        "in its place by its newest reply"
+    );
+    let unknown = crate::MessageId(uuid::Uuid::from_u128(404));
+    let missing = chat.store.repair_thread(room.id, seen, unknown, None).await;
+    assert_err!(missing, crate::StoreError::NotFound(crate::Entity::Message));
+
+    let report = check(&*chat.store).await.unwrap();
+    let found: Vec<&Problem> = report.findings.iter().map(|f| &f.problem).collect();
+    let (stored, counted) = ((1, early.seq), (2, right.last_reply_seq));
+    let root = first.id;
+    assert_eq!(
+        found,
+        [&Problem::Thread {
+            root,
+            stored,
+            counted
+        }]
+    );
+    let report = repair(&*chat.store).await.unwrap();
+    assert!(report.findings.iter().all(|f| f.repaired), "{report:#?}");
+    assert_eq!(
+        summary().await,
+        Some(right),
+        "the recount, participants included"
+    );
+    assert_eq!(roots().await, [first.id, second.id]);
+    assert!(check(&*chat.store).await.unwrap().is_clean());
 }
