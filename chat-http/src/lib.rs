@@ -135,6 +135,9 @@ impl ChatHttp {
 /// `ok`, or 503 while the store cannot be reached: what a load balancer asks.
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.chat.check_store().await {
+        Ok(()) if !state.chat.bus_connected() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "event bus unavailable").into_response()
+        }
         Ok(()) => "ok".into_response(),
         Err(error) => {
             tracing::warn!(

@@ -1,7 +1,8 @@
-//! Three `chat-server` processes on one PostgreSQL database, each test in a schema of its own:
-//! whichever process a request or a socket lands on, the user sees one chat, and killing one
-//! process loses nothing it acknowledged. Without PostgreSQL these tests say why they are
-//! skipped and pass (see `chat_store_postgres::testing`).
+//! Three `chat-server` processes on one PostgreSQL database, each test in a schema of its own,
+//! their live events over LISTEN/NOTIFY or NATS: whichever process a request or a socket lands
+//! on, the user sees one chat, and killing one process loses nothing it acknowledged. Without
+//! PostgreSQL (or NATS) these tests say why they are skipped and pass (see
+//! `chat_store_postgres::testing`, `chat_bus_nats::testing`).
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -11,17 +12,42 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chat_bus_nats::testing::{PrivateServer, nats_missing, test_url as nats_url};
 use chat_store_postgres::testing::{TestSchema, postgres_missing};
 use common::ws::{Socket, connect, expect_frame, next_frame, open};
 use common::{Acked, Client, Server};
 use reqwest::Method;
 use serde_json::json;
 
+/// How the servers of a test carry live events to each other.
+#[derive(Debug, Clone, Copy)]
+enum Bus {
+    /// LISTEN/NOTIFY, through the database.
+    Notify,
+    /// The test NATS server.
+    Nats,
+}
+
+impl Bus {
+    /// Why this bus's tests cannot run here, if they cannot.
+    fn missing(self) -> Option<String> {
+        postgres_missing().or_else(|| match self {
+            Bus::Notify => None,
+            Bus::Nats => nats_missing(),
+        })
+    }
+}
+
 /// Three servers on a fresh schema, and a client of each.
-fn nodes(schema: &TestSchema) -> Vec<(Server, Client)> {
+fn nodes(schema: &TestSchema, bus: Bus) -> Vec<(Server, Client)> {
+    let nats = nats_url();
+    let mut args = vec!["--postgres-schema", &schema.name];
+    if let Bus::Nats = bus {
+        args.extend(["--bus", &nats]);
+    }
     (0..3)
         .map(|_| {
-            let server = Server::start_with(&schema.url, &["--postgres-schema", &schema.name]);
+            let server = Server::start_with(&schema.url, &args);
             let client = Client {
                 http: reqwest::Client::new(),
                 base: server.base.clone(),
@@ -64,11 +90,20 @@ async fn messages(socket: &mut Socket, count: usize) -> Vec<(u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_on_one_database_behave_as_one() {
-    if let Some(why) = postgres_missing() {
+    behave_as_one(Bus::Notify).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_on_one_database_behave_as_one_over_nats() {
+    behave_as_one(Bus::Nats).await;
+}
+
+async fn behave_as_one(bus: Bus) {
+    if let Some(why) = bus.missing() {
         return chat_core::testing::skipped("three_processes", &why);
     }
     let schema = TestSchema::new();
-    let nodes = nodes(&schema);
+    let nodes = nodes(&schema, bus);
     let [(_, a), (_, b), (_, c)] = &nodes[..] else {
         unreachable!()
     };
@@ -161,11 +196,20 @@ async fn three_processes_on_one_database_behave_as_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_process_loses_nothing_and_its_clients_catch_up_elsewhere() {
-    if let Some(why) = postgres_missing() {
+    kill_one(Bus::Notify).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_process_loses_nothing_and_its_clients_catch_up_elsewhere_over_nats() {
+    kill_one(Bus::Nats).await;
+}
+
+async fn kill_one(bus: Bus) {
+    if let Some(why) = bus.missing() {
         return chat_core::testing::skipped("kill_one_process", &why);
     }
     let schema = TestSchema::new();
-    let mut nodes = nodes(&schema);
+    let mut nodes = nodes(&schema, bus);
     let (writer, _) = nodes[1].1.signup("writer").await;
     let (reader, _) = nodes[2].1.signup("reader").await;
     let room = nodes[1].1.room(&writer, "load").await;
@@ -393,5 +437,103 @@ async fn a_database_outage_answers_503_and_the_server_recovers_by_itself() {
             (status, stored["seq"].as_u64()),
             (200, message["seq"].as_u64())
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restarted_under_load_loses_nothing_and_health_says_so() {
+    if let Some(why) = Bus::Nats.missing() {
+        return chat_core::testing::skipped("nats_restarted", &why);
+    }
+    let mut nats = PrivateServer::start().expect("nats-server starts beside the test NATS");
+    let schema = TestSchema::new();
+    let args = ["--postgres-schema", &schema.name, "--bus", &nats.url];
+    let servers: Vec<Server> = (0..2)
+        .map(|_| Server::start_with(&schema.url, &args))
+        .collect();
+    let [a, b] = [0, 1].map(|i| Client {
+        http: reqwest::Client::new(),
+        base: servers[i].base.clone(),
+    });
+    let (writer, _) = a.signup("writer").await;
+    let (reader, _) = b.signup("reader").await;
+    let room = a.room(&writer, "load").await;
+    let join = format!("/rooms/{room}/join");
+    b.call(Method::POST, &join, Some(&reader), Some(json!({})))
+        .await;
+    let mut socket = connect(host(&b), Some(&reader), None).await;
+    let health = |client: &Client| {
+        let url = format!("{}/healthz", client.base);
+        let http = client.http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(health(&a).await.0, 200);
+
+    // The writer sends 90 messages on A; NATS is away for the middle 30.
+    let path = format!("/rooms/{room}/messages");
+    for i in 0..90 {
+        if i == 30 {
+            nats.stop();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while health(&a).await != (503, "event bus unavailable".into()) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "healthz tells the outage"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if i == 60 {
+            assert!(nats.resume(), "NATS starts again");
+        }
+        let body = json!({ "body": format!("{i}") });
+        let (status, _) = a.call(Method::POST, &path, Some(&writer), Some(body)).await;
+        assert_eq!(status, 201, "acknowledged whatever the bus does");
+    }
+
+    // The reader on B, as a client does: live frames, and on `resync` the change feed from
+    // the last change seen. Together: every message, none missed.
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut cursor, mut resyncs) = (0, 0);
+    while seen.len() < 90 {
+        let frame = next_frame(&mut socket, Duration::from_secs(10)).await;
+        let frame = frame.unwrap_or_else(|| panic!("stuck with {} of 90", seen.len()));
+        match frame["type"].as_str() {
+            Some("message.created") => {
+                seen.insert(frame["message"]["seq"].as_u64().unwrap());
+                cursor = cursor.max(frame["message"]["change_id"].as_u64().unwrap());
+            }
+            Some("resync") => {
+                resyncs += 1;
+                let path = format!("/rooms/{room}/changes?since={cursor}&limit=200");
+                let (status, page) = b.call(Method::GET, &path, Some(&reader), None).await;
+                assert_eq!(status, 200, "{page}");
+                for message in page["items"].as_array().unwrap() {
+                    seen.insert(message["seq"].as_u64().unwrap());
+                }
+                cursor = page["next_cursor"].as_u64().unwrap();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        (1..=90).collect(),
+        "every acknowledged message reached the reader"
+    );
+    assert!(resyncs > 0, "the outage reached the reader as a resync");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while health(&a).await.0 != 200 || health(&b).await.0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both reconnect by themselves"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for server in servers {
+        assert!(server.stop().success());
     }
 }

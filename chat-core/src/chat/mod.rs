@@ -259,6 +259,13 @@ impl Chat {
         Ok(())
     }
 
+    /// Whether the event bus reaches the other engines now ([`EventBus::is_connected`]). For
+    /// health checks: while it does not, live events of other engines arrive late (caught up
+    /// from the store when it is back).
+    pub fn bus_connected(&self) -> bool {
+        self.bus.is_connected()
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

@@ -46,6 +46,12 @@ pub trait EventBus: Send + Sync + 'static {
     /// A stream of every event published from now on: the subscription is in place when this
     /// returns, before the stream is first polled.
     fn subscribe(&self) -> EventStream;
+
+    /// Whether the bus reaches the other engines now (for health checks). A bus within one
+    /// process always does; one over a broker does not while its connection is down.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 /// A bus within one process, over a tokio broadcast channel: the default.

@@ -45,9 +45,9 @@ struct Cli {
     #[arg(long, env = "CHAT_POSTGRES_SCHEMA")]
     postgres_schema: Option<String>,
     /// How live events reach the other servers on the database: `store` follows the store
-    /// (LISTEN/NOTIFY on PostgreSQL; within this process otherwise), `local` keeps them in
-    /// this process.
-    #[arg(long, env = "CHAT_BUS", value_enum, default_value = "store")]
+    /// (LISTEN/NOTIFY on PostgreSQL; within this process otherwise), `nats://HOST:PORT` goes
+    /// through a NATS server, `local` keeps them in this process.
+    #[arg(long, env = "CHAT_BUS", default_value = "store", value_parser = BusArg::parse)]
     bus: BusArg,
     /// SQLite durability: `full` (nothing acknowledged is ever lost) or `normal` (survives
     /// process crashes; a power loss may lose the last commits).
@@ -96,10 +96,23 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum BusArg {
     Store,
     Local,
+    /// A NATS server's URL.
+    Nats(String),
+}
+
+impl BusArg {
+    fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "store" => Ok(Self::Store),
+            "local" => Ok(Self::Local),
+            url if url.starts_with("nats://") => Ok(Self::Nats(url.to_owned())),
+            other => Err(format!("{other}: not `store`, `local` nor a nats:// URL")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -440,7 +453,29 @@ async fn open_store(cli: &Cli) -> Result<(Arc<dyn Store>, Option<Arc<dyn EventBu
         Location::Postgres(_) => return open_postgres(cli).await,
         _ => return Err(format!("{database}: this chat-server has no store for it").into()),
     };
-    Ok((store, None))
+    match &cli.bus {
+        BusArg::Nats(url) => Ok((store, Some(open_nats(cli, url).await?))),
+        BusArg::Store | BusArg::Local => Ok((store, None)),
+    }
+}
+
+/// The NATS bus; a PostgreSQL schema of its own is a chat of its own, on a subject of its own.
+#[cfg(feature = "nats")]
+async fn open_nats(cli: &Cli, url: &str) -> Result<Arc<dyn EventBus>, Failure> {
+    use chat_bus_nats::{DEFAULT_SUBJECT, NatsBus};
+    let subject = match &cli.postgres_schema {
+        Some(schema) => format!("{DEFAULT_SUBJECT}.{schema}"),
+        None => DEFAULT_SUBJECT.to_owned(),
+    };
+    let bus = NatsBus::connect(url, &subject)
+        .await
+        .map_err(|error| format!("cannot reach the NATS server at {url}: {error}"))?;
+    Ok(Arc::new(bus))
+}
+
+#[cfg(not(feature = "nats"))]
+async fn open_nats(_: &Cli, _: &str) -> Result<Arc<dyn EventBus>, Failure> {
+    Err("this chat-server was built without the `nats` feature".into())
 }
 
 #[cfg(feature = "sled")]
@@ -461,7 +496,8 @@ async fn open_postgres(cli: &Cli) -> Result<(Arc<dyn Store>, Option<Arc<dyn Even
         options = options.schema(schema);
     }
     let store = PostgresStore::open_with(options).await?;
-    let bus: Option<Arc<dyn EventBus>> = match cli.bus {
+    let bus: Option<Arc<dyn EventBus>> = match &cli.bus {
+        BusArg::Nats(url) => Some(open_nats(cli, url).await?),
         BusArg::Store => {
             // A schema of its own is a chat of its own: its events keep to its channel.
             let channel = match &cli.postgres_schema {

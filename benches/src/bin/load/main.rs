@@ -21,7 +21,8 @@ use serde::Serialize;
 #[command(about = "Load scenarios against chat-server")]
 struct Cli {
     /// Stores to run against: `sqlite`, `sled`, `postgres` (at `CHAT_TEST_POSTGRES_URL`, in a
-    /// schema of the run's own).
+    /// schema of the run's own), `postgres+nats` (the same, its servers' live events over the
+    /// NATS at `CHAT_TEST_NATS_URL`).
     #[arg(long, value_delimiter = ',', default_value = "sqlite,sled")]
     stores: Vec<String>,
     /// Small counts and short runs: a check that the tool works, not a measurement.
@@ -64,7 +65,7 @@ pub struct Plan {
     /// spread over them.
     nodes: usize,
     nodes_send_connections: usize,
-    nodes_subscribers: usize,
+    nodes_subscribers: Vec<usize>,
 }
 
 impl Plan {
@@ -84,7 +85,7 @@ impl Plan {
             login_burst: Duration::from_secs(10),
             nodes: 3,
             nodes_send_connections: 64,
-            nodes_subscribers: 1000,
+            nodes_subscribers: vec![1000, 10_000],
         }
     }
 
@@ -104,7 +105,7 @@ impl Plan {
             login_burst: Duration::from_millis(500),
             nodes: 3,
             nodes_send_connections: 4,
-            nodes_subscribers: 5,
+            nodes_subscribers: vec![5],
         }
     }
 }
@@ -153,6 +154,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !wanted("nodes") {
         plan.nodes = 0;
+        plan.nodes_subscribers.clear();
     }
     // Idle sockets need a file descriptor each, here and in the server (which inherits it).
     let limit = rlimit::increase_nofile_limit(u64::MAX)?;

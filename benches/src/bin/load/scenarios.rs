@@ -50,8 +50,12 @@ async fn prepare(store: Arc<dyn Store>, plan: &Plan) -> Result<Seeded, Failure> 
         }
     }
     let fan_room = chat.create_room(owner, NewRoom::named("fanout")).await?.id;
-    let fans = plan.fanout_subscribers.iter().max().unwrap_or(&1);
-    for i in 0..*fans.max(&plan.nodes_subscribers) {
+    let fans = plan
+        .fanout_subscribers
+        .iter()
+        .chain(&plan.nodes_subscribers)
+        .max();
+    for i in 0..*fans.unwrap_or(&1) {
         let fan = register(format!("fan{i}")).await?;
         chat.join_room(fan, fan_room, None).await?;
     }
@@ -130,13 +134,19 @@ pub async fn run_all(
             drop(opened);
             (format!("sled://{location}"), seeded)
         }
-        "postgres" => {
+        // `postgres+nats`: the same, with live events between servers over NATS (at
+        // `CHAT_TEST_NATS_URL`) instead of LISTEN/NOTIFY.
+        "postgres" | "postgres+nats" => {
             let options =
                 chat_store_postgres::PostgresOptions::new(&schema.url)?.schema(&schema.name);
             let opened = chat_store_postgres::PostgresStore::open_with(options).await?;
             let seeded = prepare(Arc::new(opened.clone()), plan).await?;
             opened.close().await;
             flags = vec!["--postgres-schema".to_owned(), schema.name.clone()];
+            if store == "postgres+nats" {
+                let nats = chat_bus_nats::testing::test_url();
+                flags.extend(["--bus".to_owned(), nats]);
+            }
             (schema.url.clone(), seeded)
         }
         other => return Err(format!("unknown store {other}").into()),
@@ -160,7 +170,7 @@ pub async fn run_all(
     }
     // Several servers on one database (PostgreSQL only): sends and subscribers spread over
     // them, so that every delivery but a third crosses servers through the bus.
-    if plan.nodes > 1 && store == "postgres" {
+    if plan.nodes > 1 && store.starts_with("postgres") {
         let mut servers = Vec::new();
         for _ in 1..plan.nodes {
             servers.push(Running::start(binary, &database, &flags)?);
@@ -169,8 +179,9 @@ pub async fn run_all(
         clients.extend(servers.iter().map(|server| Client::new(&server.base)));
         let connections = plan.nodes_send_connections;
         rows.push(send(&clients, store, &seeded, connections, plan.send_duration).await?);
-        let subscribers = plan.nodes_subscribers;
-        rows.push(fanout(&clients, store, &seeded, subscribers, plan).await?);
+        for &subscribers in &plan.nodes_subscribers {
+            rows.push(fanout(&clients, store, &seeded, subscribers, plan).await?);
+        }
     }
     if scenarios.iter().any(|s| s == "connections") {
         rows.push(connections(&client, &server, store, plan.idle_sockets).await?);

@@ -1,0 +1,289 @@
+//! [`NatsBus`]: live events between engines over NATS, so that fan-out does not go through
+//! the database (PostgreSQL's NOTIFY serialises notifying commits on one lock).
+//!
+//! The store stays the source of truth; the bus carries hints. Each bus handle is one node.
+//! What it publishes reaches its own subscribers at once, and a sender task carries it to the
+//! other nodes on one subject: the events queued since the last message go out together, as
+//! one frame per NATS message (several under load, each below the server's payload limit). A
+//! receiver task turns the other nodes' frames back into events.
+//!
+//! **One subject for all events.** The [`EventBus`] contract hands every subscriber every event
+//! (each WebSocket subscription filters for its user), so a node needs all of them; a subject
+//! per room would pay off only once nodes subscribe per room of their connected users, which
+//! the seam does not know. One subject also keeps each node's events in publish order, which
+//! NATS guarantees per publisher and subject.
+//!
+//! Nothing is dropped silently. The client reconnects by itself; a lost connection, a failed
+//! publish, a full queue or a subscriber that falls behind all become [`Delivery::Lagged`]
+//! (for a node's own subscribers, and, through the next frame's `lagged` flag, for the other
+//! nodes'), after which subscriptions catch up from the store. [`EventBus::is_connected`]
+//! says whether the server is reachable now, for health checks.
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::connection::State;
+use chat_core::events::{Delivery, Event, EventBus, EventStream};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// The subject engines publish on unless told otherwise.
+pub const DEFAULT_SUBJECT: &str = "chat.events";
+
+/// Events a node may have queued for other nodes before it tells them it dropped some.
+const QUEUE: usize = 16_384;
+
+/// Events held for a local subscriber that reads slowly, before it lags.
+const FAN_OUT: usize = 4_096;
+
+/// The most events one frame carries.
+const FRAME_EVENTS: usize = 1_000;
+
+/// A frame as read: one node's events, in publish order. `lagged` tells the other nodes that
+/// this node dropped events (or lost its connection) before them.
+#[derive(Debug, Deserialize)]
+struct Frame {
+    node: Uuid,
+    #[serde(default)]
+    lagged: bool,
+    events: Vec<Event>,
+}
+
+struct Shared {
+    node: Uuid,
+    client: async_nats::Client,
+    local: broadcast::Sender<Delivery>,
+    outbox: mpsc::Sender<Arc<Event>>,
+    /// Set when an event could not be queued or sent, or the connection was lost; the next
+    /// frame says so.
+    dropped: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// An [`EventBus`] over NATS: one handle per engine (node); clones share it.
+#[derive(Clone)]
+pub struct NatsBus {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("node", &self.shared.node)
+            .finish()
+    }
+}
+
+impl NatsBus {
+    /// A node on `subject` ([`DEFAULT_SUBJECT`] is what `chat-server` uses) of the NATS server
+    /// at `url`, subscribed before this returns.
+    pub async fn connect(url: &str, subject: &str) -> Result<Self, async_nats::Error> {
+        let node = Uuid::now_v7();
+        let (local, _) = broadcast::channel(FAN_OUT);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let watcher = (local.clone(), Arc::clone(&dropped));
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("chat-engine {node}"))
+            .connection_timeout(Duration::from_secs(5))
+            // Reconnect forever, at most a second apart: the store carries the chat meanwhile.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((100 * attempts as u64).min(1_000))
+            })
+            .event_callback(move |event| {
+                let (local, dropped) = watcher.clone();
+                async move { connection_changed(&event, &local, &dropped) }
+            })
+            .connect(url)
+            .await?;
+        let subscriber = client.subscribe(subject.to_owned()).await?;
+        client.flush().await?;
+        let (outbox, queued) = mpsc::channel(QUEUE);
+        let sender = Sender {
+            client: client.clone(),
+            subject: subject.to_owned(),
+            node,
+            dropped: Arc::clone(&dropped),
+        };
+        let tasks = vec![
+            tokio::spawn(sender.run(queued)),
+            tokio::spawn(receive(subscriber, node, local.clone())),
+        ];
+        Ok(Self {
+            shared: Arc::new(Shared {
+                node,
+                client,
+                local,
+                outbox,
+                dropped,
+                tasks,
+            }),
+        })
+    }
+}
+
+/// What a change of the connection means for subscribers: while the server was away, the
+/// other nodes' events were lost, and this node's may have been.
+fn connection_changed(
+    event: &async_nats::Event,
+    local: &broadcast::Sender<Delivery>,
+    dropped: &AtomicBool,
+) {
+    match event {
+        async_nats::Event::Disconnected => {
+            tracing::warn!("event bus disconnected; subscribers resync when it is back");
+            dropped.store(true, Ordering::Relaxed);
+        }
+        async_nats::Event::Connected => {
+            tracing::info!("event bus connected");
+            let _ = local.send(Delivery::Lagged);
+        }
+        async_nats::Event::SlowConsumer(_) => {
+            let _ = local.send(Delivery::Lagged);
+        }
+        _ => {}
+    }
+}
+
+impl EventBus for NatsBus {
+    fn publish(&self, event: Arc<Event>) {
+        let _ = self.shared.local.send(Delivery::Event(Arc::clone(&event)));
+        if self.shared.outbox.try_send(event).is_err() {
+            self.shared.dropped.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn subscribe(&self) -> EventStream {
+        let receiver = self.shared.local.subscribe();
+        futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let delivery = match receiver.recv().await {
+                Ok(delivery) => delivery,
+                Err(broadcast::error::RecvError::Lagged(_)) => Delivery::Lagged,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((delivery, receiver))
+        })
+        .boxed()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.shared.client.connection_state() == State::Connected
+    }
+}
+
+/// The task that carries one node's events to the others.
+struct Sender {
+    client: async_nats::Client,
+    subject: String,
+    node: Uuid,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Sender {
+    /// Sends what is queued, a frame at a time, until the bus is dropped.
+    async fn run(self, mut queued: mpsc::Receiver<Arc<Event>>) {
+        // Half the server's limit: room for the frame around the events.
+        let limit = (self.client.server_info().max_payload / 2).max(64 * 1024);
+        // An event that did not fit in the last frame: the first of the next.
+        let mut carried: Option<String> = None;
+        loop {
+            let first = match carried.take() {
+                Some(json) => json,
+                None => match queued.recv().await {
+                    Some(event) => match self.encode(&event) {
+                        Some(json) => json,
+                        None => continue,
+                    },
+                    None => return,
+                },
+            };
+            let mut size = first.len();
+            let mut events = vec![first];
+            while events.len() < FRAME_EVENTS {
+                let Ok(event) = queued.try_recv() else { break };
+                let Some(json) = self.encode(&event) else {
+                    continue;
+                };
+                if size + json.len() > limit {
+                    carried = Some(json);
+                    break;
+                }
+                size += json.len() + 1;
+                events.push(json);
+            }
+            self.send(&events).await;
+        }
+    }
+
+    /// One frame of events (each already JSON).
+    async fn send(&self, events: &[String]) {
+        let lagged = self.dropped.swap(false, Ordering::Relaxed);
+        let frame = format!(
+            r#"{{"node":"{}","lagged":{lagged},"events":[{}]}}"#,
+            self.node,
+            events.join(",")
+        );
+        if let Err(error) = self
+            .client
+            .publish(self.subject.clone(), frame.into())
+            .await
+        {
+            tracing::warn!(%error, "events not sent to other nodes; they will resync");
+            self.dropped.store(true, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// An event as JSON; one that cannot be encoded is dropped, and the next frame says so.
+    fn encode(&self, event: &Event) -> Option<String> {
+        match serde_json::to_string(event) {
+            Ok(json) => Some(json),
+            Err(error) => {
+                tracing::warn!(%error, "an event could not be encoded; other nodes resync");
+                self.dropped.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// Turns the other nodes' frames into deliveries for this node's subscribers.
+async fn receive(
+    mut subscriber: async_nats::Subscriber,
+    node: Uuid,
+    local: broadcast::Sender<Delivery>,
+) {
+    while let Some(message) = subscriber.next().await {
+        let frame = match serde_json::from_slice::<Frame>(&message.payload) {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::warn!(%error, "unreadable event frame; subscribers resync");
+                let _ = local.send(Delivery::Lagged);
+                continue;
+            }
+        };
+        if frame.node == node {
+            continue;
+        }
+        if frame.lagged {
+            let _ = local.send(Delivery::Lagged);
+        }
+        for event in frame.events {
+            let _ = local.send(Delivery::Event(Arc::new(event)));
+        }
+    }
+}

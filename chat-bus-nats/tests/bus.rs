@@ -1,0 +1,125 @@
+//! The bus conformance suite on `NatsBus`: two nodes on a subject of the case's own, on the
+//! test server (`CHAT_TEST_NATS_URL`, or NATS on this machine; skipped loudly without it,
+//! required in CI); and a server stopped and started under running nodes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_bus_nats::NatsBus;
+use chat_bus_nats::testing::{PrivateServer, nats_missing, test_url};
+use chat_core::events::{Delivery, Event, EventBus, EventStream};
+use chat_core::store::NewStoredMessage;
+use chat_core::testing::Guard;
+use chat_core::{MessageId, RoomId, UserId};
+use futures_util::StreamExt;
+
+async fn two_nodes_on(url: &str, subject: &str) -> (Arc<dyn EventBus>, Arc<dyn EventBus>) {
+    let a = NatsBus::connect(url, subject).await.expect("node a");
+    let b = NatsBus::connect(url, subject).await.expect("node b");
+    (Arc::new(a), Arc::new(b))
+}
+
+async fn two_nodes() -> (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard) {
+    let subject = format!("chat.test.{}", uuid::Uuid::now_v7().simple());
+    let (a, b) = two_nodes_on(&test_url(), &subject).await;
+    (a, b, Box::new(()))
+}
+
+chat_core::bus_conformance_tests!(two_nodes, skip_when = nats_missing);
+
+/// The next delivery, if one comes within `wait`.
+async fn within(stream: &mut EventStream, wait: Duration) -> Option<Delivery> {
+    tokio::time::timeout(wait, stream.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+fn message(seq: u64, body: String) -> Arc<Event> {
+    let id = |n: u128| uuid::Uuid::from_u128(n);
+    let new = NewStoredMessage {
+        id: MessageId(id(u128::from(seq))),
+        room_id: RoomId(id(1)),
+        sender: UserId(id(2)),
+        body,
+        reply_to: None,
+        thread_root: None,
+        mentions: Vec::new(),
+        mentions_room: false,
+        txn_id: None,
+        metadata: None,
+        created_at: chrono::DateTime::UNIX_EPOCH,
+    };
+    Arc::new(Event::MessageCreated {
+        message: new.stored_at(seq, seq),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_large_events_arrive_whole_and_in_order() {
+    if let Some(why) = nats_missing() {
+        return chat_core::testing::skipped("many_large_events", &why);
+    }
+    let (a, b, _guard) = two_nodes().await;
+    let mut on_b = b.subscribe();
+    // 300 events of 30 000 characters (two-byte ones among them): more than one NATS message
+    // may carry, so they go out in several frames.
+    let body = |seq: u64| format!("{seq}{}", "é".repeat(30_000));
+    for seq in 1..=300 {
+        a.publish(message(seq, body(seq)));
+    }
+    for seq in 1..=300 {
+        let delivery = within(&mut on_b, Duration::from_secs(10)).await;
+        assert_eq!(delivery, Some(Delivery::Event(message(seq, body(seq)))));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() {
+    let Some(mut server) = PrivateServer::start() else {
+        // The program comes with the machine's NATS; where NATS is required, so is it.
+        if let Some(why) = nats_missing() {
+            return chat_core::testing::skipped("restarted_server", &why);
+        }
+        panic!("NATS answers but no nats-server program starts here");
+    };
+    let (a, b) = two_nodes_on(&server.url, "chat.events").await;
+    let mut on_b = b.subscribe();
+    a.publish(message(1, "before".into()));
+    let heard = within(&mut on_b, Duration::from_secs(5)).await;
+    assert_eq!(heard, Some(Delivery::Event(message(1, "before".into()))));
+    assert!(a.is_connected() && b.is_connected());
+
+    server.stop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a.is_connected() || b.is_connected() {
+        assert!(tokio::time::Instant::now() < deadline, "the outage is seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Published while the server is away: lost to b, which is told.
+    a.publish(message(2, "during".into()));
+    assert!(server.resume(), "the server starts again");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut lagged = false;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b never heard a again"
+        );
+        a.publish(message(3, "after".into()));
+        match within(&mut on_b, Duration::from_millis(300)).await {
+            Some(Delivery::Lagged) => lagged = true,
+            Some(Delivery::Event(event)) if event == message(3, "after".into()) => break,
+            _ => {}
+        }
+    }
+    assert!(
+        lagged,
+        "the outage reaches b as a lag before what follows it"
+    );
+    assert!(
+        a.is_connected() && b.is_connected(),
+        "both reconnected by themselves"
+    );
+}
