@@ -27,10 +27,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::connection::State;
-use chat_core::events::{Delivery, Event, EventBus, EventStream};
+use chat_core::events::{Delivery, Event, EventBus, EventStream, NodeFanOut};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -59,11 +59,7 @@ struct Frame {
 struct Shared {
     node: Uuid,
     client: async_nats::Client,
-    local: broadcast::Sender<Delivery>,
-    outbox: mpsc::Sender<Arc<Event>>,
-    /// Set when an event could not be queued or sent, or the connection was lost; the next
-    /// frame says so.
-    dropped: Arc<AtomicBool>,
+    fan_out: NodeFanOut,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -94,9 +90,9 @@ impl NatsBus {
     /// at `url`, subscribed before this returns.
     pub async fn connect(url: &str, subject: &str) -> Result<Self, async_nats::Error> {
         let node = Uuid::now_v7();
-        let (local, _) = broadcast::channel(FAN_OUT);
-        let dropped = Arc::new(AtomicBool::new(false));
-        let watcher = (local.clone(), Arc::clone(&dropped));
+        let (fan_out, queued) = NodeFanOut::new(FAN_OUT, QUEUE);
+        let away = Arc::new(AtomicBool::new(false));
+        let watcher = (fan_out.clone(), away);
         let client = async_nats::ConnectOptions::new()
             .name(format!("chat-engine {node}"))
             .connection_timeout(Duration::from_secs(5))
@@ -105,31 +101,28 @@ impl NatsBus {
                 Duration::from_millis((100 * attempts as u64).min(1_000))
             })
             .event_callback(move |event| {
-                let (local, dropped) = watcher.clone();
-                async move { connection_changed(&event, &local, &dropped) }
+                let (fan_out, away) = watcher.clone();
+                async move { connection_changed(&event, &fan_out, &away) }
             })
             .connect(url)
             .await?;
         let subscriber = client.subscribe(subject.to_owned()).await?;
         client.flush().await?;
-        let (outbox, queued) = mpsc::channel(QUEUE);
         let sender = Sender {
             client: client.clone(),
             subject: subject.to_owned(),
             node,
-            dropped: Arc::clone(&dropped),
+            fan_out: fan_out.clone(),
         };
         let tasks = vec![
             tokio::spawn(sender.run(queued)),
-            tokio::spawn(receive(subscriber, node, local.clone())),
+            tokio::spawn(receive(subscriber, node, fan_out.clone())),
         ];
         Ok(Self {
             shared: Arc::new(Shared {
                 node,
                 client,
-                local,
-                outbox,
-                dropped,
+                fan_out,
                 tasks,
             }),
         })
@@ -137,47 +130,31 @@ impl NatsBus {
 }
 
 /// What a change of the connection means for subscribers: while the server was away, the
-/// other nodes' events were lost, and this node's may have been.
-fn connection_changed(
-    event: &async_nats::Event,
-    local: &broadcast::Sender<Delivery>,
-    dropped: &AtomicBool,
-) {
+/// other nodes' events were lost, and this node's may have been. `away` is set while it is.
+fn connection_changed(event: &async_nats::Event, fan_out: &NodeFanOut, away: &AtomicBool) {
     match event {
         async_nats::Event::Disconnected => {
             tracing::warn!("event bus disconnected; subscribers resync when it is back");
-            dropped.store(true, Ordering::Relaxed);
+            away.store(true, Ordering::Relaxed);
+            fan_out.mark_dropped();
         }
-        async_nats::Event::Connected => {
-            tracing::info!("event bus connected");
-            let _ = local.send(Delivery::Lagged);
+        // Also said, late, of the first connection, when nothing was missed.
+        async_nats::Event::Connected if away.swap(false, Ordering::Relaxed) => {
+            tracing::info!("event bus reconnected");
+            fan_out.deliver(Delivery::Lagged);
         }
-        async_nats::Event::SlowConsumer(_) => {
-            let _ = local.send(Delivery::Lagged);
-        }
+        async_nats::Event::SlowConsumer(_) => fan_out.deliver(Delivery::Lagged),
         _ => {}
     }
 }
 
 impl EventBus for NatsBus {
     fn publish(&self, event: Arc<Event>) {
-        let _ = self.shared.local.send(Delivery::Event(Arc::clone(&event)));
-        if self.shared.outbox.try_send(event).is_err() {
-            self.shared.dropped.store(true, Ordering::Relaxed);
-        }
+        self.shared.fan_out.publish(event);
     }
 
     fn subscribe(&self) -> EventStream {
-        let receiver = self.shared.local.subscribe();
-        futures_util::stream::unfold(receiver, |mut receiver| async move {
-            let delivery = match receiver.recv().await {
-                Ok(delivery) => delivery,
-                Err(broadcast::error::RecvError::Lagged(_)) => Delivery::Lagged,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((delivery, receiver))
-        })
-        .boxed()
+        self.shared.fan_out.subscribe()
     }
 
     fn is_connected(&self) -> bool {
@@ -190,7 +167,7 @@ struct Sender {
     client: async_nats::Client,
     subject: String,
     node: Uuid,
-    dropped: Arc<AtomicBool>,
+    fan_out: NodeFanOut,
 }
 
 impl Sender {
@@ -231,7 +208,7 @@ impl Sender {
 
     /// One frame of events (each already JSON).
     async fn send(&self, events: &[String]) {
-        let lagged = self.dropped.swap(false, Ordering::Relaxed);
+        let lagged = self.fan_out.take_dropped();
         let frame = format!(
             r#"{{"node":"{}","lagged":{lagged},"events":[{}]}}"#,
             self.node,
@@ -243,7 +220,7 @@ impl Sender {
             .await
         {
             tracing::warn!(%error, "events not sent to other nodes; they will resync");
-            self.dropped.store(true, Ordering::Relaxed);
+            self.fan_out.mark_dropped();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -254,7 +231,7 @@ impl Sender {
             Ok(json) => Some(json),
             Err(error) => {
                 tracing::warn!(%error, "an event could not be encoded; other nodes resync");
-                self.dropped.store(true, Ordering::Relaxed);
+                self.fan_out.mark_dropped();
                 None
             }
         }
@@ -262,17 +239,13 @@ impl Sender {
 }
 
 /// Turns the other nodes' frames into deliveries for this node's subscribers.
-async fn receive(
-    mut subscriber: async_nats::Subscriber,
-    node: Uuid,
-    local: broadcast::Sender<Delivery>,
-) {
+async fn receive(mut subscriber: async_nats::Subscriber, node: Uuid, fan_out: NodeFanOut) {
     while let Some(message) = subscriber.next().await {
         let frame = match serde_json::from_slice::<Frame>(&message.payload) {
             Ok(frame) => frame,
             Err(error) => {
                 tracing::warn!(%error, "unreadable event frame; subscribers resync");
-                let _ = local.send(Delivery::Lagged);
+                fan_out.deliver(Delivery::Lagged);
                 continue;
             }
         };
@@ -280,10 +253,10 @@ async fn receive(
             continue;
         }
         if frame.lagged {
-            let _ = local.send(Delivery::Lagged);
+            fan_out.deliver(Delivery::Lagged);
         }
         for event in frame.events {
-            let _ = local.send(Delivery::Event(Arc::new(event)));
+            fan_out.deliver(Delivery::Event(Arc::new(event)));
         }
     }
 }

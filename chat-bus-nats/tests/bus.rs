@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use chat_bus_nats::NatsBus;
 use chat_bus_nats::testing::{PrivateServer, nats_missing, test_url};
-use chat_core::events::{Delivery, Event, EventBus, EventStream};
-use chat_core::store::NewStoredMessage;
+use chat_core::events::{Delivery, EventBus, EventStream};
 use chat_core::testing::Guard;
-use chat_core::{MessageId, RoomId, UserId};
+use chat_core::testing::bus::message_event;
 use futures_util::StreamExt;
 
 async fn two_nodes_on(url: &str, subject: &str) -> (Arc<dyn EventBus>, Arc<dyn EventBus>) {
@@ -35,26 +34,6 @@ async fn within(stream: &mut EventStream, wait: Duration) -> Option<Delivery> {
         .flatten()
 }
 
-fn message(seq: u64, body: String) -> Arc<Event> {
-    let id = |n: u128| uuid::Uuid::from_u128(n);
-    let new = NewStoredMessage {
-        id: MessageId(id(u128::from(seq))),
-        room_id: RoomId(id(1)),
-        sender: UserId(id(2)),
-        body,
-        reply_to: None,
-        thread_root: None,
-        mentions: Vec::new(),
-        mentions_room: false,
-        txn_id: None,
-        metadata: None,
-        created_at: chrono::DateTime::UNIX_EPOCH,
-    };
-    Arc::new(Event::MessageCreated {
-        message: new.stored_at(seq, seq),
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_large_events_arrive_whole_and_in_order() {
     if let Some(why) = nats_missing() {
@@ -66,11 +45,14 @@ async fn many_large_events_arrive_whole_and_in_order() {
     // may carry, so they go out in several frames.
     let body = |seq: u64| format!("{seq}{}", "é".repeat(30_000));
     for seq in 1..=300 {
-        a.publish(message(seq, body(seq)));
+        a.publish(message_event(seq, body(seq)));
     }
     for seq in 1..=300 {
         let delivery = within(&mut on_b, Duration::from_secs(10)).await;
-        assert_eq!(delivery, Some(Delivery::Event(message(seq, body(seq)))));
+        assert_eq!(
+            delivery,
+            Some(Delivery::Event(message_event(seq, body(seq))))
+        );
     }
 }
 
@@ -85,9 +67,12 @@ async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() 
     };
     let (a, b) = two_nodes_on(&server.url, "chat.events").await;
     let mut on_b = b.subscribe();
-    a.publish(message(1, "before".into()));
+    a.publish(message_event(1, "before".into()));
     let heard = within(&mut on_b, Duration::from_secs(5)).await;
-    assert_eq!(heard, Some(Delivery::Event(message(1, "before".into()))));
+    assert_eq!(
+        heard,
+        Some(Delivery::Event(message_event(1, "before".into())))
+    );
     assert!(a.is_connected() && b.is_connected());
 
     server.stop();
@@ -97,7 +82,7 @@ async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Published while the server is away: lost to b, which is told.
-    a.publish(message(2, "during".into()));
+    a.publish(message_event(2, "during".into()));
     assert!(server.resume(), "the server starts again");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -107,10 +92,10 @@ async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() 
             tokio::time::Instant::now() < deadline,
             "b never heard a again"
         );
-        a.publish(message(3, "after".into()));
+        a.publish(message_event(3, "after".into()));
         match within(&mut on_b, Duration::from_millis(300)).await {
             Some(Delivery::Lagged) => lagged = true,
-            Some(Delivery::Event(event)) if event == message(3, "after".into()) => break,
+            Some(Delivery::Event(event)) if event == message_event(3, "after".into()) => break,
             _ => {}
         }
     }

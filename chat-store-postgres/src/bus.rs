@@ -12,15 +12,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chat_core::events::{Delivery, Event, EventBus, EventStream};
-use futures_util::StreamExt;
+use chat_core::events::{Delivery, Event, EventBus, EventStream, NodeFanOut};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -53,10 +51,7 @@ struct Frame {
 
 struct Shared {
     node: Uuid,
-    local: broadcast::Sender<Delivery>,
-    outbox: mpsc::Sender<Arc<Event>>,
-    /// Set when an event could not be queued or sent; the next frame says so.
-    dropped: Arc<AtomicBool>,
+    fan_out: NodeFanOut,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -90,25 +85,21 @@ impl PostgresBus {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(channel).await?;
         let node = Uuid::now_v7();
-        let (local, _) = broadcast::channel(FAN_OUT);
-        let (outbox, queued) = mpsc::channel(QUEUE);
-        let dropped = Arc::new(AtomicBool::new(false));
+        let (fan_out, queued) = NodeFanOut::new(FAN_OUT, QUEUE);
         let sender = Sender {
             pool: pool.clone(),
             channel: channel.to_owned(),
             node,
-            dropped: Arc::clone(&dropped),
+            fan_out: fan_out.clone(),
         };
         let tasks = vec![
             tokio::spawn(sender.run(queued)),
-            tokio::spawn(receive(listener, node, local.clone())),
+            tokio::spawn(receive(listener, node, fan_out.clone())),
         ];
         Ok(Self {
             shared: Arc::new(Shared {
                 node,
-                local,
-                outbox,
-                dropped,
+                fan_out,
                 tasks,
             }),
         })
@@ -117,23 +108,11 @@ impl PostgresBus {
 
 impl EventBus for PostgresBus {
     fn publish(&self, event: Arc<Event>) {
-        let _ = self.shared.local.send(Delivery::Event(Arc::clone(&event)));
-        if self.shared.outbox.try_send(event).is_err() {
-            self.shared.dropped.store(true, Ordering::Relaxed);
-        }
+        self.shared.fan_out.publish(event);
     }
 
     fn subscribe(&self) -> EventStream {
-        let receiver = self.shared.local.subscribe();
-        futures_util::stream::unfold(receiver, |mut receiver| async move {
-            let delivery = match receiver.recv().await {
-                Ok(delivery) => delivery,
-                Err(broadcast::error::RecvError::Lagged(_)) => Delivery::Lagged,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((delivery, receiver))
-        })
-        .boxed()
+        self.shared.fan_out.subscribe()
     }
 }
 
@@ -142,7 +121,7 @@ struct Sender {
     pool: PgPool,
     channel: String,
     node: Uuid,
-    dropped: Arc<AtomicBool>,
+    fan_out: NodeFanOut,
 }
 
 impl Sender {
@@ -156,14 +135,14 @@ impl Sender {
                     Err(_) => break,
                 }
             }
-            let lagged = self.dropped.swap(false, Ordering::Relaxed);
+            let lagged = self.fan_out.take_dropped();
             let sent = match serde_json::to_string(&events) {
                 Ok(batch) => self.notify(lagged, &batch).await,
                 Err(error) => Err(sqlx::Error::Encode(Box::new(error))),
             };
             if let Err(error) = sent {
                 tracing::warn!(%error, "events not sent to other nodes; they will resync");
-                self.dropped.store(true, Ordering::Relaxed);
+                self.fan_out.mark_dropped();
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -207,7 +186,7 @@ impl Sender {
 }
 
 /// Turns the other nodes' notifications into deliveries for this node's subscribers.
-async fn receive(mut listener: PgListener, node: Uuid, local: broadcast::Sender<Delivery>) {
+async fn receive(mut listener: PgListener, node: Uuid, fan_out: NodeFanOut) {
     let mut partial: HashMap<Uuid, String> = HashMap::new();
     // Whether the listener has failed since it last worked: an outage is told once, not at
     // every retry (each Lagged makes every subscription resync).
@@ -219,14 +198,14 @@ async fn receive(mut listener: PgListener, node: Uuid, local: broadcast::Sender<
             Ok(None) => {
                 partial.clear();
                 failing = false;
-                let _ = local.send(Delivery::Lagged);
+                fan_out.deliver(Delivery::Lagged);
                 continue;
             }
             Err(error) => {
                 partial.clear();
                 if !failing {
                     tracing::warn!(%error, "event listener failed; subscribers resync");
-                    let _ = local.send(Delivery::Lagged);
+                    fan_out.deliver(Delivery::Lagged);
                     failing = true;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -242,13 +221,13 @@ async fn receive(mut listener: PgListener, node: Uuid, local: broadcast::Sender<
             continue;
         }
         if frame.lagged {
-            let _ = local.send(Delivery::Lagged);
+            fan_out.deliver(Delivery::Lagged);
         }
         let batch = partial.entry(frame.node).or_default();
         batch.push_str(&frame.batch);
         if batch.len() > MAX_PARTIAL {
             partial.remove(&frame.node);
-            let _ = local.send(Delivery::Lagged);
+            fan_out.deliver(Delivery::Lagged);
             continue;
         }
         if frame.more {
@@ -258,12 +237,12 @@ async fn receive(mut listener: PgListener, node: Uuid, local: broadcast::Sender<
         match serde_json::from_str::<Vec<Event>>(&batch) {
             Ok(events) => {
                 for event in events {
-                    let _ = local.send(Delivery::Event(Arc::new(event)));
+                    fan_out.deliver(Delivery::Event(Arc::new(event)));
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, "unreadable event batch; subscribers resync");
-                let _ = local.send(Delivery::Lagged);
+                fan_out.deliver(Delivery::Lagged);
             }
         }
     }

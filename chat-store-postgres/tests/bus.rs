@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use chat_core::events::{Delivery, Event, EventBus};
-use chat_core::store::NewStoredMessage;
+use chat_core::events::{Delivery, EventBus};
 use chat_core::testing::Guard;
-use chat_core::{MessageId, RoomId, UserId};
+use chat_core::testing::bus::message_event;
 use chat_store_postgres::PostgresBus;
 use chat_store_postgres::testing::{postgres_missing, test_url};
 
@@ -34,26 +33,6 @@ async fn next(stream: &mut chat_core::events::EventStream) -> Delivery {
         .expect("the stream goes on")
 }
 
-fn message(seq: u64, body: String) -> Arc<Event> {
-    let id = |n: u128| uuid::Uuid::from_u128(n);
-    let new = NewStoredMessage {
-        id: MessageId(id(u128::from(seq))),
-        room_id: RoomId(id(1)),
-        sender: UserId(id(2)),
-        body,
-        reply_to: None,
-        thread_root: None,
-        mentions: Vec::new(),
-        mentions_room: false,
-        txn_id: None,
-        metadata: None,
-        created_at: chrono::DateTime::UNIX_EPOCH,
-    };
-    Arc::new(Event::MessageCreated {
-        message: new.stored_at(seq, seq),
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_too_large_for_one_notification_arrive_whole_and_in_order() {
     if let Some(why) = postgres_missing() {
@@ -64,12 +43,12 @@ async fn events_too_large_for_one_notification_arrive_whole_and_in_order() {
     // 3 × 30 000 characters, two-byte ones among them, between small events.
     let bodies = ["a", &"é".repeat(30_000), "b", &"x\"y".repeat(10_000), "c"];
     for (seq, body) in (1..).zip(bodies) {
-        a.publish(message(seq, body.to_owned()));
+        a.publish(message_event(seq, body.to_owned()));
     }
     for (seq, body) in (1..).zip(bodies) {
         assert_eq!(
             next(&mut on_b).await,
-            Delivery::Event(message(seq, body.to_owned()))
+            Delivery::Event(message_event(seq, body.to_owned()))
         );
     }
 }
@@ -82,10 +61,10 @@ async fn a_lost_listener_connection_is_a_lag_and_delivery_resumes() {
     let channel = format!("chat_test_{}", uuid::Uuid::now_v7().simple());
     let (a, b, pool) = two_nodes_on(&channel).await;
     let mut on_b = b.subscribe();
-    a.publish(message(1, "before".into()));
+    a.publish(message_event(1, "before".into()));
     assert_eq!(
         next(&mut on_b).await,
-        Delivery::Event(message(1, "before".into()))
+        Delivery::Event(message_event(1, "before".into()))
     );
     // The listening connections of this test's channel go, as when PostgreSQL restarts.
     sqlx::query(
@@ -100,14 +79,14 @@ async fn a_lost_listener_connection_is_a_lag_and_delivery_resumes() {
     // Once listening again, b hears a again.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        a.publish(message(2, "after".into()));
+        a.publish(message_event(2, "after".into()));
         let heard = tokio::time::timeout(std::time::Duration::from_millis(200), async {
             use futures_util::StreamExt;
             on_b.next().await
         })
         .await;
         if let Ok(Some(Delivery::Event(event))) = heard {
-            assert_eq!(event, message(2, "after".into()));
+            assert_eq!(event, message_event(2, "after".into()));
             break;
         }
         assert!(

@@ -1,10 +1,11 @@
 //! The seam between engines: [`EventBus`], and the in-process bus.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::Event;
 
@@ -72,6 +73,74 @@ impl Default for InProcessBus {
     /// Holds 4 096 events.
     fn default() -> Self {
         Self::new(4096)
+    }
+}
+
+/// The part of a bus between processes that stays in one node: the node's own subscribers,
+/// served at once, and the queue of its events for the other nodes, which a task of the bus
+/// drains. A clone is a handle on the same node (for the bus's tasks).
+///
+/// It keeps the [`EventBus`] contract's local half: publishing never blocks (a full queue
+/// marks events as dropped, for the next batch to tell the other nodes), and a subscriber
+/// that falls behind gets [`Delivery::Lagged`].
+#[derive(Debug, Clone)]
+pub struct NodeFanOut {
+    local: broadcast::Sender<Delivery>,
+    outbox: mpsc::Sender<Arc<Event>>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl NodeFanOut {
+    /// A node holding up to `fan_out` deliveries for a slow subscriber and `queue` events for
+    /// the other nodes; also returns the queue's receiving end.
+    pub fn new(fan_out: usize, queue: usize) -> (Self, mpsc::Receiver<Arc<Event>>) {
+        let (local, _) = broadcast::channel(fan_out.max(1));
+        let (outbox, queued) = mpsc::channel(queue.max(1));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let node = Self {
+            local,
+            outbox,
+            dropped,
+        };
+        (node, queued)
+    }
+
+    /// Hands `event` to this node's subscribers and queues it for the other nodes.
+    pub fn publish(&self, event: Arc<Event>) {
+        let _ = self.local.send(Delivery::Event(Arc::clone(&event)));
+        if self.outbox.try_send(event).is_err() {
+            self.mark_dropped();
+        }
+    }
+
+    /// A stream of what this node's subscribers get from now on.
+    pub fn subscribe(&self) -> EventStream {
+        let receiver = self.local.subscribe();
+        futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let delivery = match receiver.recv().await {
+                Ok(delivery) => delivery,
+                Err(broadcast::error::RecvError::Lagged(_)) => Delivery::Lagged,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((delivery, receiver))
+        })
+        .boxed()
+    }
+
+    /// Hands this node's subscribers what another node sent (or `Lagged`, when some of it
+    /// was lost).
+    pub fn deliver(&self, delivery: Delivery) {
+        let _ = self.local.send(delivery);
+    }
+
+    /// Notes that events of this node did not reach the other nodes.
+    pub fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether events were dropped since the last call: what the next batch must tell.
+    pub fn take_dropped(&self) -> bool {
+        self.dropped.swap(false, Ordering::Relaxed)
     }
 }
 
