@@ -16,7 +16,7 @@ use std::io::{BufRead, Read};
 use crate::export::{FORMAT, Record, Totals, VERSION};
 use crate::store::{Mention, Store, ThreadMarker, UserQuery};
 use crate::validate;
-use crate::{Member, Message, Room, RoomId, StoreError, UserId};
+use crate::{Member, Message, Room, RoomId, StoreError, User, UserId};
 
 /// Records written to the store per call.
 const BATCH: usize = 1000;
@@ -100,6 +100,7 @@ pub async fn import(
         line: reader.line,
         totals: Totals::default(),
         room: None,
+        users: Vec::new(),
     };
     loop {
         let Some(record) = reader.next()? else {
@@ -107,6 +108,7 @@ pub async fn import(
         };
         import.line = reader.line;
         if let Record::End { totals } = record {
+            import.flush_users().await?;
             import.finish_room().await?;
             if totals != import.totals {
                 return Err(import.invalid(format!(
@@ -239,6 +241,8 @@ struct Importer<'a> {
     totals: Totals,
     /// The room whose records are being read.
     room: Option<RoomImport>,
+    /// Users read and not yet written, with their lines.
+    users: Vec<(u64, User, Option<String>)>,
 }
 
 /// A room being imported: the room as exported, and the records not yet written.
@@ -298,7 +302,7 @@ impl Importer<'_> {
                 user,
                 password_hash,
             } => {
-                if self.room.is_some() {
+                if self.totals.rooms > 0 {
                     return Err(self.invalid("a user after the first room".into()));
                 }
                 let email = user.email.as_deref();
@@ -310,14 +314,9 @@ impl Importer<'_> {
                         "user {name:?}: a username or email the engine does not store"
                     )));
                 }
-                let exists = self.resuming
-                    && (self.store.user(user.id).await)
-                        .map_err(self.failed())?
-                        .is_some();
-                if !exists {
-                    let hash = password_hash.as_deref();
-                    let inserted = self.store.insert_user(&user, hash).await;
-                    inserted.map_err(self.failed())?;
+                self.users.push((self.line, user, password_hash));
+                if self.users.len() >= BATCH {
+                    self.flush_users().await?;
                 }
                 Ok(())
             }
@@ -325,6 +324,7 @@ impl Importer<'_> {
                 mut room,
                 password_hash,
             } => {
+                self.flush_users().await?;
                 self.finish_room().await?;
                 if !room
                     .alias
@@ -397,6 +397,28 @@ impl Importer<'_> {
                 problem: format!("a {what} of room {room}, which is not the room before it"),
             }),
         }
+    }
+
+    /// Writes the users waiting (those there already skipped when resuming), all at once: a
+    /// store that commits concurrent writes together (SQLite, sled) then writes a batch in a
+    /// few commits rather than one per user.
+    async fn flush_users(&mut self) -> Result<(), ImportError> {
+        let users = std::mem::take(&mut self.users);
+        let (store, resuming) = (self.store, self.resuming);
+        let written = users.iter().map(|(_, user, hash)| async move {
+            if !resuming || store.user(user.id).await?.is_none() {
+                store.insert_user(user, hash.as_deref()).await?;
+            }
+            Ok(())
+        });
+        let written = futures_util::future::join_all(written).await;
+        for ((line, _, _), result) in users.iter().zip(written) {
+            result.map_err(|source| ImportError::Store {
+                line: *line,
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     async fn start_room(&mut self, room: Room) -> Result<(), ImportError> {
