@@ -46,18 +46,21 @@ pub struct PrivateServer {
 }
 
 impl PrivateServer {
-    /// Starts one, if the `nats-server` program is installed (`None` otherwise).
+    /// Starts one, if the `nats-server` program is installed (`None` otherwise). The port is
+    /// free when picked; should another process take it first, the next pick is tried.
     pub fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = Self {
-            url: format!("nats://127.0.0.1:{port}"),
-            port,
-            child: None,
-        };
-        server.resume().then_some(server)
+        (0..5).find_map(|_| {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port();
+            let mut server = Self {
+                url: format!("nats://127.0.0.1:{port}"),
+                port,
+                child: None,
+            };
+            server.resume().then_some(server)
+        })
     }
 
     /// Stops the server (its clients see the connection drop).
@@ -78,9 +81,14 @@ impl PrivateServer {
         let Ok(child) = started else {
             return false;
         };
-        self.child = Some(child);
+        let child = self.child.insert(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            // A server that exited (its port taken) is not the one answering.
+            if !matches!(child.try_wait(), Ok(None)) {
+                self.child = None;
+                return false;
+            }
             if answers(&self.url) {
                 return true;
             }
