@@ -249,6 +249,11 @@ pub async fn store_repair_thread_sets_a_summary_only_if_unchanged(h: Harness) {
         [second.id, first.id],
         "in its place by its newest reply"
     );
+    // Alice has read 2 replies of a thread now said to have 1: none unread there, never fewer
+    // (and the other thread's unread reply still counts).
+    let counts = chat.store.unread_counts(alice.id, Some(room.id)).await;
+    let threads: u64 = counts.unwrap().iter().map(|c| c.threads).sum();
+    assert_eq!(threads, 1);
     let unknown = crate::MessageId(uuid::Uuid::from_u128(404));
     let missing = chat.store.repair_thread(room.id, seen, unknown, None).await;
     assert_err!(missing, crate::StoreError::NotFound(crate::Entity::Message));
