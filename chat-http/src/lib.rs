@@ -5,7 +5,8 @@
 //! Every route lives under `/api/v1`; JSON in and out; errors as
 //! `{"error": {"code", "message"}}`. `/api/v1/openapi.json` is generated from the code and
 //! `/api/v1/docs` serves an interactive page from assets inside the binary. `/healthz` and
-//! `/metrics` (Prometheus text) sit at the root.
+//! `/metrics` (Prometheus text) sit at the root. [`web_client`] is a chat client for people,
+//! served at `/` by `chat-server`; a host that owns its root leaves it out.
 //!
 //! Mount it in a host application, with the host's own authentication if it has one:
 //!
@@ -33,6 +34,7 @@ mod openapi;
 mod routes;
 mod serve;
 mod sockets;
+mod web;
 mod ws;
 
 use std::ops::Deref;
@@ -53,6 +55,7 @@ pub use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use crate::limits::Limits;
 pub use crate::openapi::ApiDoc;
 pub use crate::serve::{ConnectionLimits, serve};
+pub use crate::web::web_client;
 
 /// The shared state of every handler.
 #[derive(Clone)]

@@ -29,6 +29,23 @@ async fn the_binary_serves_a_whole_conversation() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // A person gets the chat client at the root, guarded against injected scripts.
+    let page = client.http.get(&server.base).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("data-testid=\"composer\"")
+    );
+    let script = client.http.get(format!("{}/web/app.js", server.base));
+    let script = script.send().await.unwrap();
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
 
     let (alice, alice_id) = client.signup("alice").await;
     let (bob, _) = client.signup("bob").await;

@@ -246,11 +246,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
     });
-    let app = ChatHttp::new(chat).limits(limits).router();
+    let app = ChatHttp::new(chat)
+        .limits(limits)
+        .router()
+        .merge(chat_http::web_client());
     let listener = tokio::net::TcpListener::bind(cli.bind).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %cli.database, "listening");
-    println!("chat-server listening on http://{address} (API docs: http://{address}/api/v1/docs)");
+    println!(
+        "chat-server listening on http://{address} (chat: http://{address}/, API docs: http://{address}/api/v1/docs)"
+    );
     let connections = ConnectionLimits::default()
         .with_max_connections(connection_cap(cli.max_connections))
         .with_header_read_timeout(Duration::from_secs(cli.header_timeout_secs));

@@ -1,0 +1,205 @@
+"""The web client in headless Chromium, against a real chat-server: what a person does."""
+
+from playwright.sync_api import expect
+
+from conftest import Api, log_in, screenshot
+
+
+def room_item(page, room_id):
+    return page.locator(f'[data-testid="room-item"][data-room-id="{room_id}"]')
+
+
+def bodies(page):
+    return page.locator('#messages [data-testid="message"] [data-testid="message-body"]').all_inner_texts()
+
+
+def seqs(page):
+    items = page.locator('#messages [data-testid="message"]')
+    return [int(seq) for seq in items.evaluate_all("items => items.map(i => i.dataset.seq)")]
+
+
+def test_two_people_chat_live(server, open_page):
+    alice = open_page()
+    log_in(alice, "alice", register=True)
+    bob = open_page()
+    log_in(bob, "bob", register=True)
+
+    # Alice makes a room; Bob finds it among the public rooms and joins.
+    alice.get_by_test_id("new-room-name").fill("Lobby")
+    alice.get_by_test_id("new-room-submit").click()
+    expect(alice.get_by_test_id("room-title")).to_have_text("Lobby")
+    bob.get_by_text("Public rooms").click()
+    bob.get_by_test_id("join").click()
+    expect(bob.get_by_test_id("room-title")).to_have_text("Lobby")
+    expect(alice.get_by_test_id("room-presence")).to_have_text("2 members")
+
+    # Alice writes; the pending line gives way to the acknowledged message, seen by both.
+    alice.get_by_test_id("composer").fill("Hello Bob, café at 5?")
+    alice.get_by_test_id("composer").press("Enter")
+    for page in (alice, bob):
+        expect(page.get_by_test_id("message")).to_have_count(1)
+        expect(page.get_by_test_id("message-body")).to_have_text("Hello Bob, café at 5?")
+    expect(alice.get_by_test_id("pending")).to_have_count(0)
+    expect(alice.get_by_test_id("composer")).to_have_value("")
+
+    # Bob types: Alice sees it; Bob answers with the send button.
+    bob.get_by_test_id("composer").press_sequentially("Sure")
+    expect(alice.get_by_test_id("typing")).to_have_text("bob is typing…")
+    bob.get_by_test_id("send").click()
+    expect(alice.get_by_test_id("message")).to_have_count(2)
+    expect(alice.get_by_test_id("message-body").nth(1)).to_have_text("Sure")
+    expect(alice.get_by_test_id("typing")).to_have_text("")
+    assert seqs(alice) == seqs(bob) == [1, 2]
+    screenshot(alice, "chat")
+
+    # A phone-width screen shows one column at a time.
+    phone = open_page(width=390, height=760)
+    log_in(phone, "bob")
+    expect(phone.get_by_test_id("room-list")).to_be_visible()
+    expect(phone.locator("#room")).to_be_hidden()
+    phone.get_by_test_id("room-item").click()
+    expect(phone.get_by_test_id("message")).to_have_count(2)
+    expect(phone.get_by_test_id("room-list")).to_be_hidden()
+    screenshot(phone, "phone")
+
+
+def test_unread_badge_appears_live_and_clears_when_read(server, open_page):
+    alice = Api(server.base, "alice").register()
+    bob = Api(server.base, "bob").register()
+    busy, quiet = alice.create_room("busy"), alice.create_room("quiet")
+    bob.join(busy)
+    bob.join(quiet)
+
+    page = open_page()
+    log_in(page, "bob")
+    room_item(page, quiet).click()
+    expect(room_item(page, busy).get_by_test_id("unread-badge")).to_have_count(0)
+
+    for n in range(3):
+        alice.send(busy, f"news {n}")
+    expect(room_item(page, busy).get_by_test_id("unread-badge")).to_have_text("3")
+    # A mention is counted apart.
+    alice.call("POST", f"/rooms/{busy}/messages", {"body": "@bob look", "mentions": [bob.id]})
+    expect(room_item(page, busy).get_by_test_id("unread-badge")).to_have_text("4")
+    expect(room_item(page, busy).get_by_test_id("mention-badge")).to_have_text("@1")
+
+    # Messages in the room on screen are read as they arrive: no badge there.
+    alice.send(quiet, "psst")
+    expect(page.get_by_test_id("message-body")).to_have_text(["psst"])
+    expect(room_item(page, quiet).get_by_test_id("unread-badge")).to_have_count(0)
+
+    room_item(page, busy).click()
+    expect(page.get_by_test_id("message")).to_have_count(4)
+    expect(room_item(page, busy).get_by_test_id("unread-badge")).to_have_count(0)
+    expect(room_item(page, busy).get_by_test_id("mention-badge")).to_have_count(0)
+    expect(page.locator(".message.mentioned")).to_have_count(1)
+    # The marker moved on the server, not just in the page.
+    assert bob.call("GET", f"/rooms/{busy}/unread")["unread"] == 0
+    assert bob.call("GET", f"/rooms/{quiet}/unread")["unread"] == 0
+
+
+def test_scroll_back_loads_older_pages_in_order(server, open_page):
+    alice = Api(server.base, "alice").register()
+    room = alice.create_room("history")
+    for n in range(1, 131):
+        alice.send(room, f"message {n}")
+
+    page = open_page()
+    log_in(page, "alice")
+    room_item(page, room).click()
+    # The newest page first, at the bottom.
+    expect(page.get_by_test_id("message")).to_have_count(50)
+    assert bodies(page)[-1] == "message 130"
+
+    # Scrolling to the top loads older pages until the first message.
+    timeline = page.locator("#timeline")
+    for _ in range(20):
+        if page.get_by_test_id("message").count() == 130:
+            break
+        timeline.evaluate("t => { t.scrollTop = 0; t.dispatchEvent(new Event('scroll')); }")
+        page.wait_for_timeout(200)
+    expect(page.get_by_test_id("message")).to_have_count(130)
+    expect(page.get_by_test_id("load-older")).to_be_hidden()
+    assert seqs(page) == list(range(1, 131))
+    assert bodies(page) == [f"message {n}" for n in range(1, 131)]
+
+
+def test_restarted_server_the_page_catches_up_without_gaps_or_repeats(server, open_page):
+    alice = Api(server.base, "alice").register()
+    bob = Api(server.base, "bob").register()
+    room = alice.create_room("durable")
+    bob.join(room)
+    bob.send(room, "before")
+
+    page = open_page()
+    log_in(page, "alice")
+    room_item(page, room).click()
+    expect(page.get_by_test_id("message-body")).to_have_text(["before"])
+
+    server.stop()
+    expect(page.get_by_test_id("connection")).to_have_text("Offline: reconnecting…")
+    # A send while the server is away fails visibly, and is kept for a retry.
+    page.get_by_test_id("composer").fill("sent while away")
+    page.get_by_test_id("composer").press("Enter")
+    expect(page.get_by_test_id("send-failed")).to_be_visible()
+
+    server.start()
+    bob.log_in()
+    for n in range(5):
+        bob.send(room, f"meanwhile {n}")
+    expect(page.get_by_test_id("message")).to_have_count(6)
+    page.get_by_test_id("retry").click()
+    expect(page.get_by_test_id("message")).to_have_count(7)
+    expect(page.get_by_test_id("pending")).to_have_count(0)
+    # Live again: the next message comes over the new socket.
+    bob.send(room, "after")
+    expect(page.get_by_test_id("message")).to_have_count(8)
+    assert seqs(page) == list(range(1, 9))
+    assert bodies(page) == ["before", *[f"meanwhile {n}" for n in range(5)], "sent while away", "after"]
+    expect(page.get_by_test_id("connection")).to_have_text("")
+
+
+def test_a_message_with_markup_shows_as_text(server, open_page):
+    alice = Api(server.base, "alice").register()
+    bob = Api(server.base, "bob").register()
+    room = alice.create_room("safe")
+    bob.join(room)
+
+    page = open_page()
+    log_in(page, "bob")
+    room_item(page, room).click()
+    hostile = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"><b>bold</b>'
+    alice.send(room, hostile)
+
+    body = page.get_by_test_id("message-body")
+    expect(body).to_have_text(hostile)
+    assert body.evaluate("b => b.children.length") == 0
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#messages img, #messages script, #messages b").count() == 0
+
+
+def test_direct_conversation_from_the_directory(server, open_page):
+    Api(server.base, "carol").register()
+    page = open_page()
+    log_in(page, "dave", register=True)
+    page.get_by_text("People").click()
+    page.get_by_test_id("person").filter(has_text="carol").click()
+    expect(page.get_by_test_id("room-title")).to_have_text("carol")
+    page.get_by_test_id("composer").fill("hi carol")
+    page.get_by_test_id("composer").press("Enter")
+    expect(page.get_by_test_id("message-body")).to_have_text(["hi carol"])
+    expect(page.get_by_test_id("room-item")).to_have_text("carol")
+
+    carol = open_page()
+    log_in(carol, "carol")
+    expect(carol.get_by_test_id("room-item").get_by_test_id("unread-badge")).to_have_text("1")
+
+
+def test_logout_returns_to_the_login_form(server, open_page):
+    page = open_page()
+    log_in(page, "erin", register=True)
+    page.get_by_test_id("logout").click()
+    expect(page.get_by_test_id("login-submit")).to_be_visible()
+    # The login is gone: a reload stays logged out.
+    page.reload()
+    expect(page.get_by_test_id("login-submit")).to_be_visible()
