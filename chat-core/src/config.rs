@@ -72,6 +72,10 @@ pub struct ChatConfig {
     /// Users one message may mention by name (default 50): a message's mention rows stay
     /// bounded (a whole-room mention is one flag, for owners and admins).
     pub max_mentions: usize,
+    /// Rooms of at most this many members hear when a member comes online, goes offline or
+    /// changes status (default 100). Larger rooms read presence with their member lists:
+    /// announcing every change there would send each one to every member.
+    pub presence_max_members: u32,
 }
 
 /// `with_FIELD(value)` for every field, so a configuration reads as one expression:
@@ -114,6 +118,7 @@ setters! {
     with_token_cache_ttl => token_cache_ttl: Duration,
     with_max_reaction_keys => max_reaction_keys: u32,
     with_max_mentions => max_mentions: usize,
+    with_presence_max_members => presence_max_members: u32,
 }
 
 impl Default for ChatConfig {
@@ -142,6 +147,7 @@ impl Default for ChatConfig {
             token_cache_ttl: Duration::from_secs(2),
             max_reaction_keys: 20,
             max_mentions: 50,
+            presence_max_members: 100,
         }
     }
 }

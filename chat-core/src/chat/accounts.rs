@@ -484,16 +484,7 @@ impl Chat {
             self.login_ended(id, None);
         }
         if user.status != before.status || user.status_message != before.status_message {
-            let online = !self.store.online_users(&[id], self.now()).await?.is_empty();
-            for (room, _) in self.store.rooms_of_user(id, &RoomQuery::ALL).await? {
-                self.publish(Event::StatusUpdated {
-                    room_id: room.id,
-                    user_id: id,
-                    status: user.status,
-                    status_message: user.status_message.clone(),
-                    online,
-                });
-            }
+            self.node.announce(id).await?;
         }
         Ok(user)
     }

@@ -120,7 +120,8 @@ impl ChatBuilder {
             node: connections::Node::new(
                 Arc::clone(&self.store),
                 Arc::clone(&self.clock),
-                self.config.connection_ttl,
+                Arc::clone(&self.bus),
+                &self.config,
             ),
             tokens: Arc::new(token_cache::TokenCache::new(
                 self.config.token_cache_size,

@@ -325,6 +325,7 @@ macro_rules! store_conformance_tests {
             subscribers_get_only_their_rooms_events,
             joining_and_leaving_update_the_feed,
             state_changes_publish_events,
+            presence_is_announced_in_small_rooms,
             lagging_subscriber_gets_resync,
             // races
             concurrent_sends_are_gapless_and_ordered,

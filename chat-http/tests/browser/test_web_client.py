@@ -1,5 +1,7 @@
 """The web client in headless Chromium, against a real chat-server: what a person does."""
 
+import re
+
 from playwright.sync_api import expect
 
 from conftest import Api, log_in, screenshot
@@ -61,6 +63,12 @@ def test_two_people_chat_live(server, open_page):
     expect(phone.get_by_test_id("message")).to_have_count(2)
     expect(phone.get_by_test_id("room-list")).to_be_hidden()
     screenshot(phone, "phone")
+
+    # Presence: Alice is online while her page is open, and offline once it is closed.
+    alice_dot = bob.get_by_test_id("member").filter(has_text="alice").locator(".presence")
+    expect(alice_dot).to_have_class(re.compile(r"\bonline\b"))
+    alice.close()
+    expect(alice_dot).to_have_class(re.compile(r"\boffline\b"))
 
 
 def test_unread_badge_appears_live_and_clears_when_read(server, open_page):

@@ -96,6 +96,8 @@ pub async fn state_changes_publish_events(h: Harness) {
     let room = chat.new_room(&alice, "general").await;
     chat.join_room(bob.id, room.id, None).await.unwrap();
     let mut feed = chat.subscribe(alice.id).await.unwrap();
+    // Alice's own coming online (presence_is_announced_in_small_rooms).
+    assert_eq!(kinds(&drain(&mut feed).await), ["status.updated"]);
 
     let sent = chat
         .send(bob.id, room.id, NewMessage::text("hi"))
@@ -150,6 +152,55 @@ pub async fn state_changes_publish_events(h: Harness) {
         .await
         .unwrap();
     assert!(drain(&mut feed).await.is_empty());
+}
+
+pub async fn presence_is_announced_in_small_rooms(h: Harness) {
+    let config = crate::testing::test_config().with_presence_max_members(2);
+    let chat = h.chat_with(move |b| b.config(config.clone())).await;
+    let alice = chat.new_user("alice").await;
+    let bob = chat.new_user("bob").await;
+    let carol = chat.new_user("carol").await;
+    let pair = chat.new_room(&alice, "pair").await;
+    chat.join_room(bob.id, pair.id, None).await.unwrap();
+    let crowd = chat.new_room(&alice, "crowd").await;
+    for user in [&bob, &carol] {
+        chat.join_room(user.id, crowd.id, None).await.unwrap();
+    }
+    let mut watcher = chat.subscribe(bob.id).await.unwrap();
+    drain(&mut watcher).await;
+    let presence = |event: &Event| match event {
+        Event::StatusUpdated {
+            room_id,
+            user_id,
+            online,
+            ..
+        } => (*room_id, *user_id, *online),
+        other => panic!("unexpected {other:?}"),
+    };
+
+    // Alice's first connection, on any engine, is announced in the room of two only.
+    let first = chat.peer().subscribe(alice.id).await.unwrap();
+    let events = drain(&mut watcher).await;
+    let seen: Vec<_> = events.iter().map(|e| presence(e)).collect();
+    assert_eq!(seen, [(pair.id, alice.id, true)]);
+    // A second connection, and closing one of two, change nothing anyone sees.
+    let second = chat.subscribe(alice.id).await.unwrap();
+    first.close().await;
+    assert!(drain(&mut watcher).await.is_empty());
+    // Her last connection going, even by being dropped, is.
+    drop(second);
+    let event = next(&mut watcher).await.expect("an event");
+    assert_eq!(presence(&event), (pair.id, alice.id, false));
+    assert!(chat.online(bob.id, &[alice.id]).await.unwrap().is_empty());
+    // A status change reaches the same rooms.
+    let away = UserUpdate {
+        status: Some(Status::Away),
+        ..UserUpdate::default()
+    };
+    chat.update_user(alice.id, alice.id, away).await.unwrap();
+    let events = drain(&mut watcher).await;
+    let seen: Vec<_> = events.iter().map(|e| presence(e)).collect();
+    assert_eq!(seen, [(pair.id, alice.id, false)]);
 }
 
 pub async fn lagging_subscriber_gets_resync(h: Harness) {
