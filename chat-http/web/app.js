@@ -567,7 +567,11 @@ function applyMessage(timeline, message) {
     if (state.thread?.root.id === message.thread_root) showMessage($("thread-messages"), merged, true);
     return;
   }
-  if (state.thread?.root.id === message.id) state.thread.root = merged;
+  if (state.thread?.root.id === message.id) {
+    state.thread = { ...state.thread, root: merged };
+    showMessage($("thread-messages"), merged, true);
+    $("thread-messages").firstElementChild?.classList.add("root");
+  }
   const atBottom = nearBottom();
   showMessage($("messages"), merged, false);
   if (atBottom && !known) scrollToBottom();

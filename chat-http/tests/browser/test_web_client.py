@@ -1,6 +1,7 @@
 """The web client in headless Chromium, against a real chat-server: what a person does."""
 
 import re
+from urllib.parse import quote
 
 from playwright.sync_api import expect
 
@@ -203,11 +204,67 @@ def test_direct_conversation_from_the_directory(server, open_page):
     expect(carol.get_by_test_id("room-item").get_by_test_id("unread-badge")).to_have_text("1")
 
 
-def test_logout_returns_to_the_login_form(server, open_page):
+def test_an_expired_access_token_is_refreshed_and_logout_ends_the_login(server, open_page):
     page = open_page()
     log_in(page, "erin", register=True)
+
+    # An access token the server refuses (as an expired one): the page trades its refresh
+    # token for a new pair and carries on.
+    stored = "JSON.parse(localStorage.getItem('chat.login'))"
+    page.evaluate(f"() => {{ const l = {stored}; l.access = 'expired'; localStorage.setItem('chat.login', JSON.stringify(l)); }}")
+    page.reload()
+    expect(page.get_by_test_id("logout")).to_be_visible()
+    expect(page.get_by_test_id("connection")).to_have_text("")
+    assert page.evaluate(f"() => {stored}.access") != "expired"
+
     page.get_by_test_id("logout").click()
     expect(page.get_by_test_id("login-submit")).to_be_visible()
     # The login is gone: a reload stays logged out.
     page.reload()
     expect(page.get_by_test_id("login-submit")).to_be_visible()
+
+
+def test_threads_and_reactions(server, open_page):
+    alice = Api(server.base, "alice").register()
+    bob = Api(server.base, "bob").register()
+    carol = Api(server.base, "carol").register()
+    general, random = alice.create_room("general"), alice.create_room("random")
+    for person in (bob, carol):
+        person.join(general)
+        person.join(random)
+    alice.send(general, "Welcome to general! The release is on Friday.")
+    question = carol.send(general, "Who reviews the web client?")["id"]
+    bob.send(random, "Lunch at noon?")
+    bob.call("POST", f"/rooms/{random}/messages", {"body": "@alice are you in?", "mentions": [alice.id]})
+    carol.call("POST", f"/direct/{alice.id}/messages", {"body": "See you at the demo"})
+
+    page = open_page(width=1280, height=720)
+    log_in(page, "alice")
+    room_item(page, general).click()
+    expect(page.get_by_test_id("message")).to_have_count(2)
+
+    # Alice reacts; Bob's reaction arrives live.
+    message = page.locator(f'[data-testid="message"][data-id="{question}"]')
+    message.hover()
+    message.get_by_role("button", name="React with 👍").click()
+    expect(message.get_by_test_id("reaction")).to_have_text("👍 1")
+    bob.call("PUT", f"/rooms/{general}/messages/{question}/reactions/{quote('🎉')}")
+    expect(message.get_by_test_id("reaction")).to_have_text(["👍 1", "🎉 1"])
+
+    # Alice answers in a thread; Bob's reply arrives live in it; the room shows the count.
+    message.hover()
+    message.get_by_test_id("reply-in-thread").click()
+    page.get_by_test_id("thread-composer").fill("I will, after lunch.")
+    page.get_by_test_id("thread-composer").press("Enter")
+    thread = page.get_by_test_id("thread-messages")
+    expect(thread.get_by_test_id("message-body")).to_have_text(
+        ["Who reviews the web client?", "I will, after lunch."]
+    )
+    bob.call("POST", f"/rooms/{general}/messages", {"body": "Thanks!", "thread_root": question})
+    expect(thread.get_by_test_id("message")).to_have_count(3)
+    expect(message.get_by_test_id("thread-link")).to_have_text("2 replies")
+    # Replies live in the thread, not in the room's timeline.
+    expect(page.locator("#messages").get_by_test_id("message")).to_have_count(2)
+    expect(room_item(page, random).get_by_test_id("mention-badge")).to_have_text("@1")
+    page.locator(".room").click(position={"x": 400, "y": 300})
+    screenshot(page, "web-client")
