@@ -268,3 +268,30 @@ def test_threads_and_reactions(server, open_page):
     expect(room_item(page, random).get_by_test_id("mention-badge")).to_have_text("@1")
     page.locator(".room").click(position={"x": 400, "y": 300})
     screenshot(page, "web-client")
+
+
+def test_usable_with_the_keyboard_alone(server, open_page):
+    Api(server.base, "frank").register()
+    page = open_page()
+    keys = page.keyboard
+    # The login form has the focus; Tab and Enter do the rest.
+    keys.type("frank")
+    keys.press("Tab")
+    keys.type("correct horse battery")
+    keys.press("Enter")
+    expect(page.get_by_test_id("logout")).to_be_visible()
+
+    focused = "() => document.activeElement.dataset.testid"
+    for _ in range(10):
+        if page.evaluate(focused) == "new-room-name":
+            break
+        keys.press("Tab")
+    assert page.evaluate(focused) == "new-room-name"
+    keys.type("keys")
+    keys.press("Enter")
+    expect(page.get_by_test_id("room-title")).to_have_text("keys")
+    # The new room's composer has the focus.
+    expect(page.get_by_test_id("composer")).to_be_focused()
+    keys.type("typed, not clicked")
+    keys.press("Enter")
+    expect(page.get_by_test_id("message-body")).to_have_text(["typed, not clicked"])
