@@ -9,6 +9,8 @@
 //! (`status.updated`), as a hint: two connections opening and closing at once on two engines
 //! may announce out of order, and what a client reads (`online` on users) is the truth.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,6 +38,8 @@ pub(crate) struct Node {
 struct NodeState {
     /// Open connections.
     live: usize,
+    /// Open connections per user: a user with one here is online without asking the store.
+    users: HashMap<UserId, usize>,
     /// Whether the heartbeat task runs.
     beating: bool,
 }
@@ -66,7 +70,8 @@ impl Node {
     /// was offline is announced online.
     pub(crate) async fn connect(self: &Arc<Self>, user: UserId) -> Result<Lease> {
         let now = self.clock.now();
-        let was_online = !self.store.online_users(&[user], now).await?.is_empty();
+        let here = self.lock().users.get(&user).is_some_and(|&open| open > 0);
+        let was_online = here || !self.store.online_users(&[user], now).await?.is_empty();
         let connection = Connection {
             id: ConnectionId(uuid::Uuid::now_v7()),
             node: self.id,
@@ -79,6 +84,7 @@ impl Node {
         }
         let mut state = self.lock();
         state.live += 1;
+        *state.users.entry(user).or_default() += 1;
         if !state.beating {
             state.beating = true;
             tokio::spawn(Arc::clone(self).heartbeat());
@@ -122,10 +128,14 @@ impl Node {
         }
     }
 
-    /// Deletes a connection; its user, if that was their last one, is announced offline.
-    async fn disconnect(&self, id: ConnectionId, user: UserId) {
+    /// Deletes a connection (counted out by [`Node::detach`]); its user, if that was their
+    /// last one anywhere, is announced offline.
+    async fn disconnect(&self, id: ConnectionId, user: UserId, others_here: bool) {
         if let Err(error) = self.store.close_connection(id).await {
             tracing::warn!(%error, "could not delete a closed connection; it will expire");
+            return;
+        }
+        if others_here {
             return;
         }
         match self.store.online_users(&[user], self.clock.now()).await {
@@ -154,9 +164,21 @@ impl Node {
         }
     }
 
-    fn detach(&self) {
+    /// Counts a connection of `user` out; whether the user has others on this node.
+    fn detach(&self, user: UserId) -> bool {
         let mut state = self.lock();
         state.live = state.live.saturating_sub(1);
+        match state.users.entry(user) {
+            Entry::Occupied(mut open) if *open.get() > 1 => {
+                *open.get_mut() -= 1;
+                true
+            }
+            Entry::Occupied(open) => {
+                open.remove();
+                false
+            }
+            Entry::Vacant(_) => false,
+        }
     }
 }
 
@@ -172,8 +194,8 @@ impl Lease {
     /// Deletes the connection and waits until it is gone (and announced).
     pub(crate) async fn close(mut self) {
         self.open = false;
-        self.node.detach();
-        self.node.disconnect(self.id, self.user).await;
+        let others_here = self.node.detach(self.user);
+        self.node.disconnect(self.id, self.user, others_here).await;
     }
 }
 
@@ -182,12 +204,12 @@ impl Drop for Lease {
         if !self.open {
             return;
         }
-        self.node.detach();
+        let others_here = self.node.detach(self.user);
         // Dropping cannot wait: delete in the background (if the runtime is gone, the record
         // expires by itself).
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (node, id, user) = (Arc::clone(&self.node), self.id, self.user);
-            runtime.spawn(async move { node.disconnect(id, user).await });
+            runtime.spawn(async move { node.disconnect(id, user, others_here).await });
         }
     }
 }

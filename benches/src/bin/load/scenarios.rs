@@ -152,6 +152,9 @@ pub async fn run_all(
         other => return Err(format!("unknown store {other}").into()),
     };
     eprintln!("   prepared in {:.1} s", started.elapsed().as_secs_f64());
+    // The idle sockets and the scenario's own HTTP connections, within the server's cap.
+    let cap = plan.idle_sockets + 1_000;
+    flags.extend(["--max-connections".to_owned(), cap.to_string()]);
     let server = Running::start(binary, &database, &flags)?;
     let client = Client::new(&server.base);
     let one = std::slice::from_ref(&client);
