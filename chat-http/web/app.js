@@ -366,6 +366,50 @@ async function searchPeople() {
   }
 }
 
+/** A found message, as a line that opens its room at it. */
+function resultItem(message, testid) {
+  const room = state.rooms.get(message.room_id);
+  return el(
+    "li",
+    {},
+    el(
+      "button",
+      { type: "button", class: "result", testid, onclick: () => openRoom(message.room_id, message.id) },
+      el("span", { class: "where" }, room ? roomName(room) : "a room", " · ", nameOf(message.sender_id)),
+      el("span", { class: "text" }, message.body),
+    ),
+  );
+}
+
+async function searchMessages(event) {
+  event?.preventDefault();
+  const q = $("search").value.trim();
+  const results = $("search-results");
+  if (!q) {
+    results.hidden = true;
+    return;
+  }
+  try {
+    const page = await api.get("/search", { q, limit: 20 });
+    results.replaceChildren(...page.items.map((hit) => resultItem(hit.message, "search-result")));
+    if (!page.items.length) results.append(el("li", { class: "empty" }, "Nothing found."));
+    results.hidden = false;
+  } catch (error) {
+    showConnection("error", error.message);
+  }
+}
+
+async function showMentions() {
+  try {
+    const page = await api.get("/messages/mentions", { limit: 20 });
+    const list = $("mention-list");
+    list.replaceChildren(...page.items.map((message) => resultItem(message, "mention")));
+    if (!page.items.length) list.append(el("li", { class: "empty" }, "No mentions yet."));
+  } catch (error) {
+    showConnection("error", error.message);
+  }
+}
+
 function openDirect(person) {
   for (const [roomId, other] of state.directWith) {
     if (other?.id === person.id) return openRoom(roomId);
@@ -420,7 +464,8 @@ function closeRoom() {
   showView("list");
 }
 
-async function openRoom(roomId) {
+/** Opens a room at its newest messages, or around `messageId` when given. */
+async function openRoom(roomId, messageId) {
   if (!state.rooms.has(roomId)) return;
   closeRoom();
   const timeline = new Timeline(roomId);
@@ -444,11 +489,28 @@ async function openRoom(roomId) {
     scrollToBottom();
     // Whatever changed between the page and now (the socket may have been down).
     await catchUpRoom(timeline);
-    markReadSoon();
+    if (messageId) await reveal(timeline, messageId);
+    else markReadSoon();
   } catch (error) {
     showConnection("error", error.message);
   }
   $("composer").focus();
+}
+
+/** Scrolls back (page by page, at most 20) until a message is loaded, and shows it. */
+async function reveal(timeline, messageId) {
+  for (let pages = 0; !timeline.messages.has(messageId) && timeline.hasOlder && pages < 20; pages += 1) {
+    await loadOlder();
+    if (state.room !== timeline) return;
+  }
+  const message = timeline.messages.get(messageId);
+  const target = message?.thread_root ?? messageId;
+  const node = $("messages").querySelector(`[data-id="${target}"]`);
+  if (!node) return;
+  node.scrollIntoView({ block: "center" });
+  node.classList.add("found");
+  setTimeout(() => node.classList.remove("found"), 2000);
+  if (message.thread_root) openThread(timeline.messages.get(message.thread_root));
 }
 
 function renderRoomHeader() {
@@ -1063,6 +1125,9 @@ function wire() {
   $("browse").addEventListener("toggle", () => $("browse").open && browseRooms());
   $("browse-query").addEventListener("input", debounce(browseRooms, 250));
   $("people").addEventListener("toggle", () => $("people").open && searchPeople());
+  $("mentions").addEventListener("toggle", () => $("mentions").open && showMentions());
+  $("search-form").addEventListener("submit", searchMessages);
+  $("search").addEventListener("input", debounce(searchMessages, 300));
   $("people-query").addEventListener("input", debounce(searchPeople, 250));
   $("back").addEventListener("click", () => showView("list"));
   $("leave").addEventListener("click", leaveRoom);

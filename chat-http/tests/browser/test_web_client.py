@@ -295,3 +295,34 @@ def test_usable_with_the_keyboard_alone(server, open_page):
     keys.type("typed, not clicked")
     keys.press("Enter")
     expect(page.get_by_test_id("message-body")).to_have_text(["typed, not clicked"])
+
+
+def test_search_and_mentions_open_the_room_at_the_message(server, open_page):
+    alice = Api(server.base, "alice").register()
+    bob = Api(server.base, "bob").register()
+    room = alice.create_room("reports")
+    bob.join(room)
+    for n in range(1, 81):
+        if n == 3:
+            bob.send(room, "The Quarterly report is ready")
+        elif n == 5:
+            bob.call("POST", f"/rooms/{room}/messages", {"body": "@alice please read it", "mentions": [alice.id]})
+        else:
+            bob.send(room, f"chatter {n}")
+
+    page = open_page()
+    log_in(page, "alice")
+    # Search: case aside, a prefix finds the word; the room opens scrolled back to it.
+    page.get_by_test_id("search").fill("quart")
+    expect(page.get_by_test_id("search-result")).to_have_count(1)
+    expect(page.get_by_test_id("search-result")).to_contain_text("The Quarterly report is ready")
+    page.get_by_test_id("search-result").click()
+    found = page.locator('#messages [data-testid="message"][data-seq="3"]')
+    expect(found).to_be_in_viewport()
+    expect(found).to_have_class(re.compile(r"\bfound\b"))
+
+    page.get_by_text("Mentions of me").click()
+    expect(page.get_by_test_id("mention")).to_have_count(1)
+    expect(page.get_by_test_id("mention")).to_contain_text("@alice please read it")
+    page.get_by_test_id("mention").click()
+    expect(page.locator('#messages [data-testid="message"][data-seq="5"]')).to_be_in_viewport()
