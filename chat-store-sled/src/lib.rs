@@ -45,7 +45,7 @@
 //! | `thread_activity` | room ‖ newest reply's seq | root seq |
 //! | `thread_markers` | room ‖ root seq ‖ user | replies read ‖ following (1 byte) |
 //! | `thread_markers_by_user` | user ‖ room ‖ root seq | — |
-//! | `search` | search term ‖ 0 ‖ room ‖ seq | message (see `search.rs`) |
+//! | `postings` | search term ‖ 0 ‖ room ‖ seq / 64 | the live messages there with the term (see `search.rs`) |
 //! | `attempts` | key | attempts counted and when the window ends |
 //! | `connections` | connection | node, user, expiry |
 //! | `connections_by_user` / `connections_by_node` | user or node ‖ connection | — |
@@ -180,7 +180,7 @@ impl SledStore {
         .await
         .map_err(OpenError::backend)??;
         let trees = Trees::open(&db)?;
-        search::index_old_messages(&trees)?;
+        search::index_old_messages(&db, &trees)?;
         let writer = Writer::spawn(db.clone(), trees.clone(), durability)?;
         Ok(Self { db, trees, writer })
     }

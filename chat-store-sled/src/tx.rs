@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Durability;
 use crate::codec::{StoreResult, backend, settled};
+use crate::search::{Postings, tx_write_postings};
 
 /// The kinds of record, one tree each (see the crate docs for keys and values).
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +42,7 @@ pub(crate) enum Kind {
     ThreadActivity,
     ThreadMarkers,
     ThreadMarkersByUser,
-    Search,
+    Postings,
     Attempts,
     Connections,
     ConnectionsByUser,
@@ -75,7 +76,7 @@ const KINDS: [(Kind, &str); 31] = [
     (Kind::ThreadActivity, "thread_activity"),
     (Kind::ThreadMarkers, "thread_markers"),
     (Kind::ThreadMarkersByUser, "thread_markers_by_user"),
-    (Kind::Search, "search"),
+    (Kind::Postings, "postings"),
     (Kind::Attempts, "attempts"),
     (Kind::Connections, "connections"),
     (Kind::ConnectionsByUser, "connections_by_user"),
@@ -106,7 +107,11 @@ impl Trees {
 }
 
 /// The trees inside a write: reads see the batch's earlier writes.
-pub(crate) struct Tx<'a>(&'a [TransactionalTree]);
+pub(crate) struct Tx<'a> {
+    trees: &'a [TransactionalTree],
+    /// The search lists the batch changed, written at its end.
+    pub(crate) postings: &'a Postings,
+}
 
 fn unabortable(error: sled::transaction::UnabortableTransactionError) -> StoreError {
     backend(format!("sled transaction: {error:?}"))
@@ -114,7 +119,7 @@ fn unabortable(error: sled::transaction::UnabortableTransactionError) -> StoreEr
 
 impl Tx<'_> {
     pub(crate) fn get(&self, kind: Kind, key: impl AsRef<[u8]>) -> StoreResult<Option<IVec>> {
-        self.0[kind as usize].get(key).map_err(unabortable)
+        self.trees[kind as usize].get(key).map_err(unabortable)
     }
 
     pub(crate) fn insert(
@@ -124,7 +129,7 @@ impl Tx<'_> {
         value: impl Into<IVec>,
     ) -> StoreResult<()> {
         let key: IVec = key.as_ref().into();
-        self.0[kind as usize]
+        self.trees[kind as usize]
             .insert(key, value)
             .map(drop)
             .map_err(unabortable)
@@ -132,7 +137,7 @@ impl Tx<'_> {
 
     pub(crate) fn remove(&self, kind: Kind, key: impl AsRef<[u8]>) -> StoreResult<Option<IVec>> {
         let key: IVec = key.as_ref().into();
-        self.0[kind as usize].remove(key).map_err(unabortable)
+        self.trees[kind as usize].remove(key).map_err(unabortable)
     }
 }
 
@@ -291,10 +296,15 @@ fn run_batch(db: &sled::Db, trees: &Trees, durability: Durability, batch: &[Work
         return;
     }
     let acks = RefCell::new(Vec::with_capacity(batch.len()));
+    let postings = Postings::default();
     let outcome = settled(trees.0.as_slice().transaction(|views| {
-        let tx = Tx(views.as_slice());
+        let tx = Tx {
+            trees: views.as_slice(),
+            postings: &postings,
+        };
         let mut acks = acks.borrow_mut();
         acks.clear();
+        postings.borrow_mut().clear();
         for work in batch {
             let (fatal, ack) = work(&tx);
             acks.push(ack);
@@ -302,7 +312,7 @@ fn run_batch(db: &sled::Db, trees: &Trees, durability: Durability, batch: &[Work
                 return Err(ConflictableTransactionError::Abort(error));
             }
         }
-        Ok(())
+        tx_write_postings(&tx).map_err(ConflictableTransactionError::Abort)
     }));
     let committed = outcome.and_then(|()| match durability {
         Durability::Flushed => db.flush().map(drop).map_err(backend),

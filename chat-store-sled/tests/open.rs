@@ -108,11 +108,11 @@ async fn a_newer_format_is_refused_untouched() {
 }
 
 #[tokio::test]
-async fn messages_from_before_search_are_found_after_reopening() {
+async fn messages_indexed_in_an_older_form_are_found_after_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("db");
     let url = format!("sled://{}", path.display());
-    let (alice, old) = {
+    let (alice, mut sent) = {
         let chat = chat_core::Chat::new(std::sync::Arc::new(
             SledStore::open(&url).await.expect("open"),
         ));
@@ -124,20 +124,44 @@ async fn messages_from_before_search_are_found_after_reopening() {
             .create_room(alice.id, chat_core::NewRoom::named("old"))
             .await
             .expect("room");
-        let old = chat_core::NewMessage::text("written before the search index");
-        let old = chat.send(alice.id, room.id, old).await.expect("send");
-        (alice, old.message)
+        // Enough messages for several of the index's lists, one of them deleted.
+        let mut sent = Vec::new();
+        for n in 0..150 {
+            let note = chat_core::NewMessage::text(format!("note {n} written before"));
+            sent.push(
+                chat.send(alice.id, room.id, note)
+                    .await
+                    .expect("send")
+                    .message,
+            );
+        }
+        let gone = sent.remove(70);
+        chat.delete_message(alice.id, room.id, gone.id)
+            .await
+            .expect("delete");
+        (alice, sent)
     };
-    // As a directory written before the index existed: no `search` tree.
+    // As a directory of the index's first form: its `search` tree, and no `postings`.
     {
         let db = sled::open(&path).expect("raw sled");
-        db.drop_tree("search").expect("drop the index");
+        db.drop_tree("postings").expect("drop the index");
+        let first = db.open_tree("search").expect("first form");
+        first.insert(b"note", &[0u8; 16]).expect("old key");
         db.flush().expect("flush");
     }
     let chat = chat_core::Chat::new(std::sync::Arc::new(
         SledStore::open(&url).await.expect("reopen"),
     ));
-    let found = chat.search(alice.id, "index", None, None, None).await;
+    let found = chat.search(alice.id, "note", None, None, Some(200)).await;
     let found: Vec<_> = found.expect("search").items.iter().map(|m| m.id).collect();
-    assert_eq!(found, [old.id]);
+    sent.reverse();
+    let sent: Vec<_> = sent.iter().map(|m| m.id).collect();
+    assert_eq!(found, sent, "every live message, newest first");
+    drop(chat);
+    let db = sled::open(&path).expect("raw sled");
+    assert!(
+        !db.tree_names()
+            .iter()
+            .any(|name| name.as_ref() == b"search")
+    );
 }
