@@ -693,6 +693,8 @@ function messageItem(message, inThread) {
       el("button", { type: "button", "aria-label": `React with ${QUICK_REACTION}`, onclick: () => toggleReaction(message, QUICK_REACTION) }, `+${QUICK_REACTION}`),
       !inThread && !message.thread_root &&
         el("button", { type: "button", testid: "reply-in-thread", onclick: () => openThread(message) }, "Reply in thread"),
+      message.sender_id === me && el("button", { type: "button", testid: "edit", onclick: () => editMessage(message) }, "Edit"),
+      message.sender_id === me && el("button", { type: "button", testid: "delete", onclick: () => deleteMessage(message) }, "Delete"),
     ),
   );
 }
@@ -735,6 +737,30 @@ async function toggleReaction(message, key) {
   try {
     const updated = await api.request(mine ? "DELETE" : "PUT", path);
     if (timeline && state.room === timeline) applyMessage(timeline, updated);
+  } catch (error) {
+    showConnection("error", error.message);
+  }
+}
+
+async function editMessage(message) {
+  const body = prompt("Edit your message", message.body);
+  if (body === null || !body.trim() || body === message.body) return;
+  try {
+    const edited = await api.request("PATCH", `/rooms/${message.room_id}/messages/${message.id}`, { body });
+    if (state.room) applyMessage(state.room, edited);
+  } catch (error) {
+    showConnection("error", error.message);
+  }
+}
+
+async function deleteMessage(message) {
+  if (!confirm("Delete this message for everyone?")) return;
+  const path = `/rooms/${message.room_id}/messages/${message.id}`;
+  try {
+    await api.request("DELETE", path);
+    // The tombstone, should the socket be down.
+    const tombstone = await api.get(path);
+    if (state.room) applyMessage(state.room, tombstone);
   } catch (error) {
     showConnection("error", error.message);
   }
@@ -906,6 +932,8 @@ async function startConversation(person, body) {
     await refreshRooms();
     await openRoom(message.room_id);
   } catch (error) {
+    // Not sent: the text goes back where it was written.
+    $("composer").value = body;
     showConnection("error", error.message);
   }
 }

@@ -326,3 +326,36 @@ def test_search_and_mentions_open_the_room_at_the_message(server, open_page):
     expect(page.get_by_test_id("mention")).to_contain_text("@alice please read it")
     page.get_by_test_id("mention").click()
     expect(page.locator('#messages [data-testid="message"][data-seq="5"]')).to_be_in_viewport()
+
+
+def test_editing_and_deleting_my_message_reaches_the_others(server, open_page):
+    alice = Api(server.base, "alice").register()
+    bob = Api(server.base, "bob").register()
+    room = alice.create_room("edits")
+    bob.join(room)
+    pages = {}
+    for name in ("alice", "bob"):
+        pages[name] = open_page()
+        log_in(pages[name], name)
+        room_item(pages[name], room).click()
+    mine, theirs = pages["alice"], pages["bob"]
+    mine.get_by_test_id("composer").fill("see you at noom")
+    mine.get_by_test_id("composer").press("Enter")
+    expect(theirs.get_by_test_id("message-body")).to_have_text(["see you at noom"])
+
+    # Only my own messages offer editing; the answer to the prompt is the new text.
+    message = mine.get_by_test_id("message")
+    message.hover()
+    mine.once("dialog", lambda dialog: dialog.accept("see you at noon"))
+    message.get_by_test_id("edit").click()
+    expect(theirs.get_by_test_id("message-body")).to_have_text(["see you at noon"])
+    expect(theirs.locator(".message .edited")).to_have_count(1)
+    theirs.get_by_test_id("message").hover()
+    expect(theirs.get_by_test_id("edit")).to_have_count(0)
+
+    message.hover()
+    mine.once("dialog", lambda dialog: dialog.accept())
+    message.get_by_test_id("delete").click()
+    for page in (mine, theirs):
+        expect(page.get_by_test_id("message-body")).to_have_text(["This message was deleted."])
+    assert bob.call("GET", f"/rooms/{room}/messages")["items"][0]["deleted"] is True
