@@ -486,6 +486,7 @@ async function openRoom(roomId, messageId) {
       applyMessage(timeline, message);
     }
     $("load-older").hidden = !timeline.hasOlder;
+    if (timeline.hasOlder && page.items.every((message) => message.thread_root)) await loadOlder();
     scrollToBottom();
     // Whatever changed between the page and now (the socket may have been down).
     await catchUpRoom(timeline);
@@ -591,20 +592,25 @@ async function catchUp() {
   }
 }
 
+/** The page before the oldest loaded; more while a page held only thread replies (shown
+ *  in their threads, not here), up to 10. */
 async function loadOlder() {
   const timeline = state.room;
   if (!timeline || !timeline.hasOlder || timeline.loadingOlder) return;
   timeline.loadingOlder = true;
   try {
-    const page = await api.get(`/rooms/${timeline.roomId}/messages`, { before: timeline.oldest, limit: PAGE });
-    if (state.room !== timeline) return;
-    const list = $("timeline");
-    const fromBottom = list.scrollHeight - list.scrollTop;
-    if (page.items.length) timeline.oldest = page.items[0].seq;
-    for (const message of page.items) applyMessage(timeline, message);
-    timeline.hasOlder = page.has_more;
-    $("load-older").hidden = !timeline.hasOlder;
-    list.scrollTop = list.scrollHeight - fromBottom;
+    for (let pages = 0; timeline.hasOlder && pages < 10; pages += 1) {
+      const page = await api.get(`/rooms/${timeline.roomId}/messages`, { before: timeline.oldest, limit: PAGE });
+      if (state.room !== timeline) return;
+      const list = $("timeline");
+      const fromBottom = list.scrollHeight - list.scrollTop;
+      if (page.items.length) timeline.oldest = page.items[0].seq;
+      for (const message of page.items) applyMessage(timeline, message);
+      timeline.hasOlder = page.has_more;
+      $("load-older").hidden = !timeline.hasOlder;
+      list.scrollTop = list.scrollHeight - fromBottom;
+      if (page.items.some((message) => !message.thread_root)) break;
+    }
   } catch (error) {
     showConnection("error", error.message);
   } finally {
@@ -793,24 +799,35 @@ async function openThread(root) {
   const list = $("thread-messages");
   list.replaceChildren(messageItem(root, true));
   list.firstElementChild.classList.add("root");
+  const last = await loadReplies(timeline, root);
+  if (last) api.post(`/rooms/${timeline.roomId}/threads/${root.id}/read`, { seq: last.seq }).catch(() => {});
+  $("thread-composer").focus();
+}
+
+/** A page of a thread's replies, newest first or `before` a sequence number; the newest. */
+async function loadReplies(timeline, root, before) {
   try {
-    const page = await api.get(`/rooms/${timeline.roomId}/messages`, { thread_root: root.id, limit: PAGE });
-    if (state.thread?.root.id !== root.id) return;
+    const query = { thread_root: root.id, before, limit: PAGE };
+    const page = await api.get(`/rooms/${timeline.roomId}/messages`, query);
+    if (state.thread?.root.id !== root.id) return null;
     for (const reply of page.items) {
       if (!timeline.messages.has(reply.id)) timeline.messages.set(reply.id, reply);
-      showMessage(list, timeline.messages.get(reply.id), true);
+      showMessage($("thread-messages"), timeline.messages.get(reply.id), true);
     }
-    const last = page.items.at(-1);
-    if (last) api.post(`/rooms/${timeline.roomId}/threads/${root.id}/read`, { seq: last.seq }).catch(() => {});
+    const older = $("thread-older");
+    older.hidden = !page.has_more;
+    older.dataset.before = page.items[0]?.seq ?? "";
+    return page.items.at(-1) ?? null;
   } catch (error) {
     showConnection("error", error.message);
+    return null;
   }
-  $("thread-composer").focus();
 }
 
 function closeThread() {
   state.thread = null;
   $("thread").hidden = true;
+  $("thread-older").hidden = true;
   $("thread-messages").replaceChildren();
 }
 
@@ -1190,6 +1207,9 @@ function wire() {
     submitReply();
   });
   $("thread-close").addEventListener("click", closeThread);
+  $("thread-older").addEventListener("click", () => {
+    if (state.room && state.thread) loadReplies(state.room, state.thread.root, Number($("thread-older").dataset.before));
+  });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && state.thread) closeThread();
   });

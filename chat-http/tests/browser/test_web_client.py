@@ -359,3 +359,23 @@ def test_editing_and_deleting_my_message_reaches_the_others(server, open_page):
     for page in (mine, theirs):
         expect(page.get_by_test_id("message-body")).to_have_text(["This message was deleted."])
     assert bob.call("GET", f"/rooms/{room}/messages")["items"][0]["deleted"] is True
+
+
+def test_a_long_thread_loads_older_replies_in_order(server, open_page):
+    alice = Api(server.base, "alice").register()
+    room = alice.create_room("long")
+    root = alice.send(room, "a long discussion")["id"]
+    for n in range(1, 61):
+        alice.call("POST", f"/rooms/{room}/messages", {"body": f"reply {n}", "thread_root": root})
+
+    page = open_page()
+    log_in(page, "alice")
+    room_item(page, room).click()
+    page.get_by_test_id("thread-link").click()
+    thread = page.get_by_test_id("thread-messages")
+    expect(thread.get_by_test_id("message")).to_have_count(51)
+    page.get_by_test_id("thread-older").click()
+    expect(thread.get_by_test_id("message")).to_have_count(61)
+    expect(page.get_by_test_id("thread-older")).to_be_hidden()
+    texts = thread.get_by_test_id("message-body").all_inner_texts()
+    assert texts == ["a long discussion", *[f"reply {n}" for n in range(1, 61)]]
