@@ -1114,11 +1114,16 @@ function statusChanged(frame) {
 // ---------------------------------------------------------------------------------------------
 // Page furniture
 
+let errorTimer = null;
+
+/** The connection's state, or for a few seconds what went wrong. */
 function showConnection(connection, message) {
   const line = $("connection");
   line.dataset.state = connection;
   line.textContent =
     message ?? { open: "", connecting: "Connecting…", closed: "Offline: reconnecting…" }[connection] ?? "";
+  clearTimeout(errorTimer);
+  if (connection === "error") errorTimer = setTimeout(() => showConnection(live.open ? "open" : "closed"), 6000);
 }
 
 function showView(view) {
