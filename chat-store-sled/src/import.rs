@@ -33,7 +33,7 @@ fn tx_import_message(tx: &Tx<'_>, message: &Message) -> StoreResult<()> {
         tx_place_reply(tx, root, root_at, &message)?;
     }
     if !message.is_deleted() {
-        tx_index(tx, &message)?;
+        tx_index(tx, &message, &chat_core::search::terms(&message.body))?;
     }
     let at = counter_key(room.0, message.seq);
     tx_write(tx, Kind::Messages, at, &message)?;

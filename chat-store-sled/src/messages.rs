@@ -3,6 +3,7 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
+use chat_core::search::terms;
 use chat_core::store::{
     Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeqRange,
 };
@@ -66,7 +67,7 @@ pub(crate) fn change_message(
     if message.body != body || message.is_deleted() {
         tx_unindex(tx, &message, &body)?;
         if !message.is_deleted() {
-            tx_index(tx, &message)?;
+            tx_index(tx, &message, &terms(&message.body))?;
         }
     }
     message.change_id = room.last_change;
@@ -85,6 +86,7 @@ pub(crate) fn change_message(
 fn tx_append(
     tx: &Tx<'_>,
     new: &NewStoredMessage,
+    terms: &[String],
     everyone: Option<&[UserId]>,
 ) -> StoreResult<Sent> {
     let mut room = tx_room(tx, new.room_id)?;
@@ -124,7 +126,7 @@ fn tx_append(
     }
     let key = counter_key(room.id.0, message.seq);
     tx_write(tx, Kind::Messages, key, &message)?;
-    tx_index(tx, &message)?;
+    tx_index(tx, &message, terms)?;
     tx.insert(Kind::MessageIds, message.id.0.as_bytes(), &key)?;
     if let Some(txn_id) = &message.txn_id {
         let txn_key = pair(message.sender.0, txn_id.as_bytes());
@@ -153,6 +155,8 @@ fn tx_append(
 impl MessageStore for SledStore {
     async fn append_message(&self, new: &NewStoredMessage) -> StoreResult<Sent> {
         let new = new.clone();
+        // Split outside the one writer, which every send waits for.
+        let terms = terms(&new.body);
         if new.mentions_room {
             // Mentioning the room mentions every member: scanned before the write, which runs
             // alone.
@@ -162,12 +166,13 @@ impl MessageStore for SledStore {
                     move |trees| members_of(trees, room),
                     move |tx, members| {
                         let everyone: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
-                        tx_append(tx, &new, Some(&everyone))
+                        tx_append(tx, &new, &terms, Some(&everyone))
                     },
                 )
                 .await;
         }
-        self.write(move |tx| tx_append(tx, &new, None)).await
+        self.write(move |tx| tx_append(tx, &new, &terms, None))
+            .await
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {

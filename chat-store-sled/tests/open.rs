@@ -141,27 +141,47 @@ async fn messages_indexed_in_an_older_form_are_found_after_reopening() {
             .expect("delete");
         (alice, sent)
     };
-    // As a directory of the index's first form: its `search` tree, and no `postings`.
-    {
-        let db = sled::open(&path).expect("raw sled");
+    sent.reverse();
+    let sent: Vec<_> = sent.iter().map(|m| m.id).collect();
+    // The index's first form: its `search` tree, and no `postings`.
+    let first_form = |db: &sled::Db| {
         db.drop_tree("postings").expect("drop the index");
         let first = db.open_tree("search").expect("first form");
         first.insert(b"note", &[0u8; 16]).expect("old key");
-        db.flush().expect("flush");
+    };
+    // Its second: lists of 24-byte `seq ‖ id` entries, marked done by an empty value.
+    let second_form = |db: &sled::Db| {
+        let postings = db.open_tree("postings").expect("index");
+        for key in postings.iter().keys() {
+            let key = key.expect("key");
+            postings.insert(&key, &[7u8; 24][..]).expect("old list");
+        }
+        postings.insert([0], &[]).expect("old marker");
+    };
+    for (form, written) in [
+        ("first", &first_form as &dyn Fn(&sled::Db)),
+        ("second", &second_form),
+    ] {
+        {
+            let db = sled::open(&path).expect("raw sled");
+            written(&db);
+            db.flush().expect("flush");
+        }
+        let chat = chat_core::Chat::new(std::sync::Arc::new(
+            SledStore::open(&url).await.expect("reopen"),
+        ));
+        let found = chat.search(alice.id, "note", None, None, Some(200)).await;
+        let found: Vec<_> = found.expect("search").items.iter().map(|m| m.id).collect();
+        assert_eq!(
+            found, sent,
+            "every live message, newest first, after the {form} form"
+        );
+        drop(chat);
+        let db = sled::open(&path).expect("raw sled");
+        assert!(
+            !db.tree_names()
+                .iter()
+                .any(|name| name.as_ref() == b"search")
+        );
     }
-    let chat = chat_core::Chat::new(std::sync::Arc::new(
-        SledStore::open(&url).await.expect("reopen"),
-    ));
-    let found = chat.search(alice.id, "note", None, None, Some(200)).await;
-    let found: Vec<_> = found.expect("search").items.iter().map(|m| m.id).collect();
-    sent.reverse();
-    let sent: Vec<_> = sent.iter().map(|m| m.id).collect();
-    assert_eq!(found, sent, "every live message, newest first");
-    drop(chat);
-    let db = sled::open(&path).expect("raw sled");
-    assert!(
-        !db.tree_names()
-            .iter()
-            .any(|name| name.as_ref() == b"search")
-    );
 }

@@ -301,6 +301,7 @@ macro_rules! store_conformance_tests {
             // search
             search_matches_words_across_case_accents_and_scripts,
             search_finds_current_text_in_current_rooms_newest_first,
+            search_still_finds_the_neighbours_of_an_edited_or_deleted_message,
             message_input_is_validated,
             invisible_text_is_refused,
             non_members_cannot_read_or_post,

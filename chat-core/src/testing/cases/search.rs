@@ -131,3 +131,33 @@ pub async fn search_finds_current_text_in_current_rooms_newest_first(h: Harness)
         Error::Forbidden(Denied::NotMember)
     );
 }
+
+/// An index that keeps a room's messages together (in lists, pages, segments) must take out
+/// exactly the message that changed, whichever its place.
+pub async fn search_still_finds_the_neighbours_of_an_edited_or_deleted_message(h: Harness) {
+    let chat = h.chat().await;
+    let alice = chat.new_user("alice").await;
+    let room = chat.new_room(&alice, "tea room").await;
+    let mut sent = Vec::new();
+    for n in 1..=6 {
+        let text = format!("tea number {n}");
+        let message = chat.send(alice.id, room.id, NewMessage::text(text)).await;
+        sent.push(message.unwrap().message.id);
+    }
+    for gone in [sent[0], sent[2], sent[5]] {
+        chat.delete_message(alice.id, room.id, gone).await.unwrap();
+    }
+    chat.edit_message(alice.id, room.id, sent[3], "coffee number 4")
+        .await
+        .unwrap();
+    let search = |text: &'static str| {
+        let chat = chat.clone();
+        async move {
+            let page = chat.search(alice.id, text, None, None, None).await.unwrap();
+            page.items.iter().map(|m| m.id).collect::<Vec<MessageId>>()
+        }
+    };
+    assert_eq!(search("tea").await, [sent[4], sent[1]]);
+    assert_eq!(search("number").await, [sent[4], sent[3], sent[1]]);
+    assert_eq!(search("coffee").await, [sent[3]]);
+}
