@@ -11,7 +11,6 @@
 //! each fixture in a schema of its own, dropped afterwards).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use benches::{Fixture, runtime};
 use chat_core::UserId;
@@ -92,11 +91,7 @@ fn send(c: &mut Criterion) {
             BenchmarkId::new("raw_sqlx", format!("{per_tx}_per_tx")),
             |b| {
                 b.iter_custom(|rows| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        raw_inserts(&pool, &fixture, &mut next, rows, per_tx).await;
-                        start.elapsed()
-                    })
+                    benches::timed(&rt, raw_inserts(&pool, &fixture, &mut next, rows, per_tx))
                 })
             },
         );
@@ -132,12 +127,7 @@ async fn seeded(messages: u64) -> ((TestSchema, PgPool), Fixture, UserId) {
         .execute(&pool)
         .await
         .expect("analyze");
-    let reader = fixture.senders[1];
-    fixture
-        .chat
-        .mark_read(reader, fixture.room.id, messages / 2)
-        .await
-        .expect("marker");
+    let reader = fixture.reader_halfway(messages).await;
     ((schema, pool), fixture, reader)
 }
 

@@ -9,7 +9,6 @@
 //! Run: `cargo bench -p benches --bench sled_store`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use benches::{Fixture, runtime};
 use chat_core::UserId;
@@ -61,11 +60,10 @@ fn send(c: &mut Criterion) {
             BenchmarkId::new("raw_sled", format!("flush_per_{per_flush}")),
             |b| {
                 b.iter_custom(|rows| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        raw_inserts(&tree, &fixture, &mut next, rows, per_flush).await;
-                        start.elapsed()
-                    })
+                    benches::timed(
+                        &rt,
+                        raw_inserts(&tree, &fixture, &mut next, rows, per_flush),
+                    )
                 })
             },
         );
@@ -79,12 +77,7 @@ fn send(c: &mut Criterion) {
 async fn seeded(messages: u64) -> (TempDir, Fixture, UserId) {
     let (dir, fixture) = fixture(2, Durability::Background).await;
     fixture.sends(messages, 1, benches::SendKind::Plain).await;
-    let reader = fixture.senders[1];
-    fixture
-        .chat
-        .mark_read(reader, fixture.room.id, messages / 2)
-        .await
-        .expect("marker");
+    let reader = fixture.reader_halfway(messages).await;
     (dir, fixture, reader)
 }
 

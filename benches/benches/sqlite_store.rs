@@ -10,7 +10,7 @@
 //! Run: `cargo bench -p benches --bench sqlite_store`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use benches::{Fixture, runtime};
 use chat_core::UserId;
@@ -112,11 +112,10 @@ fn send(c: &mut Criterion) {
             BenchmarkId::new("raw_sqlx", format!("{per_tx}_per_tx")),
             |b| {
                 b.iter_custom(|rows| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        raw_inserts(&mut raw, &fixture, &mut next, rows, per_tx).await;
-                        start.elapsed()
-                    })
+                    benches::timed(
+                        &rt,
+                        raw_inserts(&mut raw, &fixture, &mut next, rows, per_tx),
+                    )
                 })
             },
         );
@@ -149,12 +148,7 @@ async fn seeded(messages: u64) -> (TempDir, Fixture, UserId) {
     .execute(&mut raw)
     .await
     .expect("seed messages");
-    let reader = fixture.senders[1];
-    fixture
-        .chat
-        .mark_read(reader, fixture.room.id, messages / 2)
-        .await
-        .expect("marker");
+    let reader = fixture.reader_halfway(messages).await;
     (dir, fixture, reader)
 }
 

@@ -67,6 +67,17 @@ impl Fixture {
         new_message(&self.room, sender, n)
     }
 
+    /// Gives the second member a read marker halfway through a room of `messages` messages
+    /// (the reader of the read benchmarks), and returns it.
+    pub async fn reader_halfway(&self, messages: u64) -> UserId {
+        let reader = self.senders[1];
+        self.chat
+            .mark_read(reader, self.room.id, messages / 2)
+            .await
+            .expect("marker");
+        reader
+    }
+
     /// `rows` appends of `kind` from `senders` concurrent tasks, each sending its share back
     /// to back; the time they took.
     pub async fn sends(&self, rows: u64, senders: usize, kind: SendKind) -> Duration {
@@ -99,6 +110,15 @@ impl Fixture {
         }
         start.elapsed()
     }
+}
+
+/// How long `work` takes on `rt`: a raw baseline's `iter_custom` measure.
+pub fn timed(rt: &Runtime, work: impl Future<Output = ()>) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        work.await;
+        start.elapsed()
+    })
 }
 
 /// What each send of a benchmark carries besides its text.
