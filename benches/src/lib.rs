@@ -2,6 +2,7 @@
 //! senders) and the concurrent send loop. Run them with `cargo bench -p benches`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup: failing loudly is right
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,13 +153,13 @@ pub fn new_message(room: &Room, sender: UserId, n: u64) -> NewStoredMessage {
 /// The read benchmarks every store runs: a newest-50 history page and an unread count in rooms
 /// of 1 000 and 1 000 000 messages, then the same page once each of its messages carries two
 /// reactions (`history_newest_50_reacted`, against `history_newest_50` of the same room).
-/// `seeded(n)` returns a guard to keep alive, a fixture whose room holds `n` messages, and a
+/// `seeded_room(n)` returns a guard to keep alive, a fixture whose room holds `n` messages, and a
 /// reader whose marker is at `n / 2`.
 pub fn bench_reads<G>(
     c: &mut Criterion,
     group: &str,
     rt: &Runtime,
-    seeded: impl Fn(u64) -> (G, Fixture, UserId),
+    seeded_room: impl Fn(u64) -> (G, Fixture, UserId),
 ) {
     let mut group = c.benchmark_group(group);
     group
@@ -166,15 +167,23 @@ pub fn bench_reads<G>(
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     for size in [1_000u64, 1_000_000] {
-        let (_guard, fixture, reader) = seeded(size);
-        let room = fixture.room.id;
+        // Seeded on first use, so that a run of other benchmarks (`-- send/`) does not wait for
+        // a million messages; the reactions likewise, after the plain pages.
+        let seeded = OnceCell::new();
+        let seeded = || {
+            let (_guard, fixture, reader) = seeded.get_or_init(|| seeded_room(size));
+            (fixture, *reader, fixture.room.id)
+        };
+        let reacted = OnceCell::new();
         group.bench_function(BenchmarkId::new("history_newest_50", size), |b| {
+            let (fixture, reader, room) = seeded();
             b.iter(|| {
                 rt.block_on(fixture.chat.history(reader, room, HistoryQuery::newest(50)))
                     .expect("history")
             })
         });
         group.bench_function(BenchmarkId::new("unread_count", size), |b| {
+            let (fixture, reader, room) = seeded();
             b.iter(|| {
                 let state = rt
                     .block_on(fixture.chat.read_state(reader, room))
@@ -183,8 +192,9 @@ pub fn bench_reads<G>(
                 state
             })
         });
-        rt.block_on(react_to_newest_50(&fixture, reader));
         group.bench_function(BenchmarkId::new("history_newest_50_reacted", size), |b| {
+            let (fixture, reader, room) = seeded();
+            reacted.get_or_init(|| rt.block_on(react_to_newest_50(fixture, reader)));
             b.iter(|| {
                 let page = rt
                     .block_on(fixture.chat.history(reader, room, HistoryQuery::newest(50)))
