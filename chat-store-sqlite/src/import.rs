@@ -19,9 +19,9 @@ const MARK: &str = "import";
 /// Messages as exported, given as one JSON array of rows (one statement per batch), in
 /// sequence order so that the triggers count each reply after its root; `?2` is the search
 /// row before the first.
-const IMPORT_MESSAGES: &str = "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, \
-    txn_id, metadata, created_at, edited_at, deleted_at, change_id, thread_root, mentions, \
-    mentions_room, search_row, terms) \
+const IMPORT_MESSAGES: &str = "INSERT INTO message_appends (room_id, seq, id, sender, body, \
+    reply_to, txn_id, metadata, created_at, edited_at, deleted_at, change_id, thread_root, \
+    mentions, mentions_room, search_row, terms) \
     SELECT unhex(j.value ->> 0), j.value ->> 1, unhex(j.value ->> 2), unhex(j.value ->> 3), \
            j.value ->> 4, unhex(j.value ->> 5), j.value ->> 6, j.value ->> 7, j.value ->> 8, \
            j.value ->> 9, j.value ->> 10, j.value ->> 11, unhex(j.value ->> 12), \
@@ -147,7 +147,7 @@ impl ImportStore for SqliteStore {
             .write(move |c| {
                 Box::pin(async move {
                     let search_row: i64 =
-                        sqlx::query_scalar("SELECT coalesce(max(search_row), 0) FROM messages")
+                        sqlx::query_scalar("SELECT coalesce(max(search_row), 0) FROM search_rows")
                             .fetch_one(&mut *c)
                             .await
                             .map_err(map_err)?;

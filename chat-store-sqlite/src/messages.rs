@@ -34,10 +34,10 @@ macro_rules! set_change {
     };
 }
 
-/// An edit: the `terms` column's triggers reindex the message.
-const EDIT: &str = set_change!("body = ?, terms = ?, edited_at = ?");
-/// A tombstone: found by nothing.
-const DELETE: &str = set_change!("body = '', terms = NULL, metadata = NULL, deleted_at = ?");
+/// An edit; [`index`] gives the index the new text.
+const EDIT: &str = set_change!("body = ?, edited_at = ?");
+/// A tombstone, which [`index`] takes out of the index.
+const DELETE: &str = set_change!("body = '', metadata = NULL, deleted_at = ?");
 /// A reaction's change: the message itself is as it was.
 pub(crate) const TOUCH: &str = set_change!();
 
@@ -103,14 +103,15 @@ macro_rules! thread_root_ok {
 }
 
 /// An append, if the room exists, the sender is a user and a member of it, and what it replies
-/// to is a message of the room.
+/// to is a message of the room. The view's trigger stores the message and its search row (see
+/// migration 9).
 const APPEND: &str = concat!(
-    "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                           created_at, change_id, thread_root, mentions, mentions_room, \
-                           search_row, terms) \
+    "INSERT INTO message_appends (room_id, seq, id, sender, body, reply_to, txn_id, \
+                                  metadata, created_at, change_id, thread_root, mentions, \
+                                  mentions_room, search_row, terms) \
      SELECT id, last_seq + 1, ?4, ?2, ?5, ?3, ?6, ?7, ?8, last_change + 1, ?11, ",
     kept_mentions!("?9", "?1"),
-    ", ?10, (SELECT coalesce(max(search_row), 0) + 1 FROM messages), ?12 FROM rooms \
+    ", ?10, (SELECT coalesce(max(search_row), 0) + 1 FROM search_rows), ?12 FROM rooms \
      WHERE id = ?1 \
        AND EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
        AND EXISTS (SELECT 1 FROM users WHERE id = ?2) \
@@ -119,6 +120,17 @@ const APPEND: &str = concat!(
     thread_root_ok!("?11", "?1"),
     ") RETURNING seq, change_id, mentions"
 );
+
+/// Whether the search row `r` (of `search_rows`) may be found by the search's user (`?2`), in
+/// its room (`?3`, if given), before its cursor (`?4`, a message id, if given).
+macro_rules! searchable {
+    () => {
+        "r.room_id IN (SELECT room_id FROM members \
+                       WHERE user_id = ?2 AND (?3 IS NULL OR room_id = ?3)) \
+         AND r.search_row < \
+             coalesce((SELECT search_row FROM messages WHERE id = ?4), 9223372036854775807)"
+    };
+}
 
 /// Why [`APPEND`] inserted nothing: the first of its checks that fails.
 async fn refusal(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreError {
@@ -174,6 +186,38 @@ async fn original(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreResu
 pub(crate) fn search_terms(body: &str) -> Option<String> {
     let terms = chat_core::search::terms(body);
     (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// Gives the index a stored message's terms in place of those it had, or takes the message out
+/// of it (`None`: a tombstone, or no words). Its terms may still be waiting in
+/// `search_waiting` (see migration 9): they go.
+pub(crate) async fn index(
+    c: &mut SqliteConnection,
+    id: MessageId,
+    terms: Option<String>,
+) -> StoreResult<()> {
+    let row: Option<i64> = sqlx::query_scalar("SELECT search_row FROM messages WHERE id = ?")
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(map_err)?
+        .flatten();
+    let Some(row) = row else { return Ok(()) };
+    sqlx::query("DELETE FROM search_waiting WHERE search_row = ?")
+        .bind(row)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
+    let change = match terms {
+        Some(terms) => {
+            sqlx::query("INSERT OR REPLACE INTO search_index (rowid, terms) VALUES (?, ?)")
+                .bind(row)
+                .bind(terms)
+        }
+        None => sqlx::query("DELETE FROM search_index WHERE rowid = ?").bind(row),
+    };
+    change.execute(c).await.map_err(map_err)?;
+    Ok(())
 }
 
 /// An append waiting for the writer, which runs the appends queued together in one statement
@@ -242,7 +286,7 @@ fn appended(new: &NewStoredMessage, row: &SqliteRow) -> StoreResult<Sent> {
 const APPEND_ALL: &str = concat!(
     "WITH batch AS MATERIALIZED ( \
         SELECT b.*, r.last_seq, r.last_change, \
-               (SELECT coalesce(max(search_row), 0) FROM messages) AS last_search_row FROM ( \
+               (SELECT coalesce(max(search_row), 0) FROM search_rows) AS last_search_row FROM ( \
             SELECT j.key AS ord, unhex(j.value ->> 0) AS room_id, unhex(j.value ->> 1) AS sender, \
                    unhex(j.value ->> 2) AS reply_to, unhex(j.value ->> 3) AS id, \
                    j.value ->> 4 AS body, j.value ->> 5 AS txn_id, j.value ->> 6 AS metadata, \
@@ -258,9 +302,9 @@ const APPEND_ALL: &str = concat!(
           AND (b.thread_root IS NULL OR ",
     thread_root_ok!("b.thread_root", "b.room_id"),
     ")) \
-    INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                          created_at, change_id, thread_root, mentions, mentions_room, \
-                          search_row, terms) \
+    INSERT INTO message_appends (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
+                                 created_at, change_id, thread_root, mentions, mentions_room, \
+                                 search_row, terms) \
     SELECT room_id, last_seq + row_number() OVER w, id, sender, body, reply_to, txn_id, \
            metadata, created_at, last_change + row_number() OVER w, thread_root, ",
     kept_mentions!("mentions", "room_id"),
@@ -384,10 +428,11 @@ impl MessageStore for SqliteStore {
             .write(move |c| {
                 Box::pin(async move {
                     let terms = search_terms(&body);
-                    change_message(c, id, EDIT, |query| {
-                        query.bind(body).bind(terms).bind(micros(at))
-                    })
-                    .await
+                    let message =
+                        change_message(c, id, EDIT, |query| query.bind(body).bind(micros(at)))
+                            .await?;
+                    index(c, id, terms).await?;
+                    Ok(message)
                 })
             })
             .await
@@ -399,6 +444,7 @@ impl MessageStore for SqliteStore {
                 Box::pin(async move {
                     let message =
                         change_message(c, id, DELETE, |query| query.bind(micros(at))).await?;
+                    index(c, id, None).await?;
                     // A tombstone has no reactions and mentions no one.
                     for sql in [
                         "DELETE FROM reactions WHERE room_id = ? AND seq = ?",
@@ -460,23 +506,39 @@ impl MessageStore for SqliteStore {
             .map(|term| format!("\"{}\"*", term.replace('"', "\"\"")))
             .collect::<Vec<_>>()
             .join(" AND ");
+        // The newest matches of the index and of the terms still waiting for it (see migration
+        // 9; `?6` holds the query's terms, each of which must begin one of a message's), each
+        // checked through its row of `search_rows` (`CROSS JOIN`: the few waiting first, not
+        // every row); then their messages.
         let sql = concat!(
             "SELECT ",
             message_columns!(),
-            " FROM search_terms AS f JOIN messages ON messages.search_row = f.rowid \
-             WHERE search_terms MATCH ?1 \
-               AND messages.room_id IN (SELECT room_id FROM members \
-                                        WHERE user_id = ?2 AND (?3 IS NULL OR room_id = ?3)) \
-               AND f.rowid < coalesce( \
-                     (SELECT search_row FROM messages WHERE id = ?4), 9223372036854775807) \
-             ORDER BY f.rowid DESC LIMIT ?5"
+            " FROM (SELECT * FROM ( \
+                 SELECT r.search_row AS found, r.room_id AS found_room, r.seq AS found_seq \
+                 FROM search_index AS f JOIN search_rows AS r ON r.search_row = f.rowid \
+                 WHERE search_index MATCH ?1 AND ",
+            searchable!(),
+            " ORDER BY f.rowid DESC LIMIT ?5) \
+               UNION ALL \
+               SELECT * FROM ( \
+                 SELECT r.search_row, r.room_id, r.seq \
+                 FROM search_waiting AS w CROSS JOIN search_rows AS r USING (search_row) \
+                 WHERE NOT EXISTS (SELECT 1 FROM json_each(?6) \
+                                   WHERE instr(' ' || w.terms, ' ' || value) = 0) AND ",
+            searchable!(),
+            " ORDER BY r.search_row DESC LIMIT ?5) \
+               ORDER BY found DESC LIMIT ?5) \
+             JOIN messages ON messages.room_id = found_room AND messages.seq = found_seq \
+             ORDER BY found DESC"
         );
+        let terms = serde_json::to_string(&query.terms).map_err(StoreError::backend)?;
         sqlx::query(sql)
             .bind(expression)
             .bind(query.user.0)
             .bind(query.room.map(|room| room.0))
             .bind(query.before.map(|id| id.0))
             .bind(i64::from(query.limit))
+            .bind(terms)
             .fetch_all(&self.readers)
             .await
             .map_err(map_err)?

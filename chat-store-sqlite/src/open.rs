@@ -4,14 +4,15 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use chat_core::OpenError;
 use chat_core::store::{room_search_text, user_search_text};
+use chat_core::{MessageId, OpenError};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::codec::{self, room_columns};
+use crate::messages::{index, search_terms};
 use crate::{Durability, SqliteOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -117,7 +118,7 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), OpenError> {
 /// message's.
 async fn index_old_messages(c: &mut SqliteConnection) -> Result<(), OpenError> {
     let mut tx = c.begin().await.map_err(OpenError::backend)?;
-    let mut next: i64 = sqlx::query_scalar("SELECT coalesce(max(search_row), 0) FROM messages")
+    let mut next: i64 = sqlx::query_scalar("SELECT coalesce(max(search_row), 0) FROM search_rows")
         .fetch_one(&mut *tx)
         .await
         .map_err(OpenError::backend)?;
@@ -134,15 +135,23 @@ async fn index_old_messages(c: &mut SqliteConnection) -> Result<(), OpenError> {
         }
         for (id, body, live) in rows {
             next += 1;
-            let terms = chat_core::search::terms(&body).join(" ");
-            // The `terms` column's trigger indexes them.
-            sqlx::query("UPDATE messages SET search_row = ?, terms = ? WHERE id = ?")
-                .bind(next)
-                .bind((live && !terms.is_empty()).then_some(terms))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(OpenError::backend)?;
+            for sql in [
+                "UPDATE messages SET search_row = ?1 WHERE id = ?2",
+                "INSERT INTO search_rows (search_row, room_id, seq) \
+                 SELECT ?1, room_id, seq FROM messages WHERE id = ?2",
+            ] {
+                sqlx::query(sql)
+                    .bind(next)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(OpenError::backend)?;
+            }
+            if live {
+                index(&mut tx, MessageId(id), search_terms(&body))
+                    .await
+                    .map_err(OpenError::backend)?;
+            }
         }
     }
     tx.commit().await.map_err(OpenError::backend)

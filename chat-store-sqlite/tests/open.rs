@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chat_core::store::UserStore;
 use chat_core::testing::sample_user;
-use chat_core::{Chat, Message, NewMessage, NewRoom, NewUser, OpenError, RoomId, User};
+use chat_core::{Chat, Message, NewMessage, NewRoom, NewUser, OpenError, RoomId, User, search};
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use sqlx::{ConnectOptions, Connection};
 
@@ -213,16 +213,20 @@ impl File {
 async fn messages_from_before_search_are_found_after_reopening() {
     let texts = (0..4).map(|n| format!("written before the search index {n}"));
     let file = Written::new(["old", "older"], texts).await.close().await;
-    // As before migration 8: no search row, no terms (the trigger takes them out of the index).
+    // As before migration 8: no search row, nothing in the index.
     let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&file.path)
         .connect()
         .await
         .unwrap();
-    sqlx::query("UPDATE messages SET search_row = NULL, terms = NULL")
-        .execute(&mut raw)
-        .await
-        .unwrap();
+    for sql in [
+        "DELETE FROM search_index",
+        "DELETE FROM search_rows",
+        "DELETE FROM search_waiting",
+        "UPDATE messages SET search_row = NULL",
+    ] {
+        sqlx::query(sql).execute(&mut raw).await.unwrap();
+    }
     raw.close().await.unwrap();
 
     let chat = file.reopen().await;
@@ -230,20 +234,61 @@ async fn messages_from_before_search_are_found_after_reopening() {
     let found: Vec<_> = found.await.unwrap().items.iter().map(|m| m.id).collect();
     let newest_first: Vec<_> = file.sent.iter().rev().map(|m| m.id).collect();
     assert_eq!(found, newest_first);
-    search_index_is_in_step(&file.path).await.unwrap();
+    assert_search_index_in_step(&file.path).await;
 }
 
-/// FTS5's own check, against the messages' `terms`: every entry the index holds is a live
-/// message's terms, and every live message's terms are in it.
-async fn search_index_is_in_step(path: &std::path::Path) -> Result<(), sqlx::Error> {
+/// The index and the terms waiting for it hold each live message's terms under its search row,
+/// once, and nothing else (after FTS5's own check of the index's structure).
+async fn assert_search_index_in_step(path: &std::path::Path) {
     let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
         .connect()
-        .await?;
-    sqlx::query("INSERT INTO search_terms (search_terms, rank) VALUES ('integrity-check', 1)")
-        .execute(&mut raw)
-        .await?;
-    raw.close().await
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO search_index (search_index) VALUES ('integrity-check')",
+        "CREATE VIRTUAL TABLE temp.indexed USING fts5vocab(main, search_index, 'instance')",
+    ] {
+        sqlx::query(sql).execute(&mut raw).await.unwrap();
+    }
+    let mut indexed: Vec<(String, i64)> = sqlx::query_as("SELECT term, doc FROM temp.indexed")
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+    let waiting: Vec<(String, i64)> =
+        sqlx::query_as("SELECT terms, search_row FROM search_waiting")
+            .fetch_all(&mut raw)
+            .await
+            .unwrap();
+    assert!(
+        waiting
+            .iter()
+            .all(|(_, row)| indexed.iter().all(|(_, doc)| doc != row)),
+        "a message is both in the index and waiting for it"
+    );
+    indexed.extend(
+        waiting
+            .iter()
+            .flat_map(|(terms, row)| terms.split(' ').map(|term| (term.to_owned(), *row))),
+    );
+    // Each live message through its row of `search_rows`.
+    let live: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT body, search_row FROM messages JOIN search_rows USING (room_id, seq, search_row) \
+         WHERE deleted_at IS NULL",
+    )
+    .fetch_all(&mut raw)
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+    let mut expected: Vec<(String, i64)> = live
+        .iter()
+        .flat_map(|(body, row)| search::terms(body).into_iter().map(|term| (term, *row)))
+        .collect();
+    for pairs in [&mut indexed, &mut expected] {
+        pairs.sort();
+        pairs.dedup();
+    }
+    assert_eq!(indexed, expected);
 }
 
 #[tokio::test]
@@ -265,9 +310,115 @@ async fn the_search_index_follows_edits_deletions_and_deleted_rooms() {
     chat.delete_room(alice, rooms[1]).await.unwrap();
     let file = written.close().await;
 
-    search_index_is_in_step(&file.path).await.unwrap();
+    assert_search_index_in_step(&file.path).await;
     let chat = file.reopen().await;
     let found = chat.search(file.alice.id, "cafe", None, None, None);
     let found: Vec<_> = found.await.unwrap().items.iter().map(|m| m.id).collect();
     assert_eq!(found, [file.sent[4].id, file.sent[0].id]);
+}
+
+#[tokio::test]
+async fn a_search_index_of_migration_8_is_carried_over() {
+    let texts = ["Café número uno", "🙂", "東京タワー café", "the last café"].map(String::from);
+    let written = Written::new(["kept", "other"], texts).await;
+    let file = written.close().await;
+    // The same data in a file as migration 8 left it: each message's terms in its row, and an
+    // index whose triggers read them.
+    let old = file.path.with_file_name("old.db");
+    let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&old)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::migrate!().run_to(8, &mut raw).await.unwrap();
+    sqlx::query("ATTACH ? AS new")
+        .bind(file.path.to_string_lossy())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO users SELECT * FROM new.users",
+        "INSERT INTO rooms SELECT * FROM new.rooms",
+        "INSERT INTO members SELECT * FROM new.members",
+    ] {
+        sqlx::query(sql).execute(&mut raw).await.unwrap();
+    }
+    for message in &file.sent {
+        let terms = search::terms(&message.body).join(" ");
+        sqlx::query(
+            "INSERT INTO messages (room_id, seq, id, sender, body, created_at, change_id, \
+                                   search_row, terms) \
+             SELECT room_id, seq, id, sender, body, created_at, change_id, search_row, ?2 \
+             FROM new.messages WHERE id = ?1",
+        )
+        .bind(message.id.0)
+        .bind((!terms.is_empty()).then_some(terms))
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    }
+    raw.close().await.unwrap();
+    std::fs::rename(&old, &file.path).unwrap();
+
+    let chat = file.reopen().await;
+    let found = chat.search(file.alice.id, "cafe", None, None, None);
+    let found: Vec<_> = found.await.unwrap().items.iter().map(|m| m.id).collect();
+    assert_eq!(found, [file.sent[3].id, file.sent[2].id, file.sent[0].id]);
+    drop(chat);
+    assert_search_index_in_step(&file.path).await;
+}
+
+/// Every 1024th message moves the terms waiting since the last into the index (migration 9):
+/// search, edits and deletions give the same answers on either side of that move.
+#[tokio::test]
+async fn search_reads_the_index_and_the_terms_waiting_for_it_as_one() {
+    let texts = (0..1030).map(|n| format!("common word{n}"));
+    let written = Written::new(["kept", "other"], texts).await;
+    let (chat, alice, rooms, sent) = (
+        &written.chat,
+        written.file.alice.id,
+        &written.file.rooms,
+        &written.file.sent,
+    );
+    // Messages 3 and 5 were moved into the index, 1027 and 1029 are still waiting.
+    for n in [3, 1027] {
+        let room = rooms[n % 2];
+        chat.edit_message(alice, room, sent[n].id, "changed")
+            .await
+            .unwrap();
+    }
+    for n in [5, 1029] {
+        let room = rooms[n % 2];
+        chat.delete_message(alice, room, sent[n].id).await.unwrap();
+    }
+    // Every page of a search, as the numbers of the messages found.
+    let found = |text: &'static str| async move {
+        let (mut found, mut before) = (Vec::new(), None);
+        loop {
+            let page = chat.search(alice, text, None, before, Some(100));
+            let page = page.await.unwrap();
+            found.extend(
+                page.items
+                    .iter()
+                    .map(|m| sent.iter().position(|s| s.id == m.id)),
+            );
+            match page.next_cursor {
+                Some(cursor) => before = Some(cursor),
+                None => return found,
+            }
+        }
+    };
+    assert_eq!(found("changed").await, [Some(1027), Some(3)]);
+    let common: Vec<_> = (0..1030)
+        .rev()
+        .filter(|n| ![3, 5, 1027, 1029].contains(n))
+        .map(Some)
+        .collect();
+    assert_eq!(found("common").await, common);
+    assert_eq!(
+        found("word102").await,
+        [1028, 1026, 1025, 1024, 1023, 1022, 1021, 1020, 102].map(Some)
+    );
+    assert_search_index_in_step(&written.close().await.path).await;
 }
