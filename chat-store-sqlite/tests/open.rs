@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use chat_core::store::UserStore;
 use chat_core::testing::sample_user;
-use chat_core::{Chat, Message, NewMessage, NewRoom, NewUser, OpenError, RoomId, User, search};
+use chat_core::{
+    Chat, Message, NewMessage, NewRoom, NewUser, OpenError, RoomId, User, UserId, search,
+};
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use sqlx::{ConnectOptions, Connection};
 
@@ -161,6 +163,12 @@ struct File {
 }
 
 impl Written {
+    /// The engine, its user, the two rooms and what was sent, for the test's own steps.
+    fn parts(&self) -> (&Chat, UserId, &[RoomId], &[Message]) {
+        let file = &self.file;
+        (&self.chat, file.alice.id, &file.rooms, &file.sent)
+    }
+
     async fn new(names: [&str; 2], texts: impl IntoIterator<Item = String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chat.db");
@@ -295,12 +303,7 @@ async fn assert_search_index_in_step(path: &std::path::Path) {
 async fn the_search_index_follows_edits_deletions_and_deleted_rooms() {
     let texts = (0..6).map(|n| format!("Café número {n} 東京タワー"));
     let written = Written::new(["kept", "deleted"], texts).await;
-    let (chat, alice, rooms, sent) = (
-        &written.chat,
-        written.file.alice.id,
-        &written.file.rooms,
-        &written.file.sent,
-    );
+    let (chat, alice, rooms, sent) = written.parts();
     chat.edit_message(alice, rooms[0], sent[0].id, "an edited café")
         .await
         .unwrap();
@@ -375,12 +378,7 @@ async fn a_search_index_of_migration_8_is_carried_over() {
 async fn search_reads_the_index_and_the_terms_waiting_for_it_as_one() {
     let texts = (0..1030).map(|n| format!("common word{n}"));
     let written = Written::new(["kept", "other"], texts).await;
-    let (chat, alice, rooms, sent) = (
-        &written.chat,
-        written.file.alice.id,
-        &written.file.rooms,
-        &written.file.sent,
-    );
+    let (chat, alice, rooms, sent) = written.parts();
     // Messages 3 and 5 were moved into the index, 1027 and 1029 are still waiting.
     for n in [3, 1027] {
         let room = rooms[n % 2];
