@@ -13,6 +13,8 @@
 //!   character is a term of its own;
 //! - a query term matches any term it begins, so "caf" finds "café" and "東" finds "東京".
 
+use std::collections::HashSet;
+
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -61,9 +63,7 @@ pub fn terms(text: &str) -> Vec<String> {
         if let Some((cut, _)) = term.char_indices().nth(MAX_TERM_CHARS) {
             term.truncate(cut);
         }
-        if !terms.contains(&term) {
-            terms.push(term);
-        }
+        terms.push(term);
     };
     let mut word = String::new();
     let mut run: Vec<char> = Vec::new();
@@ -95,7 +95,23 @@ pub fn terms(text: &str) -> Vec<String> {
     if !word.is_empty() {
         push(word);
     }
+    first_of_each(terms)
+}
+
+/// The first of each run of equal `terms`, in order. A set, not a search of those kept: a
+/// body of thousands of distinct words would cost milliseconds the other way.
+fn first_of_each(terms: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(terms.len());
+    let first: Vec<bool> = terms
+        .iter()
+        .map(|term| seen.insert(term.as_str()))
+        .collect();
+    drop(seen);
     terms
+        .into_iter()
+        .zip(first)
+        .filter_map(|(term, first)| first.then_some(term))
+        .collect()
 }
 
 /// Whether a message with these terms matches a query with `query` terms: each query term
@@ -136,6 +152,12 @@ mod tests {
         );
         assert_eq!(t("ＣＡＦＥ Ångström"), ["cafe", "angstrom"]);
         assert!(matches(&t("Café"), &t("cafe")));
+    }
+
+    #[test]
+    fn each_term_once_where_it_first_occurs() {
+        assert_eq!(t("b a b c a b"), ["b", "a", "c"]);
+        assert_eq!(t("東京東京"), ["東京", "京東"]);
     }
 
     #[test]
