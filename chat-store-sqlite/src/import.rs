@@ -10,8 +10,8 @@ use sqlx::Row;
 
 use crate::SqliteStore;
 use crate::codec::{self, StoreResult, int, map_err, metadata_json, micros};
-use crate::messages::search_terms;
 use crate::rooms::insert_room;
+use crate::search::{self, last_search_row};
 
 /// The `chat_meta` key of an unfinished import's mark.
 const MARK: &str = "import";
@@ -19,13 +19,13 @@ const MARK: &str = "import";
 /// Messages as exported, given as one JSON array of rows (one statement per batch), in
 /// sequence order so that the triggers count each reply after its root; `?2` is the search
 /// row before the first.
-const IMPORT_MESSAGES: &str = "INSERT INTO message_appends (room_id, seq, id, sender, body, \
+const IMPORT_MESSAGES: &str = "INSERT INTO messages (room_id, seq, id, sender, body, \
     reply_to, txn_id, metadata, created_at, edited_at, deleted_at, change_id, thread_root, \
-    mentions, mentions_room, search_row, terms) \
+    mentions, mentions_room, search_row) \
     SELECT unhex(j.value ->> 0), j.value ->> 1, unhex(j.value ->> 2), unhex(j.value ->> 3), \
            j.value ->> 4, unhex(j.value ->> 5), j.value ->> 6, j.value ->> 7, j.value ->> 8, \
            j.value ->> 9, j.value ->> 10, j.value ->> 11, unhex(j.value ->> 12), \
-           j.value ->> 13, j.value ->> 14, ?2 + j.key + 1, j.value ->> 15 \
+           j.value ->> 13, j.value ->> 14, ?2 + j.key + 1 \
     FROM json_each(?1) AS j ORDER BY j.key";
 
 #[async_trait]
@@ -116,11 +116,6 @@ impl ImportStore for SqliteStore {
         let (first, last) = (int(first.seq), int(last.seq));
         let mut rows = Vec::with_capacity(messages.len());
         for m in messages {
-            let terms = if m.is_deleted() {
-                None
-            } else {
-                search_terms(&m.body)
-            };
             let hex = |id: uuid::Uuid| id.simple();
             rows.push((
                 hex(m.room_id.0),
@@ -138,16 +133,16 @@ impl ImportStore for SqliteStore {
                 m.thread_root.map(|id| hex(id.0)),
                 codec::user_ids_json(&m.mentions),
                 m.mentions_room,
-                terms,
             ));
         }
+        let count = i64::try_from(rows.len()).map_err(StoreError::backend)?;
         let rows = serde_json::to_string(&rows).map_err(StoreError::backend)?;
         let mentions = mentions.to_vec();
         self.writer
             .write(move |c| {
                 Box::pin(async move {
                     let search_row: i64 =
-                        sqlx::query_scalar("SELECT coalesce(max(search_row), 0) FROM search_rows")
+                        sqlx::query_scalar(concat!("SELECT ", last_search_row!()))
                             .fetch_one(&mut *c)
                             .await
                             .map_err(map_err)?;
@@ -157,6 +152,9 @@ impl ImportStore for SqliteStore {
                         .execute(&mut *c)
                         .await
                         .map_err(map_err)?;
+                    if search::index_due(search_row, search_row + count) {
+                        search::index_new(c).await?;
+                    }
                     // The triggers' mentions and thread markers give way to those exported.
                     sqlx::query("DELETE FROM mentions WHERE room_id = ? AND seq BETWEEN ? AND ?")
                         .bind(room.0)

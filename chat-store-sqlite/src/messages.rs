@@ -18,6 +18,7 @@ use crate::codec::{
     self, StoreResult, get, int, map_err, message_columns, metadata_json, micros, uint,
 };
 use crate::rooms::counters_are;
+use crate::search::{self, last_search_row, reindex, search_terms};
 
 /// Sets the new change cursor of a message, and whatever else `$set` says; see
 /// [`change_message`].
@@ -34,9 +35,9 @@ macro_rules! set_change {
     };
 }
 
-/// An edit; [`index`] gives the index the new text.
+/// An edit; [`reindex`] gives the index the new text.
 const EDIT: &str = set_change!("body = ?, edited_at = ?");
-/// A tombstone, which [`index`] takes out of the index.
+/// A tombstone, which [`reindex`] takes out of the index.
 const DELETE: &str = set_change!("body = '', metadata = NULL, deleted_at = ?");
 /// A reaction's change: the message itself is as it was.
 pub(crate) const TOUCH: &str = set_change!();
@@ -103,34 +104,24 @@ macro_rules! thread_root_ok {
 }
 
 /// An append, if the room exists, the sender is a user and a member of it, and what it replies
-/// to is a message of the room. The view's trigger stores the message and its search row (see
-/// migration 9).
+/// to is a message of the room.
 const APPEND: &str = concat!(
-    "INSERT INTO message_appends (room_id, seq, id, sender, body, reply_to, txn_id, \
-                                  metadata, created_at, change_id, thread_root, mentions, \
-                                  mentions_room, search_row, terms) \
+    "INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
+                           created_at, change_id, thread_root, mentions, mentions_room, \
+                           search_row) \
      SELECT id, last_seq + 1, ?4, ?2, ?5, ?3, ?6, ?7, ?8, last_change + 1, ?11, ",
     kept_mentions!("?9", "?1"),
-    ", ?10, (SELECT coalesce(max(search_row), 0) + 1 FROM search_rows), ?12 FROM rooms \
+    ", ?10, ",
+    last_search_row!(),
+    " + 1 FROM rooms \
      WHERE id = ?1 \
        AND EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2) \
        AND EXISTS (SELECT 1 FROM users WHERE id = ?2) \
        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND room_id = ?1)) \
        AND (?11 IS NULL OR ",
     thread_root_ok!("?11", "?1"),
-    ") RETURNING seq, change_id, mentions"
+    ") RETURNING seq, change_id, mentions, search_row"
 );
-
-/// Whether the search row `r` (of `search_rows`) may be found by the search's user (`?2`), in
-/// its room (`?3`, if given), before its cursor (`?4`, a message id, if given).
-macro_rules! searchable {
-    () => {
-        "r.room_id IN (SELECT room_id FROM members \
-                       WHERE user_id = ?2 AND (?3 IS NULL OR room_id = ?3)) \
-         AND r.search_row < \
-             coalesce((SELECT search_row FROM messages WHERE id = ?4), 9223372036854775807)"
-    };
-}
 
 /// Why [`APPEND`] inserted nothing: the first of its checks that fails.
 async fn refusal(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreError {
@@ -182,44 +173,6 @@ async fn original(c: &mut SqliteConnection, new: &NewStoredMessage) -> StoreResu
     codec::message(&row)
 }
 
-/// The body's search terms as the index takes them: space-separated, `None` for none.
-pub(crate) fn search_terms(body: &str) -> Option<String> {
-    let terms = chat_core::search::terms(body);
-    (!terms.is_empty()).then(|| terms.join(" "))
-}
-
-/// Gives the index a stored message's terms in place of those it had, or takes the message out
-/// of it (`None`: a tombstone, or no words). Its terms may still be waiting in
-/// `search_waiting` (see migration 9): they go.
-pub(crate) async fn index(
-    c: &mut SqliteConnection,
-    id: MessageId,
-    terms: Option<String>,
-) -> StoreResult<()> {
-    let row: Option<i64> = sqlx::query_scalar("SELECT search_row FROM messages WHERE id = ?")
-        .bind(id.0)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(map_err)?
-        .flatten();
-    let Some(row) = row else { return Ok(()) };
-    sqlx::query("DELETE FROM search_waiting WHERE search_row = ?")
-        .bind(row)
-        .execute(&mut *c)
-        .await
-        .map_err(map_err)?;
-    let change = match terms {
-        Some(terms) => {
-            sqlx::query("INSERT OR REPLACE INTO search_index (rowid, terms) VALUES (?, ?)")
-                .bind(row)
-                .bind(terms)
-        }
-        None => sqlx::query("DELETE FROM search_index WHERE rowid = ?").bind(row),
-    };
-    change.execute(c).await.map_err(map_err)?;
-    Ok(())
-}
-
 /// An append waiting for the writer, which runs the appends queued together in one statement
 /// ([`append_all`]).
 pub(crate) struct Append {
@@ -228,14 +181,16 @@ pub(crate) struct Append {
     pub(crate) metadata: Option<String>,
     /// `new.mentions` as a JSON array of hex ids, likewise.
     pub(crate) mentions: Option<String>,
-    /// The body's search terms, space-separated (`None` for none), likewise.
-    pub(crate) terms: Option<String>,
 }
 
 /// Runs [`APPEND`] for one message: the checks of the contract, then the next sequence number
 /// and change cursor from the room row; the `messages_appended` trigger moves the counters and
-/// the sender's read marker.
-async fn append_one(c: &mut SqliteConnection, append: &Append) -> StoreResult<Sent> {
+/// the sender's read marker. Sets `index_due` if the message brings the search index due.
+async fn append_one(
+    c: &mut SqliteConnection,
+    append: &Append,
+    index_due: &mut bool,
+) -> StoreResult<Sent> {
     let new = &append.new;
     let inserted = sqlx::query(APPEND)
         .bind(new.room_id.0)
@@ -249,11 +204,10 @@ async fn append_one(c: &mut SqliteConnection, append: &Append) -> StoreResult<Se
         .bind(&append.mentions)
         .bind(new.mentions_room)
         .bind(new.thread_root.map(|id| id.0))
-        .bind(&append.terms)
         .fetch_optional(&mut *c)
         .await;
     match inserted {
-        Ok(Some(row)) => appended(new, &row),
+        Ok(Some(row)) => appended(new, &row, index_due),
         Ok(None) => Err(refusal(c, new).await),
         Err(error) if is_txn_id_taken(&error) => original(c, new).await.map(|message| Sent {
             message,
@@ -263,8 +217,11 @@ async fn append_one(c: &mut SqliteConnection, append: &Append) -> StoreResult<Se
     }
 }
 
-/// The message `new` became, from the `seq` and `change_id` its insert returned.
-fn appended(new: &NewStoredMessage, row: &SqliteRow) -> StoreResult<Sent> {
+/// The message `new` became, from the `seq` and `change_id` its insert returned; sets
+/// `index_due` if its `search_row` brings the search index due.
+fn appended(new: &NewStoredMessage, row: &SqliteRow, index_due: &mut bool) -> StoreResult<Sent> {
+    let search_row: i64 = row.try_get("search_row").map_err(map_err)?;
+    *index_due |= search::index_due(search_row - 1, search_row);
     let seq: i64 = row.try_get("seq").map_err(map_err)?;
     let change: i64 = row.try_get("change_id").map_err(map_err)?;
     let mut message = new.stored_at(
@@ -285,14 +242,14 @@ fn appended(new: &NewStoredMessage, row: &SqliteRow) -> StoreResult<Sent> {
 /// number.
 const APPEND_ALL: &str = concat!(
     "WITH batch AS MATERIALIZED ( \
-        SELECT b.*, r.last_seq, r.last_change, \
-               (SELECT coalesce(max(search_row), 0) FROM search_rows) AS last_search_row FROM ( \
+        SELECT b.*, r.last_seq, r.last_change, ",
+    last_search_row!(),
+    " AS last_search_row FROM ( \
             SELECT j.key AS ord, unhex(j.value ->> 0) AS room_id, unhex(j.value ->> 1) AS sender, \
                    unhex(j.value ->> 2) AS reply_to, unhex(j.value ->> 3) AS id, \
                    j.value ->> 4 AS body, j.value ->> 5 AS txn_id, j.value ->> 6 AS metadata, \
                    j.value ->> 7 AS created_at, j.value ->> 8 AS mentions, \
-                   j.value ->> 9 AS mentions_room, unhex(j.value ->> 10) AS thread_root, \
-                   j.value ->> 11 AS terms \
+                   j.value ->> 9 AS mentions_room, unhex(j.value ->> 10) AS thread_root \
             FROM json_each(?1) AS j) AS b \
         JOIN rooms AS r ON r.id = b.room_id \
         WHERE EXISTS (SELECT 1 FROM members WHERE room_id = b.room_id AND user_id = b.sender) \
@@ -302,28 +259,30 @@ const APPEND_ALL: &str = concat!(
           AND (b.thread_root IS NULL OR ",
     thread_root_ok!("b.thread_root", "b.room_id"),
     ")) \
-    INSERT INTO message_appends (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
-                                 created_at, change_id, thread_root, mentions, mentions_room, \
-                                 search_row, terms) \
+    INSERT INTO messages (room_id, seq, id, sender, body, reply_to, txn_id, metadata, \
+                          created_at, change_id, thread_root, mentions, mentions_room, \
+                          search_row) \
     SELECT room_id, last_seq + row_number() OVER w, id, sender, body, reply_to, txn_id, \
            metadata, created_at, last_change + row_number() OVER w, thread_root, ",
     kept_mentions!("mentions", "room_id"),
-    ", mentions_room, last_search_row + row_number() OVER every, terms \
+    ", mentions_room, last_search_row + row_number() OVER every \
     FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord), every AS (ORDER BY ord) \
     ORDER BY ord \
-    RETURNING id, seq, change_id, mentions"
+    RETURNING id, seq, change_id, mentions, search_row"
 );
 
 /// Appends `appends` as if one after the other, in one statement when it can. A batch holding a
 /// transaction id already used (a retry) fails as a whole and is run again one by one, which
 /// also hands a repeat within the batch the original before it. A refused append is left out
-/// of the statement and asked for its reason alone.
+/// of the statement and asked for its reason alone. Sets `index_due` if the appends bring the
+/// search index due ([`search::index_new`]).
 pub(crate) async fn append_all(
     c: &mut SqliteConnection,
     appends: &[Append],
+    index_due: &mut bool,
 ) -> Vec<StoreResult<Sent>> {
     if let [append] = appends {
-        return vec![append_one(c, append).await];
+        return vec![append_one(c, append, index_due).await];
     }
     let rows: Vec<_> = appends
         .iter()
@@ -332,7 +291,6 @@ pub(crate) async fn append_all(
                  new,
                  metadata,
                  mentions,
-                 terms,
              }| {
                 (
                     new.room_id.0.simple(),
@@ -346,7 +304,6 @@ pub(crate) async fn append_all(
                     mentions,
                     new.mentions_room,
                     new.thread_root.map(|id| id.0.simple()),
-                    terms,
                 )
             },
         )
@@ -364,7 +321,7 @@ pub(crate) async fn append_all(
         // one by one each append meets its own fate (and a repeat finds its original).
         let mut sent = Vec::with_capacity(appends.len());
         for append in appends {
-            sent.push(append_one(c, append).await);
+            sent.push(append_one(c, append, index_due).await);
         }
         return sent;
     };
@@ -385,7 +342,7 @@ pub(crate) async fn append_all(
     let mut sent = Vec::with_capacity(appends.len());
     for Append { new, .. } in appends {
         sent.push(match numbered.get(&new.id.0) {
-            Some(row) => appended(new, row),
+            Some(row) => appended(new, row, index_due),
             None => Err(refusal(c, new).await),
         });
     }
@@ -401,7 +358,6 @@ impl MessageStore for SqliteStore {
                 new: new.clone(),
                 metadata,
                 mentions: codec::user_ids_json(&new.mentions),
-                terms: search_terms(&new.body),
             })
             .await
     }
@@ -431,7 +387,7 @@ impl MessageStore for SqliteStore {
                     let message =
                         change_message(c, id, EDIT, |query| query.bind(body).bind(micros(at)))
                             .await?;
-                    index(c, id, terms).await?;
+                    reindex(c, id, terms).await?;
                     Ok(message)
                 })
             })
@@ -444,7 +400,7 @@ impl MessageStore for SqliteStore {
                 Box::pin(async move {
                     let message =
                         change_message(c, id, DELETE, |query| query.bind(micros(at))).await?;
-                    index(c, id, None).await?;
+                    reindex(c, id, None).await?;
                     // A tombstone has no reactions and mentions no one.
                     for sql in [
                         "DELETE FROM reactions WHERE room_id = ? AND seq = ?",
@@ -499,52 +455,7 @@ impl MessageStore for SqliteStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {
-        // Each term a quoted prefix (terms hold no quotes; doubled all the same).
-        let expression = query
-            .terms
-            .iter()
-            .map(|term| format!("\"{}\"*", term.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        // The newest matches of the index and of the terms still waiting for it (see migration
-        // 9; `?6` holds the query's terms, each of which must begin one of a message's), each
-        // checked through its row of `search_rows` (`CROSS JOIN`: the few waiting first, not
-        // every row); then their messages.
-        let sql = concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM (SELECT * FROM ( \
-                 SELECT r.search_row AS found, r.room_id AS found_room, r.seq AS found_seq \
-                 FROM search_index AS f JOIN search_rows AS r ON r.search_row = f.rowid \
-                 WHERE search_index MATCH ?1 AND ",
-            searchable!(),
-            " ORDER BY f.rowid DESC LIMIT ?5) \
-               UNION ALL \
-               SELECT * FROM ( \
-                 SELECT r.search_row, r.room_id, r.seq \
-                 FROM search_waiting AS w CROSS JOIN search_rows AS r USING (search_row) \
-                 WHERE NOT EXISTS (SELECT 1 FROM json_each(?6) \
-                                   WHERE instr(' ' || w.terms, ' ' || value) = 0) AND ",
-            searchable!(),
-            " ORDER BY r.search_row DESC LIMIT ?5) \
-               ORDER BY found DESC LIMIT ?5) \
-             JOIN messages ON messages.room_id = found_room AND messages.seq = found_seq \
-             ORDER BY found DESC"
-        );
-        let terms = serde_json::to_string(&query.terms).map_err(StoreError::backend)?;
-        sqlx::query(sql)
-            .bind(expression)
-            .bind(query.user.0)
-            .bind(query.room.map(|room| room.0))
-            .bind(query.before.map(|id| id.0))
-            .bind(i64::from(query.limit))
-            .bind(terms)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::message)
-            .collect()
+        search::search(&self.readers, query).await
     }
 
     async fn replace_unread_mentions(

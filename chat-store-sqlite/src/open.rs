@@ -4,15 +4,15 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use chat_core::OpenError;
 use chat_core::store::{room_search_text, user_search_text};
-use chat_core::{MessageId, OpenError};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::codec::{self, room_columns};
-use crate::messages::{index, search_terms};
+use crate::search::{index_new, last_search_row};
 use crate::{Durability, SqliteOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -112,28 +112,27 @@ async fn fold_old_rows(c: &mut SqliteConnection) -> Result<(), OpenError> {
     tx.commit().await.map_err(OpenError::backend)
 }
 
-/// Indexes for search the messages written before migration 8 (those without a search row),
-/// in id order (ids grow with time, and the index reads newest first), in keyset pages so
-/// that memory stays flat. Their terms are computed here, as the store computes every
-/// message's.
+/// Gives search rows to the messages written before migration 8 (those without one), in id
+/// order (ids grow with time, and the index reads newest first), in keyset pages so that
+/// memory stays flat; then indexes every message the index lacks (those, and those a crash
+/// kept from it).
 async fn index_old_messages(c: &mut SqliteConnection) -> Result<(), OpenError> {
     let mut tx = c.begin().await.map_err(OpenError::backend)?;
-    let mut next: i64 = sqlx::query_scalar("SELECT coalesce(max(search_row), 0) FROM search_rows")
+    let mut next: i64 = sqlx::query_scalar(concat!("SELECT ", last_search_row!()))
         .fetch_one(&mut *tx)
         .await
         .map_err(OpenError::backend)?;
     loop {
-        let rows: Vec<(Uuid, String, bool)> = sqlx::query_as(
-            "SELECT id, body, deleted_at IS NULL FROM messages \
-             WHERE search_row IS NULL ORDER BY id LIMIT 10000",
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE search_row IS NULL ORDER BY id LIMIT 10000",
         )
         .fetch_all(&mut *tx)
         .await
         .map_err(OpenError::backend)?;
-        if rows.is_empty() {
+        if ids.is_empty() {
             break;
         }
-        for (id, body, live) in rows {
+        for id in ids {
             next += 1;
             for sql in [
                 "UPDATE messages SET search_row = ?1 WHERE id = ?2",
@@ -147,13 +146,9 @@ async fn index_old_messages(c: &mut SqliteConnection) -> Result<(), OpenError> {
                     .await
                     .map_err(OpenError::backend)?;
             }
-            if live {
-                index(&mut tx, MessageId(id), search_terms(&body))
-                    .await
-                    .map_err(OpenError::backend)?;
-            }
         }
     }
+    index_new(&mut tx).await?;
     tx.commit().await.map_err(OpenError::backend)
 }
 

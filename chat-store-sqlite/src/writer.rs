@@ -5,6 +5,9 @@
 //! each write of several statements runs inside its own savepoint, and a write of one statement
 //! is undone by SQLite itself. A write is acknowledged only once the transaction holding it has
 //! committed.
+//!
+//! After a transaction whose sends bring the search index due, the writer catches the index
+//! up in a transaction of its own, which those sends do not wait for.
 
 use std::future::Future;
 use std::iter::Peekable;
@@ -17,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::StoreResult;
 use crate::messages::{Append, append_all};
+use crate::search::index_new;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -151,13 +155,41 @@ async fn execute(connection: &mut SqliteConnection, sql: &'static str) -> Result
 async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        run_batch(&mut connection, &mut batch).await;
+        let mut index_due = false;
+        run_batch(&mut connection, &mut batch, &mut index_due).await;
+        if index_due {
+            catch_up_index(&mut connection).await;
+        }
     }
 }
 
-/// Runs one transaction. A job that is never run drops its reply channel, and its caller gets
-/// an error: that happens only when the transaction itself cannot go on.
-async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
+/// Indexes the messages the search index lacks, in one transaction. On failure they stay
+/// found all the same (search reads what the index lacks), and the next time the index is due
+/// takes them too.
+async fn catch_up_index(connection: &mut SqliteConnection) {
+    if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
+        tracing::error!(%error, "cannot begin indexing new messages for search");
+        return;
+    }
+    let end = match index_new(connection).await {
+        Ok(()) => "COMMIT",
+        Err(error) => {
+            tracing::error!(%error, "indexing new messages for search failed; rolling back");
+            "ROLLBACK"
+        }
+    };
+    if let Err(error) = execute(connection, end).await {
+        tracing::error!(%error, "indexing new messages for search failed; rolling back");
+        if let Err(error) = execute(connection, "ROLLBACK").await {
+            tracing::error!(%error, "rollback failed");
+        }
+    }
+}
+
+/// Runs one transaction, and sets `index_due` if its sends bring the search index due. A job
+/// that is never run drops its reply channel, and its caller gets an error: that happens only
+/// when the transaction itself cannot go on.
+async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>, index_due: &mut bool) {
     let autocommit = match batch.as_slice() {
         [
             Job::Work {
@@ -172,7 +204,7 @@ async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
         // a batch of appends, run as one statement (or, when that fails, as one each).
         let mut jobs = batch.drain(..).peekable();
         while let Some(job) = jobs.next() {
-            for (_, acknowledge) in run(connection, job, &mut jobs).await {
+            for (_, acknowledge) in run(connection, job, &mut jobs, index_due).await {
                 acknowledge(Ok(()));
             }
         }
@@ -195,7 +227,7 @@ async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>) {
             broken = Some(error);
             break;
         }
-        let ran = run(connection, job, &mut jobs).await;
+        let ran = run(connection, job, &mut jobs, index_due).await;
         let succeeded = ran.iter().all(|(succeeded, _)| *succeeded);
         acknowledgements.extend(ran.into_iter().map(|(_, acknowledge)| acknowledge));
         let closed = match (savepoint, succeeded) {
@@ -255,11 +287,13 @@ impl Job {
 }
 
 /// Runs `job`, and with an append the appends that follow it in `rest`, and says for each
-/// write whether it succeeded and how to acknowledge it.
+/// write whether it succeeded and how to acknowledge it (and, in `index_due`, whether appends
+/// brought the search index due).
 async fn run(
     connection: &mut SqliteConnection,
     job: Job,
     rest: &mut Peekable<impl Iterator<Item = Job>>,
+    index_due: &mut bool,
 ) -> Vec<(bool, Acknowledge)> {
     let (append, reply) = match job {
         Job::Work { work, .. } => return vec![work(connection).await],
@@ -271,7 +305,7 @@ async fn run(
         appends.push(*append);
         replies.push(reply);
     }
-    let results = append_all(connection, &appends).await;
+    let results = append_all(connection, &appends, index_due).await;
     replies
         .into_iter()
         .zip(results)
