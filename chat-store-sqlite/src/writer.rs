@@ -171,14 +171,13 @@ async fn catch_up_index(connection: &mut SqliteConnection) {
         tracing::error!(%error, "cannot begin indexing new messages for search");
         return;
     }
-    let end = match index_new(connection).await {
-        Ok(()) => "COMMIT",
-        Err(error) => {
-            tracing::error!(%error, "indexing new messages for search failed; rolling back");
-            "ROLLBACK"
-        }
+    let indexed = match index_new(connection).await {
+        Ok(()) => execute(connection, "COMMIT")
+            .await
+            .map_err(StoreError::backend),
+        Err(error) => Err(error),
     };
-    if let Err(error) = execute(connection, end).await {
+    if let Err(error) = indexed {
         tracing::error!(%error, "indexing new messages for search failed; rolling back");
         if let Err(error) = execute(connection, "ROLLBACK").await {
             tracing::error!(%error, "rollback failed");
