@@ -151,9 +151,14 @@ impl SqliteStore {
             .await
     }
 
-    /// Closes the read connections. Writes already acknowledged are on disk; the writer closes
-    /// once the store is dropped.
+    /// Closes the read connections. Writes already acknowledged are on disk, and so is the
+    /// search index's catch-up they brought due; the writer closes once the store is dropped.
     pub async fn close(self) {
+        // A write of nothing: a due catch-up runs at the start of its transaction.
+        let nothing = self.writer.write(|_| Box::pin(async { Ok(()) })).await;
+        if let Err(error) = nothing {
+            tracing::error!(%error, "the search index may not have caught up before closing");
+        }
         self.readers.close().await;
     }
 }

@@ -91,21 +91,35 @@ pub(crate) async fn index_new(c: &mut SqliteConnection) -> StoreResult<()> {
         .fetch_one(&mut *c)
         .await
         .map_err(map_err)?;
-        let rows: Vec<(i64, Option<String>)> =
+        let mut rows: Vec<(i64, Option<String>)> =
             serde_json::from_str(&rows).map_err(StoreError::backend)?;
-        let Some(last) = rows.iter().map(|(row, _)| *row).max() else {
+        rows.sort_unstable_by_key(|(row, _)| *row);
+        let Some(&(first, _)) = rows.first() else {
             return Ok(());
         };
-        let indexed: Vec<(i64, String)> = rows
-            .into_iter()
-            .filter_map(|(row, body)| Some((row, search_terms(&body?)?)))
-            .collect();
-        let indexed = serde_json::to_string(&indexed).map_err(StoreError::backend)?;
+        // The terms of rows `first..=last` as one array of strings, `null` for none and for a
+        // number freed by a deleted room: FTS5's insert reads it in a quarter of the time it
+        // takes to pick each row's number and terms out of an array of pairs. A page ends
+        // before a wide gap, so that the array stays short.
+        let widest = 2 * rows.len();
+        let mut terms: Vec<Option<String>> = Vec::with_capacity(rows.len());
+        let mut last = first;
+        for (row, body) in rows {
+            let place = usize::try_from(row - first).map_err(StoreError::backend)?;
+            if place >= widest {
+                break;
+            }
+            terms.resize(place, None);
+            terms.push(body.as_deref().and_then(search_terms));
+            last = row;
+        }
+        let terms = serde_json::to_string(&terms).map_err(StoreError::backend)?;
         sqlx::query(
             "INSERT OR REPLACE INTO search_index (rowid, terms) \
-             SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+             SELECT ?2 + key, value FROM json_each(?1) WHERE value IS NOT NULL",
         )
-        .bind(indexed)
+        .bind(terms)
+        .bind(first)
         .execute(&mut *c)
         .await
         .map_err(map_err)?;

@@ -6,13 +6,15 @@
 //! is undone by SQLite itself. A write is acknowledged only once the transaction holding it has
 //! committed.
 //!
-//! After a transaction whose sends bring the search index due, the writer catches the index
-//! up in a transaction of its own, which those sends do not wait for.
+//! When sends bring the search index due, the writer catches the index up at the start of the
+//! next transaction (those sends do not wait for it, and it costs no commit of its own), or in
+//! a transaction of its own if no write comes within [`IDLE_CATCH_UP`].
 
 use std::future::Future;
 use std::iter::Peekable;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_core::{Sent, StoreError};
 use sqlx::SqliteConnection;
@@ -49,6 +51,9 @@ enum Job {
 
 /// Most writes in one transaction: bounds the latency a batch adds to its first write.
 const MAX_BATCH: usize = 512;
+
+/// How long a due catch-up of the search index waits for a transaction to ride in.
+const IDLE_CATCH_UP: Duration = Duration::from_millis(10);
 
 /// Hands writes to the writer task.
 #[derive(Debug, Clone)]
@@ -154,30 +159,39 @@ async fn execute(connection: &mut SqliteConnection, sql: &'static str) -> Result
 
 async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut index_due = false;
-        run_batch(&mut connection, &mut batch, &mut index_due).await;
-        if index_due {
-            catch_up_index(&mut connection).await;
+    let mut index_due = false;
+    loop {
+        let received = if index_due {
+            match tokio::time::timeout(IDLE_CATCH_UP, jobs.recv_many(&mut batch, MAX_BATCH)).await {
+                Ok(received) => received,
+                Err(_) => {
+                    index_due = false;
+                    catch_up_alone(&mut connection).await;
+                    continue;
+                }
+            }
+        } else {
+            jobs.recv_many(&mut batch, MAX_BATCH).await
+        };
+        if received == 0 {
+            if index_due {
+                catch_up_alone(&mut connection).await;
+            }
+            return;
         }
+        let catch_up = std::mem::take(&mut index_due);
+        run_batch(&mut connection, &mut batch, catch_up, &mut index_due).await;
     }
 }
 
-/// Indexes the messages the search index lacks, in one transaction. On failure they stay
-/// found all the same (search reads what the index lacks), and the next time the index is due
-/// takes them too.
-async fn catch_up_index(connection: &mut SqliteConnection) {
+/// Indexes the messages the search index lacks, in a transaction of its own.
+async fn catch_up_alone(connection: &mut SqliteConnection) {
     if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
         tracing::error!(%error, "cannot begin indexing new messages for search");
         return;
     }
-    let indexed = match index_new(connection).await {
-        Ok(()) => execute(connection, "COMMIT")
-            .await
-            .map_err(StoreError::backend),
-        Err(error) => Err(error),
-    };
-    if let Err(error) = indexed {
+    catch_up(connection).await;
+    if let Err(error) = execute(connection, "COMMIT").await {
         tracing::error!(%error, "indexing new messages for search failed; rolling back");
         if let Err(error) = execute(connection, "ROLLBACK").await {
             tracing::error!(%error, "rollback failed");
@@ -185,18 +199,48 @@ async fn catch_up_index(connection: &mut SqliteConnection) {
     }
 }
 
-/// Runs one transaction, and sets `index_due` if its sends bring the search index due. A job
-/// that is never run drops its reply channel, and its caller gets an error: that happens only
-/// when the transaction itself cannot go on.
-async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>, index_due: &mut bool) {
-    let autocommit = match batch.as_slice() {
-        [
-            Job::Work {
-                single_statement, ..
-            },
-        ] => *single_statement,
-        jobs => jobs.iter().all(Job::is_append),
+/// Indexes the messages the search index lacks, inside the open transaction, in a savepoint:
+/// on failure the rest of the transaction stands, the messages stay found all the same
+/// (search reads what the index lacks), and the next time the index is due takes them too.
+async fn catch_up(connection: &mut SqliteConnection) {
+    if let Err(error) = execute(connection, "SAVEPOINT catch_up").await {
+        tracing::error!(%error, "cannot begin indexing new messages for search");
+        return;
+    }
+    let ended = match index_new(connection).await {
+        Ok(()) => execute(connection, "RELEASE catch_up").await,
+        Err(error) => {
+            tracing::error!(%error, "indexing new messages for search failed; undoing it");
+            match execute(connection, "ROLLBACK TO catch_up").await {
+                Ok(()) => execute(connection, "RELEASE catch_up").await,
+                Err(error) => Err(error),
+            }
+        }
     };
+    if let Err(error) = ended {
+        tracing::error!(%error, "cannot end indexing new messages for search");
+    }
+}
+
+/// Runs one transaction, first catching the search index up if `catch_up_first`, and sets
+/// `index_due` if its sends bring the search index due. A job that is never run drops its
+/// reply channel, and its caller gets an error: that happens only when the transaction itself
+/// cannot go on.
+async fn run_batch(
+    connection: &mut SqliteConnection,
+    batch: &mut Vec<Job>,
+    catch_up_first: bool,
+    index_due: &mut bool,
+) {
+    let autocommit = !catch_up_first
+        && match batch.as_slice() {
+            [
+                Job::Work {
+                    single_statement, ..
+                },
+            ] => *single_statement,
+            jobs => jobs.iter().all(Job::is_append),
+        };
     if autocommit {
         // One statement alone is its own transaction in autocommit mode: committed (or, on
         // failure, undone) by SQLite before it returns. No BEGIN and COMMIT round trips. So is
@@ -214,8 +258,12 @@ async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>, inde
         batch.clear();
         return;
     }
-    // A lone write that fails is undone by rolling the whole transaction back.
-    let alone = batch.len() == 1;
+    if catch_up_first {
+        catch_up(connection).await;
+    }
+    // A lone write that fails is undone by rolling the whole transaction back (but for a
+    // catch-up before it).
+    let alone = batch.len() == 1 && !catch_up_first;
     let mut undo_all = false;
     let mut acknowledgements = Vec::with_capacity(batch.len());
     let mut broken = None;

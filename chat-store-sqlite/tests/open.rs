@@ -454,3 +454,58 @@ async fn a_message_sent_after_deleting_the_newest_room_is_found() {
     );
     assert_search_index_in_step(&written.close().await.path).await;
 }
+
+/// A room deleted from the middle of the messages not indexed yet leaves a gap in their
+/// search rows: the index takes the rows on either side under their own numbers.
+#[tokio::test]
+async fn the_index_takes_the_messages_on_either_side_of_a_deleted_room() {
+    let written = Written::new(["kept", "deleted"], []).await;
+    let (chat, alice, rooms, _) = written.parts();
+    let send = |room: RoomId, text: String| async move {
+        let text = NewMessage::text(text);
+        chat.send(alice, room, text).await.unwrap().message
+    };
+    let mut kept = vec![send(rooms[0], "kept before".into()).await];
+    for n in 0..1000 {
+        send(rooms[1], format!("deleted {n}")).await;
+    }
+    kept.push(send(rooms[0], "kept after".into()).await);
+    chat.delete_room(alice, rooms[1]).await.unwrap();
+    // The 1024th search row brings the index due.
+    for n in 0..22 {
+        kept.push(send(rooms[0], format!("kept after {n}")).await);
+    }
+
+    let found = chat.search(alice, "kept", None, None, Some(100));
+    let found: Vec<_> = found.await.unwrap().items.iter().map(|m| m.id).collect();
+    let newest_first: Vec<_> = kept.iter().rev().map(|m| m.id).collect();
+    assert_eq!(found, newest_first);
+    assert_search_index_in_step(&written.close().await.path).await;
+}
+
+/// With no write to ride in, a due catch-up runs alone: the index is caught up while the store
+/// stays open.
+#[tokio::test]
+async fn an_idle_writer_catches_the_index_up_alone() {
+    let texts = (0..1024).map(|n| format!("message {n}"));
+    let written = Written::new(["kept", "other"], texts).await;
+    let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&written.file.path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let mut indexed = 0;
+    for _ in 0..100 {
+        indexed = sqlx::query_scalar("SELECT indexed FROM search_progress")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+        if indexed == 1024 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(indexed, 1024);
+    raw.close().await.unwrap();
+}
