@@ -316,32 +316,18 @@ async fn the_search_index_follows_edits_deletions_and_deleted_rooms() {
 #[tokio::test]
 async fn a_search_index_of_migration_8_is_carried_over() {
     // Each message's terms in its row, and an index whose triggers read them.
-    carried_over(
-        8,
-        "INSERT INTO messages (room_id, seq, id, sender, body, created_at, change_id, \
-                               search_row, terms) \
-         SELECT room_id, seq, id, sender, body, created_at, change_id, search_row, ?2 \
-         FROM new.messages WHERE id = ?1",
-    )
-    .await;
+    carried_over(8, "messages").await;
 }
 
 #[tokio::test]
 async fn a_search_index_of_migration_9_is_carried_over() {
     // Sent as migration 9 sent: terms through a view, waiting for the index in a table.
-    carried_over(
-        9,
-        "INSERT INTO message_appends (room_id, seq, id, sender, body, created_at, change_id, \
-                                      search_row, terms) \
-         SELECT room_id, seq, id, sender, body, created_at, change_id, search_row, ?2 \
-         FROM new.messages WHERE id = ?1",
-    )
-    .await;
+    carried_over(9, "message_appends").await;
 }
 
-/// Writes the same messages to a file as migration `version` left it (`insert` copies the
-/// message `?1` from the file `new`, with the terms `?2`), opens it, and searches it.
-async fn carried_over(version: i64, insert: &'static str) {
+/// Writes the same messages to a file as migration `version` left it (inserted `into` a table
+/// or view that takes their terms), opens it, and searches it.
+async fn carried_over(version: i64, into: &str) {
     let texts = ["Café número uno", "🙂", "東京タワー café", "the last café"].map(String::from);
     let written = Written::new(["kept", "other"], texts).await;
     let file = written.close().await;
@@ -365,9 +351,15 @@ async fn carried_over(version: i64, insert: &'static str) {
     ] {
         sqlx::query(sql).execute(&mut raw).await.unwrap();
     }
+    let insert = format!(
+        "INSERT INTO {into} (room_id, seq, id, sender, body, created_at, change_id, \
+                             search_row, terms) \
+         SELECT room_id, seq, id, sender, body, created_at, change_id, search_row, ?2 \
+         FROM new.messages WHERE id = ?1"
+    );
     for message in &file.sent {
         let terms = search::terms(&message.body).join(" ");
-        sqlx::query(insert)
+        sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
             .bind(message.id.0)
             .bind((!terms.is_empty()).then_some(terms))
             .execute(&mut raw)
