@@ -43,12 +43,8 @@ fn unspaced(c: char) -> bool {
     )
 }
 
-/// `text` decomposed, without combining marks, lowercased. ASCII text, which decomposes to
-/// itself, skips the decomposition: every send folds its text, and most text is ASCII.
+/// `text` decomposed, without combining marks, lowercased.
 fn fold(text: &str) -> String {
-    if text.is_ascii() {
-        return text.to_ascii_lowercase();
-    }
     text.nfkd()
         .filter(|c| !is_combining_mark(*c))
         .flat_map(char::to_lowercase)
@@ -57,6 +53,27 @@ fn fold(text: &str) -> String {
 
 /// The distinct search terms of `text`, in the order they first occur.
 pub fn terms(text: &str) -> Vec<String> {
+    if text.is_ascii() {
+        ascii_terms(text)
+    } else {
+        any_terms(text)
+    }
+}
+
+/// [`terms`] of ASCII text, which decomposes to itself and holds no unspaced script: its runs
+/// of letters and digits, lowercased, without decoding a character. Every send splits its
+/// text, and most text is ASCII.
+fn ascii_terms(text: &str) -> Vec<String> {
+    let terms = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(|word| word[..word.len().min(MAX_TERM_CHARS)].to_ascii_lowercase())
+        .collect();
+    first_of_each(terms)
+}
+
+/// [`terms`] of any text.
+fn any_terms(text: &str) -> Vec<String> {
     let folded = fold(text);
     let mut terms: Vec<String> = Vec::new();
     let mut push = |mut term: String| {
@@ -98,9 +115,26 @@ pub fn terms(text: &str) -> Vec<String> {
     first_of_each(terms)
 }
 
-/// The first of each run of equal `terms`, in order. A set, not a search of those kept: a
-/// body of thousands of distinct words would cost milliseconds the other way.
-fn first_of_each(terms: Vec<String>) -> Vec<String> {
+/// At most this many terms are told apart by comparing each with those kept before it, which
+/// beats hashing them all for a message's usual few.
+const FEW_TERMS: usize = 16;
+
+/// The first of each run of equal `terms`, in order. Beyond [`FEW_TERMS`], a set, not a search
+/// of those kept: a body of thousands of distinct words would cost milliseconds the other way.
+fn first_of_each(mut terms: Vec<String>) -> Vec<String> {
+    if terms.len() <= FEW_TERMS {
+        // `terms[..kept]` holds the first of each so far; what lies between it and `i` are
+        // repeats, which a swap may move anywhere after it.
+        let mut kept = 0;
+        for i in 0..terms.len() {
+            if !terms[..kept].contains(&terms[i]) {
+                terms.swap(kept, i);
+                kept += 1;
+            }
+        }
+        terms.truncate(kept);
+        return terms;
+    }
     let mut seen = HashSet::with_capacity(terms.len());
     let first: Vec<bool> = terms
         .iter()
@@ -133,14 +167,21 @@ mod tests {
     }
 
     #[test]
-    fn ascii_folds_as_decomposition_would_fold_it() {
-        for c in (0..128u8).map(char::from) {
-            let decomposed: String = c
-                .nfkd()
-                .filter(|c| !is_combining_mark(*c))
-                .flat_map(char::to_lowercase)
-                .collect();
-            assert_eq!(fold(&c.to_string()), decomposed, "{c:?}");
+    fn ascii_text_splits_as_any_text_would() {
+        let every_ascii: String = (0..128u8).map(char::from).collect();
+        let long_word = "Abc1".repeat(40);
+        let many_words: String = (0..40)
+            .map(|n| format!("W{} w{} ", n % 23, n % 7))
+            .collect();
+        for text in [
+            every_ascii.as_str(),
+            &long_word,
+            &many_words,
+            "Lunch at 12:30? OK -- see_you   THERE, there!",
+            "",
+            "...",
+        ] {
+            assert_eq!(ascii_terms(text), any_terms(text), "{text:?}");
         }
     }
 
@@ -158,6 +199,11 @@ mod tests {
     fn each_term_once_where_it_first_occurs() {
         assert_eq!(t("b a b c a b"), ["b", "a", "c"]);
         assert_eq!(t("東京東京"), ["東京", "京東"]);
+        // Past the few told apart one by one, the same.
+        let words: Vec<String> = (0..30).map(|n| format!("w{}", n % 20)).collect();
+        let firsts: Vec<String> = (0..20).map(|n| format!("w{n}")).collect();
+        assert_eq!(t(&words.join(" ")), firsts);
+        assert_eq!(t(&words[..FEW_TERMS].join(" ")), firsts[..FEW_TERMS]);
     }
 
     #[test]
