@@ -185,7 +185,8 @@ pub(crate) struct Append {
 
 /// Runs [`APPEND`] for one message: the checks of the contract, then the next sequence number
 /// and change cursor from the room row; the `messages_appended` trigger moves the counters and
-/// the sender's read marker. Sets `index_due` if the message brings the search index due.
+/// the sender's read marker, and writes the message's row of `search_rows`. Sets `index_due`
+/// if the message brings the search index due.
 async fn append_one(
     c: &mut SqliteConnection,
     append: &Append,
