@@ -125,8 +125,8 @@ impl SqliteStore {
     pub async fn open_with(options: SqliteOptions) -> Result<Self, OpenError> {
         let (writer, readers) = open::open(&options).await?;
         Ok(Self {
+            writer: Writer::spawn(writer, readers.clone()),
             readers,
-            writer: Writer::spawn(writer),
         })
     }
 
@@ -151,13 +151,12 @@ impl SqliteStore {
             .await
     }
 
-    /// Closes the read connections. Writes already acknowledged are on disk, and so is the
-    /// search index's catch-up they brought due; the writer closes once the store is dropped.
+    /// Catches the search index up and closes the read connections. Writes already
+    /// acknowledged are on disk; the writer closes once the store is dropped.
     pub async fn close(self) {
-        // A write of nothing: a due catch-up runs at the start of its transaction.
-        let nothing = self.writer.write(|_| Box::pin(async { Ok(()) })).await;
-        if let Err(error) = nothing {
-            tracing::error!(%error, "the search index may not have caught up before closing");
+        let caught_up = self.writer.write(|c| Box::pin(search::index_new(c))).await;
+        if let Err(error) = caught_up {
+            tracing::error!(%error, "the search index could not catch up before closing");
         }
         self.readers.close().await;
     }

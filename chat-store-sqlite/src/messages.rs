@@ -276,7 +276,7 @@ const APPEND_ALL: &str = concat!(
 /// transaction id already used (a retry) fails as a whole and is run again one by one, which
 /// also hands a repeat within the batch the original before it. A refused append is left out
 /// of the statement and asked for its reason alone. Sets `index_due` if the appends bring the
-/// search index due ([`search::index_new`]).
+/// search index due ([`search::prepare`]).
 pub(crate) async fn append_all(
     c: &mut SqliteConnection,
     appends: &[Append],

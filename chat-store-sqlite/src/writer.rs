@@ -6,23 +6,22 @@
 //! is undone by SQLite itself. A write is acknowledged only once the transaction holding it has
 //! committed.
 //!
-//! When sends bring the search index due, the writer catches the index up at the start of the
-//! next transaction (those sends do not wait for it, and it costs no commit of its own), or in
-//! a transaction of its own if no write comes within [`IDLE_CATCH_UP`].
+//! When sends bring the search index due, the indexer task reads and splits what the index
+//! lacks on a read connection, while the writer goes on writing, and hands the writer only the
+//! index's insert, a write like any other.
 
 use std::future::Future;
 use std::iter::Peekable;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chat_core::{Sent, StoreError};
-use sqlx::SqliteConnection;
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::StoreResult;
 use crate::messages::{Append, append_all};
-use crate::search::index_new;
+use crate::search::{index_prepared, prepare};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -52,9 +51,6 @@ enum Job {
 /// Most writes in one transaction: bounds the latency a batch adds to its first write.
 const MAX_BATCH: usize = 512;
 
-/// How long a due catch-up of the search index waits for a transaction to ride in.
-const IDLE_CATCH_UP: Duration = Duration::from_millis(10);
-
 /// Hands writes to the writer task.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
@@ -82,10 +78,13 @@ impl std::error::Error for TransactionFailed {
 }
 
 impl Writer {
-    /// Starts the writer task on `connection`.
-    pub(crate) fn spawn(connection: SqliteConnection) -> Self {
+    /// Starts the writer task on `connection`, and the indexer task, which reads on `readers`.
+    pub(crate) fn spawn(connection: SqliteConnection, readers: SqlitePool) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_loop(connection, receiver));
+        // One at most: a due catch-up takes every message the index lacks.
+        let (due, index_due) = mpsc::channel(1);
+        tokio::spawn(write_loop(connection, receiver, due));
+        tokio::spawn(index_loop(readers, jobs.downgrade(), index_due));
         Self { jobs }
     }
 
@@ -157,90 +156,66 @@ async fn execute(connection: &mut SqliteConnection, sql: &'static str) -> Result
     sqlx::query(sql).execute(connection).await.map(drop)
 }
 
-async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
+async fn write_loop(
+    mut connection: SqliteConnection,
+    mut jobs: mpsc::Receiver<Job>,
+    due: mpsc::Sender<()>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut index_due = false;
-    loop {
-        let received = if index_due {
-            match tokio::time::timeout(IDLE_CATCH_UP, jobs.recv_many(&mut batch, MAX_BATCH)).await {
-                Ok(received) => received,
-                Err(_) => {
-                    index_due = false;
-                    catch_up_alone(&mut connection).await;
-                    continue;
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut index_due = false;
+        run_batch(&mut connection, &mut batch, &mut index_due).await;
+        if index_due {
+            // Full: a catch-up is due already, and will take these messages too.
+            let _ = due.try_send(());
+        }
+    }
+}
+
+/// Catches the search index up each time sends bring it due, until the writer stops: reads
+/// and splits a page of what it lacks on a read connection, and has the writer write it.
+async fn index_loop(readers: SqlitePool, jobs: mpsc::WeakSender<Job>, mut due: mpsc::Receiver<()>) {
+    while due.recv().await.is_some() {
+        loop {
+            let page = match prepare(&readers).await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(_) if readers.is_closed() => return,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read new messages for the search index");
+                    break;
                 }
+            };
+            let more = page.more;
+            let Some(jobs) = jobs.upgrade() else { return };
+            let written = Writer { jobs }
+                .write(move |c| Box::pin(index_prepared(c, page)))
+                .await;
+            if let Err(error) = written {
+                // The messages stay found (search reads what the index lacks), and the next
+                // catch-up takes them.
+                tracing::error!(%error, "cannot index new messages for search");
+                break;
             }
-        } else {
-            jobs.recv_many(&mut batch, MAX_BATCH).await
-        };
-        if received == 0 {
-            if index_due {
-                catch_up_alone(&mut connection).await;
+            if !more {
+                break;
             }
-            return;
-        }
-        let catch_up = std::mem::take(&mut index_due);
-        run_batch(&mut connection, &mut batch, catch_up, &mut index_due).await;
-    }
-}
-
-/// Indexes the messages the search index lacks, in a transaction of its own.
-async fn catch_up_alone(connection: &mut SqliteConnection) {
-    if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
-        tracing::error!(%error, "cannot begin indexing new messages for search");
-        return;
-    }
-    catch_up(connection).await;
-    if let Err(error) = execute(connection, "COMMIT").await {
-        tracing::error!(%error, "indexing new messages for search failed; rolling back");
-        if let Err(error) = execute(connection, "ROLLBACK").await {
-            tracing::error!(%error, "rollback failed");
         }
     }
 }
 
-/// Indexes the messages the search index lacks, inside the open transaction, in a savepoint:
-/// on failure the rest of the transaction stands, the messages stay found all the same
-/// (search reads what the index lacks), and the next time the index is due takes them too.
-async fn catch_up(connection: &mut SqliteConnection) {
-    if let Err(error) = execute(connection, "SAVEPOINT catch_up").await {
-        tracing::error!(%error, "cannot begin indexing new messages for search");
-        return;
-    }
-    let ended = match index_new(connection).await {
-        Ok(()) => execute(connection, "RELEASE catch_up").await,
-        Err(error) => {
-            tracing::error!(%error, "indexing new messages for search failed; undoing it");
-            match execute(connection, "ROLLBACK TO catch_up").await {
-                Ok(()) => execute(connection, "RELEASE catch_up").await,
-                Err(error) => Err(error),
-            }
-        }
-    };
-    if let Err(error) = ended {
-        tracing::error!(%error, "cannot end indexing new messages for search");
-    }
-}
-
-/// Runs one transaction, first catching the search index up if `catch_up_first`, and sets
-/// `index_due` if its sends bring the search index due. A job that is never run drops its
+/// Runs one transaction, and sets `index_due` if its sends bring the search index due. A job that is never run drops its
 /// reply channel, and its caller gets an error: that happens only when the transaction itself
 /// cannot go on.
-async fn run_batch(
-    connection: &mut SqliteConnection,
-    batch: &mut Vec<Job>,
-    catch_up_first: bool,
-    index_due: &mut bool,
-) {
-    let autocommit = !catch_up_first
-        && match batch.as_slice() {
-            [
-                Job::Work {
-                    single_statement, ..
-                },
-            ] => *single_statement,
-            jobs => jobs.iter().all(Job::is_append),
-        };
+async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>, index_due: &mut bool) {
+    let autocommit = match batch.as_slice() {
+        [
+            Job::Work {
+                single_statement, ..
+            },
+        ] => *single_statement,
+        jobs => jobs.iter().all(Job::is_append),
+    };
     if autocommit {
         // One statement alone is its own transaction in autocommit mode: committed (or, on
         // failure, undone) by SQLite before it returns. No BEGIN and COMMIT round trips. So is
@@ -258,12 +233,8 @@ async fn run_batch(
         batch.clear();
         return;
     }
-    if catch_up_first {
-        catch_up(connection).await;
-    }
-    // A lone write that fails is undone by rolling the whole transaction back (but for a
-    // catch-up before it).
-    let alone = batch.len() == 1 && !catch_up_first;
+    // A lone write that fails is undone by rolling the whole transaction back.
+    let alone = batch.len() == 1;
     let mut undo_all = false;
     let mut acknowledgements = Vec::with_capacity(batch.len());
     let mut broken = None;
