@@ -12,10 +12,11 @@
 //!   [`Durability::Normal`] syncs only at checkpoints: an acknowledged write survives a crash of
 //!   the process, but the last transactions may be lost if the machine loses power.
 //! - **Search.** An FTS5 index of each live message's terms ([`chat_core::search::terms`]),
-//!   kept behind the sends: every 1024th message, the writer indexes the messages sent since
-//!   together (FTS5 writes a segment per commit that changes it, too much for each send), and
-//!   search reads the bodies of those not indexed yet besides the index. Edits and deletions
-//!   reach the index in the transaction that makes them.
+//!   kept behind the sends: every 1024th message, a read connection reads and splits the
+//!   messages sent since and the writer indexes them together (FTS5 writes a segment per
+//!   commit that changes it, too much for each send), and search reads the bodies of those not
+//!   indexed yet besides the index. Edits and deletions of indexed messages reach the index in
+//!   the transaction that makes them.
 //! - **Schema.** Numbered migrations in `migrations/`, applied on open. A file that is not a
 //!   chat database, or whose schema is newer than this code, is refused with
 //!   [`OpenError::Incompatible`] before anything is written to it.
