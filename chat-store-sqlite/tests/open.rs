@@ -475,8 +475,8 @@ async fn the_index_takes_the_messages_on_either_side_of_a_deleted_room() {
     assert_search_index_in_step(&written.close().await.path).await;
 }
 
-/// With no write to ride in, a due catch-up runs alone: the index is caught up while the store
-/// stays open.
+/// A due catch-up needs no write after it: the index is caught up while the store stays open
+/// and idle.
 #[tokio::test]
 async fn an_idle_writer_catches_the_index_up_alone() {
     let texts = (0..1024).map(|n| format!("message {n}"));
