@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chat_core::OpenError;
 use chat_core::store::UserStore;
-use chat_core::testing::sample_user;
+use chat_core::testing::{assert_incompatible, sample_user};
 use chat_store_sled::{Durability, SledStore};
 
 /// Every file under `dir` with its bytes.
@@ -25,14 +24,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     files
-}
-
-fn assert_incompatible(result: Result<SledStore, OpenError>, why: &str) {
-    match result {
-        Err(OpenError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
-        Err(other) => panic!("expected Incompatible({why}), got {other:?}"),
-        Ok(_) => panic!("expected Incompatible({why}), the store opened"),
-    }
 }
 
 #[tokio::test]

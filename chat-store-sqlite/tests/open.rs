@@ -4,20 +4,12 @@
 use std::sync::Arc;
 
 use chat_core::store::UserStore;
-use chat_core::testing::sample_user;
+use chat_core::testing::{assert_incompatible, sample_user};
 use chat_core::{
     Chat, Message, NewMessage, NewRoom, NewUser, OpenError, RoomId, User, UserId, search,
 };
 use chat_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use sqlx::{ConnectOptions, Connection};
-
-fn assert_incompatible(result: Result<SqliteStore, OpenError>, why: &str) {
-    match result {
-        Err(OpenError::Incompatible(message)) => assert!(message.contains(why), "{message}"),
-        Err(other) => panic!("expected Incompatible({why}), got {other:?}"),
-        Ok(_) => panic!("expected Incompatible({why}), the store opened"),
-    }
-}
 
 #[tokio::test]
 async fn data_survives_closing_and_reopening_by_url() {

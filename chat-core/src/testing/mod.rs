@@ -94,6 +94,19 @@ pub fn sample_user(name: &str) -> User {
     }
 }
 
+/// Asserts that opening a store was refused as [`OpenError::Incompatible`](crate::OpenError),
+/// with a reason that mentions `why`: what every store's own tests check of a file or database
+/// that is not its own.
+pub fn assert_incompatible<S>(opened: Result<S, crate::OpenError>, why: &str) {
+    match opened {
+        Err(crate::OpenError::Incompatible(message)) => {
+            assert!(message.contains(why), "{message}")
+        }
+        Err(other) => panic!("expected Incompatible({why}), got {other:?}"),
+        Ok(_) => panic!("expected Incompatible({why}), the store opened"),
+    }
+}
+
 /// The configuration of test engines: defaults but for a cheap password hash.
 pub fn test_config() -> ChatConfig {
     ChatConfig::default().with_password_hashing(HashCost::insecure_fast())
