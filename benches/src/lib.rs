@@ -135,19 +135,13 @@ pub enum SendKind {
 
 /// A message as the store receives it.
 pub fn new_message(room: &Room, sender: UserId, n: u64) -> NewStoredMessage {
-    NewStoredMessage {
-        id: MessageId(uuid::Uuid::now_v7()),
-        room_id: room.id,
+    NewStoredMessage::text(
+        MessageId(uuid::Uuid::now_v7()),
+        room.id,
         sender,
-        body: format!("message number {n} of the benchmark"),
-        reply_to: None,
-        thread_root: None,
-        mentions: Vec::new(),
-        mentions_room: false,
-        txn_id: None,
-        metadata: None,
-        created_at: SystemClock.now(),
-    }
+        format!("message number {n} of the benchmark"),
+        SystemClock.now(),
+    )
 }
 
 /// The read benchmarks every store runs: a newest-50 history page and an unread count in rooms

@@ -595,6 +595,29 @@ pub struct NewStoredMessage {
 }
 
 impl NewStoredMessage {
+    /// Plain text: no reply, thread, mentions, transaction id or metadata.
+    pub fn text(
+        id: MessageId,
+        room_id: RoomId,
+        sender: UserId,
+        body: impl Into<String>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            room_id,
+            sender,
+            body: body.into(),
+            reply_to: None,
+            thread_root: None,
+            mentions: Vec::new(),
+            mentions_room: false,
+            txn_id: None,
+            metadata: None,
+            created_at,
+        }
+    }
+
     /// The stored message: this one at sequence number `seq` and change cursor `change_id`,
     /// never edited or deleted, mentioning all of `mentions` (a store that kept fewer says so).
     pub fn stored_at(&self, seq: u64, change_id: u64) -> Message {

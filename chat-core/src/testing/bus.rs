@@ -115,19 +115,13 @@ fn typing(room: u128, user: u128) -> Arc<Event> {
 /// A message event numbered `seq` with `body`, for a bus's own tests (large events, order).
 pub fn message_event(seq: u64, body: String) -> Arc<Event> {
     let id = |n: u128| uuid::Uuid::from_u128(n);
-    let new = crate::store::NewStoredMessage {
-        id: crate::MessageId(id(u128::from(seq))),
-        room_id: RoomId(id(1)),
-        sender: UserId(id(2)),
+    let new = crate::store::NewStoredMessage::text(
+        crate::MessageId(id(u128::from(seq))),
+        RoomId(id(1)),
+        UserId(id(2)),
         body,
-        reply_to: None,
-        thread_root: None,
-        mentions: Vec::new(),
-        mentions_room: false,
-        txn_id: None,
-        metadata: None,
-        created_at: chrono::DateTime::UNIX_EPOCH,
-    };
+        chrono::DateTime::UNIX_EPOCH,
+    );
     Arc::new(Event::MessageCreated {
         message: new.stored_at(seq, seq),
     })

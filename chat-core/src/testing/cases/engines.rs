@@ -70,19 +70,8 @@ async fn append_unpublished(
     sender: crate::UserId,
     body: &str,
 ) {
-    let message = NewStoredMessage {
-        id: MessageId(uuid::Uuid::now_v7()),
-        room_id: room,
-        sender,
-        body: body.into(),
-        reply_to: None,
-        thread_root: None,
-        mentions: Vec::new(),
-        mentions_room: false,
-        txn_id: None,
-        metadata: None,
-        created_at: crate::testing::epoch(),
-    };
+    let id = MessageId(uuid::Uuid::now_v7());
+    let message = NewStoredMessage::text(id, room, sender, body, crate::testing::epoch());
     chat.store.append_message(&message).await.unwrap();
 }
 

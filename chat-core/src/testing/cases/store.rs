@@ -62,18 +62,10 @@ fn member(room: &Room, user: u128, role: Role) -> Member {
 }
 
 fn message(n: u128, room: &Room, sender: u128, txn_id: Option<&str>) -> NewStoredMessage {
+    let text = format!("message {n}");
     NewStoredMessage {
-        id: MessageId(id(n)),
-        room_id: room.id,
-        sender: UserId(id(sender)),
-        body: format!("message {n}"),
-        reply_to: None,
-        thread_root: None,
-        mentions: Vec::new(),
-        mentions_room: false,
         txn_id: txn_id.map(str::to_owned),
-        metadata: None,
-        created_at: epoch(),
+        ..NewStoredMessage::text(MessageId(id(n)), room.id, UserId(id(sender)), text, epoch())
     }
 }
 
