@@ -2,7 +2,7 @@
 //! failed-login lockout) and live connections (`online`).
 
 use async_trait::async_trait;
-use chat_core::store::{AttemptStore, Connection, ConnectionStore};
+use chat_core::store::{Attempt, AttemptStore, Connection, ConnectionStore};
 use chat_core::{ConnectionId, NodeId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -11,13 +11,7 @@ use crate::codec::{StoreResult, get, map_err};
 
 #[async_trait]
 impl AttemptStore for PostgresStore {
-    async fn count_attempt(
-        &self,
-        key: &str,
-        allowed: u32,
-        now: DateTime<Utc>,
-        window_end: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
+    async fn count_attempt(&self, attempt: Attempt) -> StoreResult<Option<DateTime<Utc>>> {
         // One upsert: concurrent attempts on any engine each count once. A window that ended
         // starts again at 1; an open one counts on, refused attempts included.
         let row = sqlx::query(
@@ -28,15 +22,15 @@ impl AttemptStore for PostgresStore {
                                  ELSE attempts.window_end END \
              RETURNING count, window_end",
         )
-        .bind(key)
-        .bind(now)
-        .bind(window_end)
+        .bind(&attempt.key)
+        .bind(attempt.at)
+        .bind(attempt.window_end)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
         let count: i64 = get(&row, "count")?;
         // The first attempt of a window always passes; after it, `allowed` of them do.
-        let refused = count > 1 && count > i64::from(allowed);
+        let refused = count > 1 && count > i64::from(attempt.allowed);
         Ok(refused.then(|| get(&row, "window_end")).transpose()?)
     }
 

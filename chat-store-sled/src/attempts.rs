@@ -1,7 +1,7 @@
 //! Attempt counters (the failed-login lockout).
 
 use async_trait::async_trait;
-use chat_core::store::AttemptStore;
+use chat_core::store::{Attempt, AttemptStore};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -20,28 +20,22 @@ crate::records::own_record!(Window);
 
 #[async_trait]
 impl AttemptStore for SledStore {
-    async fn count_attempt(
-        &self,
-        key: &str,
-        allowed: u32,
-        now: DateTime<Utc>,
-        window_end: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        let key = key.to_owned();
+    async fn count_attempt(&self, attempt: Attempt) -> StoreResult<Option<DateTime<Utc>>> {
         self.write(move |tx| {
-            let open = tx_read::<Window>(tx, Kind::Attempts, &key)?.filter(|w| w.ends > now);
+            let open = tx_read::<Window>(tx, Kind::Attempts, &attempt.key)?
+                .filter(|w| w.ends > attempt.at);
             let window = match open {
-                Some(window) if window.count >= allowed => return Ok(Some(window.ends)),
+                Some(window) if window.count >= attempt.allowed => return Ok(Some(window.ends)),
                 Some(window) => Window {
                     count: window.count + 1,
                     ..window
                 },
                 None => Window {
                     count: 1,
-                    ends: window_end,
+                    ends: attempt.window_end,
                 },
             };
-            tx_write(tx, Kind::Attempts, &key, &window)?;
+            tx_write(tx, Kind::Attempts, &attempt.key, &window)?;
             Ok(None)
         })
         .await

@@ -1,7 +1,7 @@
 //! Attempt counters (the failed-login lockout), shared by every engine on the file.
 
 use async_trait::async_trait;
-use chat_core::store::AttemptStore;
+use chat_core::store::{Attempt, AttemptStore};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -10,20 +10,13 @@ use crate::codec::{StoreResult, map_err, micros, time};
 
 #[async_trait]
 impl AttemptStore for SqliteStore {
-    async fn count_attempt(
-        &self,
-        key: &str,
-        allowed: u32,
-        now: DateTime<Utc>,
-        window_end: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        let key = key.to_owned();
+    async fn count_attempt(&self, attempt: Attempt) -> StoreResult<Option<DateTime<Utc>>> {
         // On the one writer: the read and the count cannot interleave with another attempt.
         self.writer
             .write(move |c| {
                 Box::pin(async move {
                     let open = sqlx::query("SELECT count, window_end FROM attempts WHERE key = ?")
-                        .bind(&key)
+                        .bind(&attempt.key)
                         .fetch_optional(&mut *c)
                         .await
                         .map_err(map_err)?
@@ -34,12 +27,14 @@ impl AttemptStore for SqliteStore {
                             ))
                         })
                         .transpose()?
-                        .filter(|(_, end)| *end > micros(now));
+                        .filter(|(_, end)| *end > micros(attempt.at));
                     match open {
-                        Some((count, end)) if count >= i64::from(allowed) => Ok(Some(time(end)?)),
+                        Some((count, end)) if count >= i64::from(attempt.allowed) => {
+                            Ok(Some(time(end)?))
+                        }
                         Some(_) => {
                             sqlx::query("UPDATE attempts SET count = count + 1 WHERE key = ?")
-                                .bind(&key)
+                                .bind(&attempt.key)
                                 .execute(&mut *c)
                                 .await
                                 .map_err(map_err)?;
@@ -50,8 +45,8 @@ impl AttemptStore for SqliteStore {
                                 "INSERT OR REPLACE INTO attempts (key, count, window_end) \
                                  VALUES (?, 1, ?)",
                             )
-                            .bind(&key)
-                            .bind(micros(window_end))
+                            .bind(&attempt.key)
+                            .bind(micros(attempt.window_end))
                             .execute(&mut *c)
                             .await
                             .map_err(map_err)?;

@@ -375,16 +375,8 @@ impl ReadMarkerStore for CountingStore {
 
 #[async_trait]
 impl AttemptStore for CountingStore {
-    async fn count_attempt(
-        &self,
-        key: &str,
-        allowed: u32,
-        now: DateTime<Utc>,
-        window_end: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        self.count()
-            .count_attempt(key, allowed, now, window_end)
-            .await
+    async fn count_attempt(&self, attempt: Attempt) -> StoreResult<Option<DateTime<Utc>>> {
+        self.count().count_attempt(attempt).await
     }
     async fn clear_attempts(&self, key: &str) -> StoreResult<()> {
         self.count().clear_attempts(key).await

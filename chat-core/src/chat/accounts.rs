@@ -10,7 +10,7 @@ use crate::events::Event;
 use crate::ids::{SessionId, UserId};
 use crate::page::Page;
 use crate::room::RoomKind;
-use crate::store::{IssuedToken, NewSession, RoomQuery, Rotation, TokenKind, UserQuery};
+use crate::store::{Attempt, IssuedToken, NewSession, RoomQuery, Rotation, TokenKind, UserQuery};
 use crate::user::{DirectoryEntry, NewUser, PasswordChange, Profile, User, UserUpdate, UserView};
 use crate::validate;
 
@@ -171,12 +171,13 @@ impl Chat {
             return Ok(());
         }
         let now = self.now();
-        let window_end = expiry(now, window);
-        match self
-            .store
-            .count_attempt(key, allowed, now, window_end)
-            .await?
-        {
+        let attempt = Attempt {
+            key: key.to_owned(),
+            allowed,
+            at: now,
+            window_end: expiry(now, window),
+        };
+        match self.store.count_attempt(attempt).await? {
             None => Ok(()),
             Some(end) => Err(Error::RateLimited {
                 retry_after: (end - now).to_std().unwrap_or_default(),

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttemptStore, Connection, ConnectionStore, Departure, ImportStore, IssuedToken, MemberQuery,
-    MemberStore, Mention, MessageStore, NewSession, NewStoredMessage, ReactionStore,
+    Attempt, AttemptStore, Connection, ConnectionStore, Departure, ImportStore, IssuedToken,
+    MemberQuery, MemberStore, Mention, MessageStore, NewSession, NewStoredMessage, ReactionStore,
     ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, Rotation, SearchQuery, SeqRange,
     SessionStore, StoreResult, ThreadStore, TokenKind, TokenRecord, UserQuery, UserStore, fold,
     successor,
@@ -1535,22 +1535,16 @@ impl ImportStore for MemoryStore {
 
 #[async_trait]
 impl AttemptStore for MemoryStore {
-    async fn count_attempt(
-        &self,
-        key: &str,
-        allowed: u32,
-        now: DateTime<Utc>,
-        window_end: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
+    async fn count_attempt(&self, attempt: Attempt) -> StoreResult<Option<DateTime<Utc>>> {
         let mut inner = self.lock();
         let entry = inner
             .attempts
-            .entry(key.to_owned())
-            .or_insert((0, window_end));
-        if entry.1 <= now {
-            *entry = (0, window_end);
+            .entry(attempt.key)
+            .or_insert((0, attempt.window_end));
+        if entry.1 <= attempt.at {
+            *entry = (0, attempt.window_end);
         }
-        if entry.0 >= allowed {
+        if entry.0 >= attempt.allowed {
             return Ok(Some(entry.1));
         }
         entry.0 += 1;

@@ -1021,31 +1021,39 @@ pub trait ReadMarkerStore: Send + Sync {
     ) -> StoreResult<Vec<UnreadCounts>>;
 }
 
+/// One attempt to count against a key's budget ([`AttemptStore::count_attempt`]): its two
+/// times named, as they are easily swapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The key it counts against.
+    pub key: String,
+    /// How many attempts a window lets through.
+    pub allowed: u32,
+    /// When it is made.
+    pub at: DateTime<Utc>,
+    /// When the window it opens, if it opens one, ends.
+    pub window_end: DateTime<Utc>,
+}
+
 /// Counters of attempts in fixed windows, keyed by text (the failed-login lockout uses one per
 /// account): shared by every engine on the store, so a limit holds however requests are spread
 /// over processes.
 ///
 /// # Contract
 ///
-/// - Keys are opaque text; the store only counts. Time is the `now` passed in.
+/// - Keys are opaque text; the store only counts. Time is the attempt's `at`.
 /// - Of any number of concurrent attempts on one key, no more than `allowed` go ahead per window.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Counts one attempt against `key`, atomically, unless `allowed` attempts were already
+    /// Counts one attempt against its key, atomically, unless `allowed` attempts were already
     /// counted in the key's window. A key has no window until an attempt is counted; the first
-    /// one counted while no window is open at `now` opens a window that ends at `window_end`.
+    /// one counted while no window is open at `at` opens a window that ends at `window_end`.
     ///
     /// Returns `None` when the attempt was counted (go ahead), or `Some(end)` when it was
     /// refused, `end` being when the open window ends. To ensure correctness: concurrent calls
     /// (from any process) are counted one after the other, so no more than `allowed` go ahead
     /// per window.
-    async fn count_attempt(
-        &self,
-        key: &str,
-        allowed: u32,
-        now: DateTime<Utc>,
-        window_end: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn count_attempt(&self, attempt: Attempt) -> StoreResult<Option<DateTime<Utc>>>;
 
     /// Forgets the key's attempts (its window closes). Unknown keys are not an error.
     async fn clear_attempts(&self, key: &str) -> StoreResult<()>;

@@ -1,11 +1,11 @@
 //! The storage contract itself, checked on the store without the engine in between.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::auth::TokenHash;
 use crate::store::{
-    Departure, IssuedToken, MemberQuery, NewSession, NewStoredMessage, RoomQuery, Rotation,
-    SeqRange, StoreResult, TokenKind,
+    Attempt, Departure, IssuedToken, MemberQuery, NewSession, NewStoredMessage, RoomQuery,
+    Rotation, SeqRange, StoreResult, TokenKind,
 };
 use crate::testing::{Harness, epoch};
 use crate::{
@@ -1409,17 +1409,33 @@ pub async fn store_concurrent_ticket_takes_succeed_once(h: Harness) {
     assert_eq!(taken, 1);
 }
 
+/// An attempt on `key` at `at`, `allowed` per window, opening one that ends at `window_end`.
+fn attempt(key: &str, allowed: u32, at: DateTime<Utc>, window_end: DateTime<Utc>) -> Attempt {
+    Attempt {
+        key: key.to_owned(),
+        allowed,
+        at,
+        window_end,
+    }
+}
+
 pub async fn store_attempts_are_counted_in_windows(h: Harness) {
     let (store, _guard) = h.store().await;
     let end = epoch() + TimeDelta::minutes(5);
     for _ in 0..3 {
         assert_eq!(
-            store.count_attempt("k", 3, epoch(), end).await.unwrap(),
+            store
+                .count_attempt(attempt("k", 3, epoch(), end))
+                .await
+                .unwrap(),
             None
         );
     }
     assert_eq!(
-        store.count_attempt("k", 3, epoch(), end).await.unwrap(),
+        store
+            .count_attempt(attempt("k", 3, epoch(), end))
+            .await
+            .unwrap(),
         Some(end),
         "the fourth attempt is refused until the window ends"
     );
@@ -1427,20 +1443,26 @@ pub async fn store_attempts_are_counted_in_windows(h: Harness) {
     let later = epoch() + TimeDelta::minutes(1);
     assert_eq!(
         store
-            .count_attempt("k", 3, later, later + TimeDelta::minutes(5))
+            .count_attempt(attempt("k", 3, later, later + TimeDelta::minutes(5)))
             .await
             .unwrap(),
         Some(end)
     );
     // Keys are separate.
     assert_eq!(
-        store.count_attempt("other", 3, epoch(), end).await.unwrap(),
+        store
+            .count_attempt(attempt("other", 3, epoch(), end))
+            .await
+            .unwrap(),
         None
     );
     // A new window opens once the old one ended.
     let next_end = end + TimeDelta::minutes(5);
     assert_eq!(
-        store.count_attempt("k", 3, end, next_end).await.unwrap(),
+        store
+            .count_attempt(attempt("k", 3, end, next_end))
+            .await
+            .unwrap(),
         None
     );
     // Clearing forgets the count.
@@ -1448,7 +1470,10 @@ pub async fn store_attempts_are_counted_in_windows(h: Harness) {
     store.clear_attempts("never seen").await.unwrap();
     for _ in 0..3 {
         assert_eq!(
-            store.count_attempt("k", 3, end, next_end).await.unwrap(),
+            store
+                .count_attempt(attempt("k", 3, end, next_end))
+                .await
+                .unwrap(),
             None
         );
     }
@@ -1460,7 +1485,10 @@ pub async fn store_attempts_are_counted_in_windows(h: Harness) {
         "\"other\""
     );
     assert_eq!(
-        store.count_attempt("k", 3, end, next_end).await.unwrap(),
+        store
+            .count_attempt(attempt("k", 3, end, next_end))
+            .await
+            .unwrap(),
         Some(next_end),
         "the open window survives the purge"
     );
@@ -1471,7 +1499,7 @@ pub async fn store_concurrent_attempts_cannot_exceed_the_budget(h: Harness) {
     let end = epoch() + TimeDelta::minutes(5);
     let attempts = (0..30).map(|_| {
         let store = std::sync::Arc::clone(&store);
-        tokio::spawn(async move { store.count_attempt("k", 5, epoch(), end).await })
+        tokio::spawn(async move { store.count_attempt(attempt("k", 5, epoch(), end)).await })
     });
     let mut allowed = 0;
     for attempt in attempts {
