@@ -23,7 +23,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::store::{MemberQuery, Mention, RoomCounters, SeqRange, Store, StoreResult};
+use crate::store::{
+    MemberQuery, Mention, RoomCounters, SeenCounters, SeqRange, Store, StoreResult,
+};
 use crate::{MemberCursor, Message, MessageId, Room, RoomId, ThreadSummary, UserId};
 
 /// How many findings a report lists; the rest are only counted.
@@ -264,25 +266,25 @@ struct Done {
 /// Writes `repairs`: the counters first, then the mentions, then the thread summaries, each
 /// only if the room was not written since it was counted.
 async fn repair_room(store: &dyn Store, room: &Room, repairs: Repairs) -> StoreResult<Done> {
-    let mut seen = RoomCounters::of(room);
+    let mut seen = SeenCounters::of(room);
     let mut done = Done {
         counters: false,
         mentions: false,
         threads: false,
     };
     if let Some(fixed) = repairs.counters {
-        done.counters = store.repair_counters(room.id, seen, fixed).await?;
+        done.counters = store.repair_counters(seen, fixed).await?;
         if !done.counters {
             return Ok(done);
         }
-        seen = fixed;
+        seen.counters = fixed;
     }
     if let Some(unread) = &repairs.mentions {
-        done.mentions = store.replace_unread_mentions(room.id, seen, unread).await?;
+        done.mentions = store.replace_unread_mentions(seen, unread).await?;
     }
     done.threads = true;
     for (root, summary) in &repairs.threads {
-        let written = store.repair_thread(room.id, seen, *root, summary.as_ref());
+        let written = store.repair_thread(seen, *root, summary.as_ref());
         if !written.await? {
             done.threads = false;
             break;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeqRange,
+    Mention, MessageStore, NewStoredMessage, SearchQuery, SeenCounters, SeqRange,
 };
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
@@ -306,15 +306,15 @@ impl MessageStore for PostgresStore {
 
     async fn replace_unread_mentions(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         mentions: &[Mention],
     ) -> StoreResult<bool> {
+        let room = seen.room;
         let users: Vec<uuid::Uuid> = mentions.iter().map(|m| m.user.0).collect();
         let seqs: Vec<i64> = mentions.iter().map(|m| int(m.seq)).collect();
         let ids: Vec<uuid::Uuid> = mentions.iter().map(|m| m.message.0).collect();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        if !counters_are(&mut tx, room, seen).await? {
+        if !counters_are(&mut tx, room, seen.counters).await? {
             return Ok(false);
         }
         sqlx::query(

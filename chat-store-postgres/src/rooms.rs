@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, fold,
-    room_search_text, successor,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore,
+    SeenCounters, fold, room_search_text, successor,
 };
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UnreadCounts, UserId};
 use sqlx::PgConnection;
@@ -277,14 +277,10 @@ impl RoomStore for PostgresStore {
         self.rooms_page(after, None, limit, false).await
     }
 
-    async fn repair_counters(
-        &self,
-        room: RoomId,
-        seen: RoomCounters,
-        fixed: RoomCounters,
-    ) -> StoreResult<bool> {
+    async fn repair_counters(&self, seen: SeenCounters, fixed: RoomCounters) -> StoreResult<bool> {
+        let room = seen.room;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        if !counters_are(&mut tx, room, seen).await? {
+        if !counters_are(&mut tx, room, seen.counters).await? {
             return Ok(false);
         }
         sqlx::query(

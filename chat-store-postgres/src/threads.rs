@@ -3,7 +3,7 @@
 //! message is stored.
 
 use async_trait::async_trait;
-use chat_core::store::{RoomCounters, SeqRange, ThreadMarker, ThreadStore};
+use chat_core::store::{SeenCounters, SeqRange, ThreadMarker, ThreadStore};
 use chat_core::{
     Entity, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts, UserId,
 };
@@ -115,13 +115,13 @@ impl ThreadStore for PostgresStore {
 
     async fn repair_thread(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         root: MessageId,
         summary: Option<&ThreadSummary>,
     ) -> StoreResult<bool> {
+        let room = seen.room;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        if !counters_are(&mut tx, room, seen).await? {
+        if !counters_are(&mut tx, room, seen.counters).await? {
             return Ok(false);
         }
         let participants = summary.map(|s| s.participants.iter().map(|u| u.0).collect::<Vec<_>>());

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use chat_core::search::terms;
 use chat_core::store::{
-    Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeqRange,
+    Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeenCounters, SeqRange,
 };
 use chat_core::{Entity, Member, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
@@ -256,15 +256,15 @@ impl MessageStore for SledStore {
 
     async fn replace_unread_mentions(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         mentions: &[Mention],
     ) -> StoreResult<bool> {
+        let room = seen.room;
         let mentions = mentions.to_vec();
         self.write_scanning(
             move |trees| unread_mention_keys(trees, room),
             move |tx, old| {
-                if RoomCounters::of(&tx_room(tx, room)?) != seen {
+                if RoomCounters::of(&tx_room(tx, room)?) != seen.counters {
                     return Ok(false);
                 }
                 for (kind, key) in old {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chat_core::store::{
     Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore,
-    successor,
+    SeenCounters, successor,
 };
 use chat_core::{
     Conflict, Entity, Member, Message, Role, Room, RoomId, RoomKind, StoreError, UnreadCounts,
@@ -252,17 +252,13 @@ impl RoomStore for SledStore {
             .collect()
     }
 
-    async fn repair_counters(
-        &self,
-        room: RoomId,
-        seen: RoomCounters,
-        fixed: RoomCounters,
-    ) -> StoreResult<bool> {
+    async fn repair_counters(&self, seen: SeenCounters, fixed: RoomCounters) -> StoreResult<bool> {
+        let room = seen.room;
         self.write_scanning(
             move |trees| members_of(trees, room),
             move |tx, members| {
                 let mut stored = tx_room(tx, room)?;
-                if RoomCounters::of(&stored) != seen {
+                if RoomCounters::of(&stored) != seen.counters {
                     return Ok(false);
                 }
                 stored.last_seq = fixed.last_seq;

@@ -4,7 +4,7 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_core::store::{Mention, RoomCounters, SeqRange, ThreadMarker, ThreadStore};
+use chat_core::store::{Mention, RoomCounters, SeenCounters, SeqRange, ThreadMarker, ThreadStore};
 use chat_core::{
     Entity, Member, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts,
     UserId,
@@ -423,14 +423,14 @@ impl ThreadStore for SledStore {
 
     async fn repair_thread(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         root: MessageId,
         summary: Option<&ThreadSummary>,
     ) -> StoreResult<bool> {
+        let room = seen.room;
         let summary = summary.cloned();
         self.write(move |tx| {
-            if RoomCounters::of(&tx_room(tx, room)?) != seen {
+            if RoomCounters::of(&tx_room(tx, room)?) != seen.counters {
                 return Ok(false);
             }
             let at = tx.get(Kind::MessageIds, root.0.as_bytes())?;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Mention, MessageStore, NewStoredMessage, RoomCounters, SearchQuery, SeqRange,
+    Mention, MessageStore, NewStoredMessage, SearchQuery, SeenCounters, SeqRange,
 };
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
@@ -461,10 +461,10 @@ impl MessageStore for SqliteStore {
 
     async fn replace_unread_mentions(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         mentions: &[Mention],
     ) -> StoreResult<bool> {
+        let room = seen.room;
         let rows: Vec<_> = mentions
             .iter()
             .map(|m| (m.user.0.simple(), int(m.seq), m.message.0.simple()))
@@ -473,7 +473,7 @@ impl MessageStore for SqliteStore {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    if !counters_are(c, room, seen).await? {
+                    if !counters_are(c, room, seen.counters).await? {
                         return Ok(false);
                     }
                     sqlx::query(

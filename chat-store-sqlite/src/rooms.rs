@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, fold,
-    room_search_text, successor,
+    Departure, MemberQuery, MemberStore, ReadMarkerStore, RoomCounters, RoomQuery, RoomStore,
+    SeenCounters, fold, room_search_text, successor,
 };
 use chat_core::{Conflict, Entity, Member, Role, Room, RoomId, StoreError, UnreadCounts, UserId};
 use sqlx::{Row, SqliteConnection};
@@ -262,16 +262,12 @@ impl RoomStore for SqliteStore {
         self.rooms_page(after, None, limit, false).await
     }
 
-    async fn repair_counters(
-        &self,
-        room: RoomId,
-        seen: RoomCounters,
-        fixed: RoomCounters,
-    ) -> StoreResult<bool> {
+    async fn repair_counters(&self, seen: SeenCounters, fixed: RoomCounters) -> StoreResult<bool> {
+        let room = seen.room;
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    if !counters_are(c, room, seen).await? {
+                    if !counters_are(c, room, seen.counters).await? {
                         return Ok(false);
                     }
                     sqlx::query(

@@ -3,7 +3,7 @@
 //! each message is stored.
 
 use async_trait::async_trait;
-use chat_core::store::{RoomCounters, SeqRange, ThreadMarker, ThreadStore};
+use chat_core::store::{SeenCounters, SeqRange, ThreadMarker, ThreadStore};
 use chat_core::{
     Entity, Message, MessageId, RoomId, StoreError, Thread, ThreadSummary, UnreadCounts, UserId,
 };
@@ -127,16 +127,16 @@ impl ThreadStore for SqliteStore {
 
     async fn repair_thread(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         root: MessageId,
         summary: Option<&ThreadSummary>,
     ) -> StoreResult<bool> {
+        let room = seen.room;
         let summary = summary.cloned();
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    if !counters_are(c, room, seen).await? {
+                    if !counters_are(c, room, seen.counters).await? {
                         return Ok(false);
                     }
                     let done = sqlx::query(

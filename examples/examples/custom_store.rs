@@ -133,13 +133,8 @@ impl RoomStore for CountingStore {
     async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>> {
         self.count().list_rooms(after, limit).await
     }
-    async fn repair_counters(
-        &self,
-        room: RoomId,
-        seen: RoomCounters,
-        fixed: RoomCounters,
-    ) -> StoreResult<bool> {
-        self.count().repair_counters(room, seen, fixed).await
+    async fn repair_counters(&self, seen: SeenCounters, fixed: RoomCounters) -> StoreResult<bool> {
+        self.count().repair_counters(seen, fixed).await
     }
     async fn rooms_of_user(
         &self,
@@ -220,13 +215,10 @@ impl MessageStore for CountingStore {
     }
     async fn replace_unread_mentions(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         mentions: &[Mention],
     ) -> StoreResult<bool> {
-        self.count()
-            .replace_unread_mentions(room, seen, mentions)
-            .await
+        self.count().replace_unread_mentions(seen, mentions).await
     }
     async fn mentions_between(
         &self,
@@ -312,12 +304,11 @@ impl ThreadStore for CountingStore {
     }
     async fn repair_thread(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         root: MessageId,
         summary: Option<&ThreadSummary>,
     ) -> StoreResult<bool> {
-        self.count().repair_thread(room, seen, root, summary).await
+        self.count().repair_thread(seen, root, summary).await
     }
 }
 

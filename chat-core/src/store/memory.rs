@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use super::{
     Attempt, AttemptStore, Connection, ConnectionStore, Departure, ImportStore, IssuedToken,
     MemberQuery, MemberStore, Mention, MessageStore, NewSession, NewStoredMessage, ReactionStore,
-    ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, Rotation, SearchQuery, SeqRange,
-    SessionStore, StoreResult, ThreadStore, TokenKind, TokenRecord, UserQuery, UserStore, fold,
-    successor,
+    ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, Rotation, SearchQuery, SeenCounters,
+    SeqRange, SessionStore, StoreResult, ThreadStore, TokenKind, TokenRecord, UserQuery, UserStore,
+    fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -193,16 +193,12 @@ fn contains_folded(haystack: &str, needle_folded: &str) -> bool {
 
 impl Inner {
     /// The room, if its counters are still `seen` (the counter check's repairs).
-    fn room_as_seen(
-        &mut self,
-        room: RoomId,
-        seen: RoomCounters,
-    ) -> StoreResult<Option<&mut RoomData>> {
+    fn room_as_seen(&mut self, seen: SeenCounters) -> StoreResult<Option<&mut RoomData>> {
         let data = self
             .rooms
-            .get_mut(&room)
+            .get_mut(&seen.room)
             .ok_or(StoreError::NotFound(Entity::Room))?;
-        Ok((RoomCounters::of(&data.room) == seen).then_some(data))
+        Ok((RoomCounters::of(&data.room) == seen.counters).then_some(data))
     }
 
     fn delete_room(&mut self, id: RoomId) -> StoreResult<()> {
@@ -696,14 +692,9 @@ impl RoomStore for MemoryStore {
             .collect())
     }
 
-    async fn repair_counters(
-        &self,
-        room: RoomId,
-        seen: RoomCounters,
-        fixed: RoomCounters,
-    ) -> StoreResult<bool> {
+    async fn repair_counters(&self, seen: SeenCounters, fixed: RoomCounters) -> StoreResult<bool> {
         let mut inner = self.lock();
-        let Some(data) = inner.room_as_seen(room, seen)? else {
+        let Some(data) = inner.room_as_seen(seen)? else {
             return Ok(false);
         };
         data.room.last_seq = fixed.last_seq;
@@ -1057,12 +1048,11 @@ impl MessageStore for MemoryStore {
 
     async fn replace_unread_mentions(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         mentions: &[Mention],
     ) -> StoreResult<bool> {
         let mut inner = self.lock();
-        let Some(data) = inner.room_as_seen(room, seen)? else {
+        let Some(data) = inner.room_as_seen(seen)? else {
             return Ok(false);
         };
         let members = &data.members;
@@ -1182,14 +1172,14 @@ impl ThreadStore for MemoryStore {
 
     async fn repair_thread(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         root: MessageId,
         summary: Option<&ThreadSummary>,
     ) -> StoreResult<bool> {
+        let room = seen.room;
         let mut inner = self.lock();
         let at = inner.message_rooms.get(&root).copied();
-        let Some(data) = inner.room_as_seen(room, seen)? else {
+        let Some(data) = inner.room_as_seen(seen)? else {
             return Ok(false);
         };
         let seq = at

@@ -402,17 +402,12 @@ pub trait RoomStore: Send + Sync {
     /// `after`. For work on the whole store (the counter check), never shown to users.
     async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>>;
 
-    /// Sets the room's counters to `fixed` and brings every read marker beyond `fixed.last_seq`
-    /// back to it, atomically, if its counters are still `seen`; returns whether it did (the
+    /// Sets the counters of `seen.room` to `fixed` and brings every read marker beyond
+    /// `fixed.last_seq` back to it, atomically, if its counters are still `seen.counters`; returns whether it did (the
     /// counter check's repair: a room written meanwhile is left for the next run).
     ///
     /// Errors: [`StoreError::NotFound`] (`Room`).
-    async fn repair_counters(
-        &self,
-        room: RoomId,
-        seen: RoomCounters,
-        fixed: RoomCounters,
-    ) -> StoreResult<bool>;
+    async fn repair_counters(&self, seen: SeenCounters, fixed: RoomCounters) -> StoreResult<bool>;
 
     /// The rooms the user is a member of, with the membership, ordered by room id: a page
     /// after the cursor, filtered by the search text, as for public rooms.
@@ -433,6 +428,26 @@ pub trait RoomStore: Send + Sync {
 
     /// The direct conversation between two users, in either order.
     async fn direct_room(&self, a: UserId, b: UserId) -> StoreResult<Option<Room>>;
+}
+
+/// A room's counters as a check read them: a repair given these applies only while the room
+/// still holds them, so a room written meanwhile is left for the next run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenCounters {
+    /// The room.
+    pub room: RoomId,
+    /// Its counters when read.
+    pub counters: RoomCounters,
+}
+
+impl SeenCounters {
+    /// `room`'s counters as it holds them.
+    pub fn of(room: &Room) -> Self {
+        Self {
+            room: room.id,
+            counters: RoomCounters::of(room),
+        }
+    }
 }
 
 /// The counters a store keeps on a room ([`RoomStore::repair_counters`]).
@@ -765,8 +780,7 @@ pub trait MessageStore: Send + Sync {
     /// Errors: [`StoreError::NotFound`] (`Room`).
     async fn replace_unread_mentions(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         mentions: &[Mention],
     ) -> StoreResult<bool>;
 }
@@ -851,8 +865,7 @@ pub trait ThreadStore: Send + Sync {
     /// Errors: [`StoreError::NotFound`] (`Room`; `Message` when `root` is not in the room).
     async fn repair_thread(
         &self,
-        room: RoomId,
-        seen: RoomCounters,
+        seen: SeenCounters,
         root: MessageId,
         summary: Option<&ThreadSummary>,
     ) -> StoreResult<bool>;

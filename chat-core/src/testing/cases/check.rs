@@ -1,7 +1,7 @@
 //! The counter check: what it reads, and that a store's counters agree with its history.
 
 use crate::check::{Problem, check, repair};
-use crate::store::{Mention, RoomCounters};
+use crate::store::{Mention, RoomCounters, SeenCounters};
 use crate::testing::Harness;
 use crate::testing::fixture::every_kind_of_data;
 use crate::{NewMessage, NewRoom, RoomId, ThreadSummary, UserId, Visibility};
@@ -73,13 +73,28 @@ pub async fn store_repair_counters_sets_them_only_if_unchanged(h: Harness) {
         last_seq: 9,
         ..seen
     };
-    let done = chat.store.repair_counters(room.id, stale, wrong).await;
+    let done = chat
+        .store
+        .repair_counters(
+            SeenCounters {
+                room: room.id,
+                counters: stale,
+            },
+            wrong,
+        )
+        .await;
     assert!(!done.unwrap(), "counters not as seen: nothing written");
     assert_eq!(chat.store.room(room.id).await.unwrap(), Some(stored));
 
     assert!(
         chat.store
-            .repair_counters(room.id, seen, wrong)
+            .repair_counters(
+                SeenCounters {
+                    room: room.id,
+                    counters: seen
+                },
+                wrong
+            )
             .await
             .unwrap()
     );
@@ -125,7 +140,15 @@ pub async fn store_repair_counters_sets_them_only_if_unchanged(h: Harness) {
 
     let unknown = RoomId(uuid::Uuid::from_u128(404));
     assert_err!(
-        chat.store.repair_counters(unknown, seen, seen).await,
+        chat.store
+            .repair_counters(
+                SeenCounters {
+                    room: unknown,
+                    counters: seen
+                },
+                seen
+            )
+            .await,
         crate::StoreError::NotFound(crate::Entity::Room)
     );
 }
@@ -161,14 +184,26 @@ pub async fn store_replace_unread_mentions_keeps_those_read(h: Harness) {
         last_change: seen.last_change + 1,
         ..seen
     };
-    let done = chat.store.replace_unread_mentions(room.id, stale, &third);
+    let done = chat.store.replace_unread_mentions(
+        SeenCounters {
+            room: room.id,
+            counters: stale,
+        },
+        &third,
+    );
     assert!(
         !done.await.unwrap(),
         "counters not as seen: nothing written"
     );
     assert_eq!(unread(&chat).await, 2);
 
-    let done = chat.store.replace_unread_mentions(room.id, seen, &third);
+    let done = chat.store.replace_unread_mentions(
+        SeenCounters {
+            room: room.id,
+            counters: seen,
+        },
+        &third,
+    );
     assert!(done.await.unwrap());
     assert_eq!(unread(&chat).await, 1);
     let listed = chat.store.mentions(bob.id, None, 10).await.unwrap();
@@ -181,7 +216,15 @@ pub async fn store_replace_unread_mentions_keeps_those_read(h: Harness) {
 
     let unknown = RoomId(uuid::Uuid::from_u128(404));
     assert_err!(
-        chat.store.replace_unread_mentions(unknown, seen, &[]).await,
+        chat.store
+            .replace_unread_mentions(
+                SeenCounters {
+                    room: unknown,
+                    counters: seen
+                },
+                &[]
+            )
+            .await,
         crate::StoreError::NotFound(crate::Entity::Room)
     );
 }
@@ -231,17 +274,27 @@ pub async fn store_repair_thread_sets_a_summary_only_if_unchanged(h: Harness) {
         last_change: seen.last_change + 1,
         ..seen
     };
-    let done = chat
-        .store
-        .repair_thread(room.id, stale, first.id, Some(&wrong));
+    let done = chat.store.repair_thread(
+        SeenCounters {
+            room: room.id,
+            counters: stale,
+        },
+        first.id,
+        Some(&wrong),
+    );
     assert!(
         !done.await.unwrap(),
         "counters not as seen: nothing written"
     );
     assert_eq!(summary().await.as_ref(), Some(&right));
-    let done = chat
-        .store
-        .repair_thread(room.id, seen, first.id, Some(&wrong));
+    let done = chat.store.repair_thread(
+        SeenCounters {
+            room: room.id,
+            counters: seen,
+        },
+        first.id,
+        Some(&wrong),
+    );
     assert!(done.await.unwrap());
     assert_eq!(summary().await, Some(wrong), "set as given");
     assert_eq!(
@@ -255,7 +308,17 @@ pub async fn store_repair_thread_sets_a_summary_only_if_unchanged(h: Harness) {
     let threads: u64 = counts.unwrap().iter().map(|c| c.threads).sum();
     assert_eq!(threads, 1);
     let unknown = crate::MessageId(uuid::Uuid::from_u128(404));
-    let missing = chat.store.repair_thread(room.id, seen, unknown, None).await;
+    let missing = chat
+        .store
+        .repair_thread(
+            SeenCounters {
+                room: room.id,
+                counters: seen,
+            },
+            unknown,
+            None,
+        )
+        .await;
     assert_err!(missing, crate::StoreError::NotFound(crate::Entity::Message));
 
     let report = check(&*chat.store).await.unwrap();
