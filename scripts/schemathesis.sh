@@ -9,7 +9,8 @@ examples=${1:-10}
 venv=target/schemathesis-venv
 if [ ! -x "$venv/bin/schemathesis" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet schemathesis
+    # Pinned: a new release can change what a run checks, and CI should not change with it.
+    "$venv/bin/pip" install --quiet schemathesis==4.32.5 hypothesis==6.170.27
 fi
 
 cargo build --quiet -p chat-http --bin chat-server
@@ -32,11 +33,14 @@ token=$(curl -sf -X POST "$base/api/v1/auth/login" -H "$json" \
     -d '{"username":"schemathesis","password":"schemathesis-password"}' |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
-# The WebSocket route and the account-ending routes would only cut the run short.
+# The WebSocket route and the account-ending routes would only cut the run short. One worker:
+# with two, hypothesis parses Python source on two threads at once, which CPython 3.11 does not
+# always survive ("AST constructor recursion depth mismatch", python/cpython#106905); a CI run
+# failed so.
 "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance \
     --exclude-path /events --exclude-path /auth/logout \
     --exclude-method DELETE --exclude-path /users/me \
     --max-examples "$examples" \
-    --workers 2
+    --workers 1
