@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chat_core::auth::TokenHash;
 use chat_core::store::{
-    IssuedToken, NewSession, Rotation, SessionStore, TokenKind, TokenRecord, UserQuery, UserStore,
-    fold, user_search_text,
+    IssuedToken, NewSession, Rotation, SessionStore, TokenExchange, TokenKind, TokenRecord,
+    UserQuery, UserStore, fold, user_search_text,
 };
 use chat_core::{Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
@@ -185,13 +185,7 @@ impl SessionStore for PostgresStore {
             .await
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        access: &IssuedToken,
-        refresh: &IssuedToken,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Rotation> {
+    async fn rotate_refresh_token(&self, exchange: &TokenExchange) -> StoreResult<Rotation> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // FOR UPDATE: of two engines rotating one token, the second sees it rotated.
         let sql = concat!(
@@ -200,7 +194,7 @@ impl SessionStore for PostgresStore {
             " FROM tokens WHERE hash = $1 FOR UPDATE"
         );
         let row = sqlx::query(sql)
-            .bind(presented.as_bytes().as_slice())
+            .bind(exchange.presented.as_bytes().as_slice())
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -223,7 +217,7 @@ impl SessionStore for PostgresStore {
                 user_id: token.user_id,
             });
         }
-        if token.expires_at <= now {
+        if token.expires_at <= exchange.at {
             return Ok(Rotation::Invalid);
         }
         sqlx::query("DELETE FROM tokens WHERE session_id = $1 AND kind = 0")
@@ -232,13 +226,20 @@ impl SessionStore for PostgresStore {
             .await
             .map_err(map_err)?;
         sqlx::query("UPDATE tokens SET rotated = TRUE WHERE hash = $1")
-            .bind(presented.as_bytes().as_slice())
+            .bind(exchange.presented.as_bytes().as_slice())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         let user = token.user_id;
-        insert_token(&mut tx, access, TokenKind::Access, session, user).await?;
-        insert_token(&mut tx, refresh, TokenKind::Refresh, session, user).await?;
+        insert_token(&mut tx, &exchange.access, TokenKind::Access, session, user).await?;
+        insert_token(
+            &mut tx,
+            &exchange.refresh,
+            TokenKind::Refresh,
+            session,
+            user,
+        )
+        .await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Rotation::Rotated {
             session_id: session,

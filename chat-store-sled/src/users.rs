@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chat_core::auth::TokenHash;
 use chat_core::store::{
-    IssuedToken, NewSession, Rotation, SessionStore, TokenKind, TokenRecord, UserQuery, UserStore,
-    fold,
+    IssuedToken, NewSession, Rotation, SessionStore, TokenExchange, TokenKind, TokenRecord,
+    UserQuery, UserStore, fold,
 };
 use chat_core::{Conflict, Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
@@ -286,14 +286,8 @@ impl SessionStore for SledStore {
         Ok(token.map(|token| token.record(*hash)))
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        access: &IssuedToken,
-        refresh: &IssuedToken,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Rotation> {
-        let (presented, access, refresh) = (*presented, access.clone(), refresh.clone());
+    async fn rotate_refresh_token(&self, exchange: &TokenExchange) -> StoreResult<Rotation> {
+        let (presented, exchange) = (exchange.presented, exchange.clone());
         self.write_scanning(
             move |trees| {
                 let token = read::<StoredToken>(trees, Kind::Tokens, presented.as_bytes())?;
@@ -316,7 +310,7 @@ impl SessionStore for SledStore {
                         user_id: token.user_id,
                     });
                 }
-                if token.expires_at <= now {
+                if token.expires_at <= exchange.at {
                     return Ok(Rotation::Invalid);
                 }
                 let old_access: Vec<_> = login
@@ -334,8 +328,8 @@ impl SessionStore for SledStore {
                     tx,
                     &[
                         (presented, rotated),
-                        StoredToken::issued(&access, false, session, user),
-                        StoredToken::issued(&refresh, true, session, user),
+                        StoredToken::issued(&exchange.access, false, session, user),
+                        StoredToken::issued(&exchange.refresh, true, session, user),
                     ],
                 )?;
                 Ok(Rotation::Rotated {

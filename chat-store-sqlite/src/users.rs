@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chat_core::auth::TokenHash;
 use chat_core::store::{
-    IssuedToken, NewSession, Rotation, SessionStore, TokenKind, TokenRecord, UserQuery, UserStore,
-    fold, user_search_text,
+    IssuedToken, NewSession, Rotation, SessionStore, TokenExchange, TokenKind, TokenRecord,
+    UserQuery, UserStore, fold, user_search_text,
 };
 use chat_core::{Entity, SessionId, StoreError, User, UserId};
 use chrono::{DateTime, Utc};
@@ -243,20 +243,14 @@ impl SessionStore for SqliteStore {
             .transpose()
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        access: &IssuedToken,
-        refresh: &IssuedToken,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Rotation> {
-        let (presented, access, refresh) = (*presented, access.clone(), refresh.clone());
+    async fn rotate_refresh_token(&self, exchange: &TokenExchange) -> StoreResult<Rotation> {
+        let exchange = exchange.clone();
         self.writer
             .write(move |c| {
                 Box::pin(async move {
                     let sql = concat!("SELECT ", token_columns!(), " FROM tokens WHERE hash = ?");
                     let row = sqlx::query(sql)
-                        .bind(presented.as_bytes().as_slice())
+                        .bind(exchange.presented.as_bytes().as_slice())
                         .fetch_optional(&mut *c)
                         .await
                         .map_err(map_err)?;
@@ -278,7 +272,7 @@ impl SessionStore for SqliteStore {
                             user_id: token.user_id,
                         });
                     }
-                    if token.expires_at <= now {
+                    if token.expires_at <= exchange.at {
                         return Ok(Rotation::Invalid);
                     }
                     sqlx::query("DELETE FROM tokens WHERE session_id = ? AND kind = 0")
@@ -287,13 +281,13 @@ impl SessionStore for SqliteStore {
                         .await
                         .map_err(map_err)?;
                     sqlx::query("UPDATE tokens SET rotated = 1 WHERE hash = ?")
-                        .bind(presented.as_bytes().as_slice())
+                        .bind(exchange.presented.as_bytes().as_slice())
                         .execute(&mut *c)
                         .await
                         .map_err(map_err)?;
                     let user = token.user_id;
-                    insert_token(c, &access, TokenKind::Access, session, user).await?;
-                    insert_token(c, &refresh, TokenKind::Refresh, session, user).await?;
+                    insert_token(c, &exchange.access, TokenKind::Access, session, user).await?;
+                    insert_token(c, &exchange.refresh, TokenKind::Refresh, session, user).await?;
                     Ok(Rotation::Rotated {
                         session_id: session,
                         user_id: user,

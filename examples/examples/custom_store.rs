@@ -69,16 +69,8 @@ impl SessionStore for CountingStore {
     async fn token(&self, hash: &TokenHash) -> StoreResult<Option<TokenRecord>> {
         self.count().token(hash).await
     }
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        access: &IssuedToken,
-        refresh: &IssuedToken,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Rotation> {
-        self.count()
-            .rotate_refresh_token(presented, access, refresh, now)
-            .await
+    async fn rotate_refresh_token(&self, exchange: &TokenExchange) -> StoreResult<Rotation> {
+        self.count().rotate_refresh_token(exchange).await
     }
     async fn insert_ticket(
         &self,

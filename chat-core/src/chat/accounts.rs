@@ -10,7 +10,9 @@ use crate::events::Event;
 use crate::ids::{SessionId, UserId};
 use crate::page::Page;
 use crate::room::RoomKind;
-use crate::store::{Attempt, IssuedToken, NewSession, RoomQuery, Rotation, TokenKind, UserQuery};
+use crate::store::{
+    Attempt, IssuedToken, NewSession, RoomQuery, Rotation, TokenExchange, TokenKind, UserQuery,
+};
 use crate::user::{DirectoryEntry, NewUser, PasswordChange, Profile, User, UserUpdate, UserView};
 use crate::validate;
 
@@ -283,10 +285,13 @@ impl Chat {
     /// stop working; presenting an already exchanged refresh token again revokes the whole login.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
         let (pair, access, refresh) = self.issue_tokens();
-        let rotation = self
-            .store
-            .rotate_refresh_token(&TokenHash::of(refresh_token), &access, &refresh, self.now())
-            .await?;
+        let exchange = TokenExchange {
+            presented: TokenHash::of(refresh_token),
+            access,
+            refresh,
+            at: self.now(),
+        };
+        let rotation = self.store.rotate_refresh_token(&exchange).await?;
         match rotation {
             Rotation::Rotated {
                 session_id,

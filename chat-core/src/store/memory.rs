@@ -11,8 +11,8 @@ use super::{
     Attempt, AttemptStore, Connection, ConnectionStore, Departure, ImportStore, IssuedToken,
     MemberQuery, MemberStore, Mention, MessageStore, NewSession, NewStoredMessage, ReactionStore,
     ReadMarkerStore, RoomCounters, RoomQuery, RoomStore, Rotation, SearchQuery, SeenCounters,
-    SeqRange, SessionStore, StoreResult, ThreadStore, TokenKind, TokenRecord, UserQuery, UserStore,
-    fold, successor,
+    SeqRange, SessionStore, StoreResult, ThreadStore, TokenExchange, TokenKind, TokenRecord,
+    UserQuery, UserStore, fold, successor,
 };
 use crate::auth::TokenHash;
 use crate::error::{Conflict, Entity, StoreError};
@@ -487,15 +487,9 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().tokens.get(hash).cloned())
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        access: &IssuedToken,
-        refresh: &IssuedToken,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Rotation> {
+    async fn rotate_refresh_token(&self, exchange: &TokenExchange) -> StoreResult<Rotation> {
         let mut inner = self.lock();
-        let Some(token) = inner.tokens.get(presented).cloned() else {
+        let Some(token) = inner.tokens.get(&exchange.presented).cloned() else {
             return Ok(Rotation::Invalid);
         };
         if token.kind != TokenKind::Refresh {
@@ -509,16 +503,19 @@ impl SessionStore for MemoryStore {
                 user_id: token.user_id,
             });
         }
-        if token.expires_at <= now {
+        if token.expires_at <= exchange.at {
             return Ok(Rotation::Invalid);
         }
         inner
             .tokens
             .retain(|_, t| !(t.session_id == session_id && t.kind == TokenKind::Access));
-        if let Some(t) = inner.tokens.get_mut(presented) {
+        if let Some(t) = inner.tokens.get_mut(&exchange.presented) {
             t.rotated = true;
         }
-        for (new, kind) in [(access, TokenKind::Access), (refresh, TokenKind::Refresh)] {
+        for (new, kind) in [
+            (&exchange.access, TokenKind::Access),
+            (&exchange.refresh, TokenKind::Refresh),
+        ] {
             inner.tokens.insert(
                 new.hash,
                 TokenRecord {

@@ -159,6 +159,20 @@ pub struct IssuedToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A refresh token presented for a new pair ([`SessionStore::rotate_refresh_token`]): the
+/// new access and refresh tokens named, as they are easily swapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenExchange {
+    /// The hash of the refresh token presented.
+    pub presented: TokenHash,
+    /// The new access token.
+    pub access: IssuedToken,
+    /// The new refresh token.
+    pub refresh: IssuedToken,
+    /// When it is presented.
+    pub at: DateTime<Utc>,
+}
+
 /// A new login: its id, its user and its first pair of tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
@@ -243,19 +257,13 @@ pub trait SessionStore: Send + Sync {
 
     /// Exchanges a refresh token for a new pair, atomically.
     ///
-    /// To ensure correctness: when `presented` is an unexpired (at `now`), unrotated refresh
+    /// To ensure correctness: when `presented` is an unexpired (at `at`), unrotated refresh
     /// token, mark it rotated, delete its login's access tokens, store `access` and `refresh` in
     /// the same login and return [`Rotation::Rotated`]. When it is a rotated refresh token,
     /// delete every token of its login and return [`Rotation::Reused`]. Otherwise change
     /// nothing and return [`Rotation::Invalid`]. Two concurrent calls with the same token: at
     /// most one gets `Rotated`.
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        access: &IssuedToken,
-        refresh: &IssuedToken,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Rotation>;
+    async fn rotate_refresh_token(&self, exchange: &TokenExchange) -> StoreResult<Rotation>;
 
     /// Stores a ticket (a [`TokenKind::Ticket`] token) of a login, atomically with the check
     /// that the login has not ended: it is stored only while the login has an access or refresh

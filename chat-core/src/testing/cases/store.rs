@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::auth::TokenHash;
 use crate::store::{
     Attempt, Departure, IssuedToken, MemberQuery, NewSession, NewStoredMessage, RoomQuery,
-    Rotation, SeqRange, StoreResult, TokenKind,
+    Rotation, SeqRange, StoreResult, TokenExchange, TokenKind,
 };
 use crate::testing::{Harness, epoch};
 use crate::{
@@ -1112,12 +1112,12 @@ pub async fn store_rotation_detects_reuse(h: Harness) {
 
     assert_eq!(
         store
-            .rotate_refresh_token(
-                &TokenHash::of("a1"),
-                &token("x", 1),
-                &token("y", 2),
-                epoch()
-            )
+            .rotate_refresh_token(&TokenExchange {
+                presented: TokenHash::of("a1"),
+                access: token("x", 1),
+                refresh: token("y", 2),
+                at: epoch()
+            })
             .await
             .unwrap(),
         Rotation::Invalid,
@@ -1125,12 +1125,12 @@ pub async fn store_rotation_detects_reuse(h: Harness) {
     );
     assert_eq!(
         store
-            .rotate_refresh_token(
-                &TokenHash::of("r1"),
-                &token("a2", 1),
-                &token("r2", 24),
-                epoch()
-            )
+            .rotate_refresh_token(&TokenExchange {
+                presented: TokenHash::of("r1"),
+                access: token("a2", 1),
+                refresh: token("r2", 24),
+                at: epoch()
+            })
             .await
             .unwrap(),
         Rotation::Rotated {
@@ -1162,12 +1162,12 @@ pub async fn store_rotation_detects_reuse(h: Harness) {
 
     assert_eq!(
         store
-            .rotate_refresh_token(
-                &TokenHash::of("r1"),
-                &token("a3", 1),
-                &token("r3", 24),
-                epoch()
-            )
+            .rotate_refresh_token(&TokenExchange {
+                presented: TokenHash::of("r1"),
+                access: token("a3", 1),
+                refresh: token("r3", 24),
+                at: epoch()
+            })
             .await
             .unwrap(),
         Rotation::Reused {
@@ -1192,12 +1192,12 @@ pub async fn store_rotation_detects_reuse(h: Harness) {
     let after = epoch() + TimeDelta::hours(3);
     assert_eq!(
         store
-            .rotate_refresh_token(
-                &TokenHash::of("r4"),
-                &token("a5", 4),
-                &token("r5", 5),
-                after
-            )
+            .rotate_refresh_token(&TokenExchange {
+                presented: TokenHash::of("r4"),
+                access: token("a5", 4),
+                refresh: token("r5", 5),
+                at: after
+            })
             .await
             .unwrap(),
         Rotation::Invalid
@@ -1306,12 +1306,12 @@ pub async fn store_tickets_are_taken_once_and_die_with_their_login(h: Harness) {
     );
     assert_eq!(
         store
-            .rotate_refresh_token(
-                &TokenHash::of("t1"),
-                &token("x", 1),
-                &token("y", 2),
-                epoch()
-            )
+            .rotate_refresh_token(&TokenExchange {
+                presented: TokenHash::of("t1"),
+                access: token("x", 1),
+                refresh: token("y", 2),
+                at: epoch()
+            })
             .await
             .unwrap(),
         Rotation::Invalid
