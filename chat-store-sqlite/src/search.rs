@@ -117,8 +117,17 @@ pub(crate) async fn prepare<'c>(c: impl SqliteExecutor<'c>) -> StoreResult<Optio
     .fetch_one(c)
     .await
     .map_err(map_err)?;
+    // Up to a page of the longest bodies to split: off the async workers, which serve every
+    // other request meanwhile.
+    tokio::task::spawn_blocking(move || split(indexed, changed, &rows))
+        .await
+        .map_err(StoreError::backend)?
+}
+
+/// The page of `rows` (the JSON [`prepare`] read), its terms split.
+fn split(indexed: i64, changed: i64, rows: &str) -> StoreResult<Option<Prepared>> {
     let mut rows: Vec<(i64, Option<String>)> =
-        serde_json::from_str(&rows).map_err(StoreError::backend)?;
+        serde_json::from_str(rows).map_err(StoreError::backend)?;
     let mut more = rows.len() == usize::try_from(INDEX_PAGE).map_err(StoreError::backend)?;
     rows.sort_unstable_by_key(|(row, _)| *row);
     let Some(&(first, _)) = rows.first() else {
