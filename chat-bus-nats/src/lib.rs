@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::connection::State;
-use chat_core::events::{Delivery, Event, EventBus, EventStream, NodeFanOut};
+use chat_core::events::{BusNode, Delivery, Event, EventBus, EventStream, NodeFanOut};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// The subject engines publish on unless told otherwise.
@@ -56,32 +56,16 @@ struct Frame {
     events: Vec<Event>,
 }
 
-struct Shared {
-    node: Uuid,
-    client: async_nats::Client,
-    fan_out: NodeFanOut,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
 /// An [`EventBus`] over NATS: one handle per engine (node); clones share it.
 #[derive(Clone)]
 pub struct NatsBus {
-    shared: Arc<Shared>,
+    node: Arc<BusNode>,
+    client: async_nats::Client,
 }
 
 impl std::fmt::Debug for NatsBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsBus")
-            .field("node", &self.shared.node)
-            .finish()
+        f.debug_struct("NatsBus").field("node", &self.node).finish()
     }
 }
 
@@ -114,17 +98,12 @@ impl NatsBus {
             node,
             fan_out: fan_out.clone(),
         };
-        let tasks = vec![
-            tokio::spawn(sender.run(queued)),
-            tokio::spawn(receive(subscriber, node, fan_out.clone())),
-        ];
+        let mut tasks = JoinSet::new();
+        tasks.spawn(sender.run(queued));
+        tasks.spawn(receive(subscriber, node, fan_out.clone()));
         Ok(Self {
-            shared: Arc::new(Shared {
-                node,
-                client,
-                fan_out,
-                tasks,
-            }),
+            node: Arc::new(BusNode::new(node, fan_out, tasks)),
+            client,
         })
     }
 }
@@ -150,15 +129,15 @@ fn connection_changed(event: &async_nats::Event, fan_out: &NodeFanOut, away: &At
 
 impl EventBus for NatsBus {
     fn publish(&self, event: Arc<Event>) {
-        self.shared.fan_out.publish(event);
+        self.node.publish(event);
     }
 
     fn subscribe(&self) -> EventStream {
-        self.shared.fan_out.subscribe()
+        self.node.subscribe()
     }
 
     fn is_connected(&self) -> bool {
-        self.shared.client.connection_state() == State::Connected
+        self.client.connection_state() == State::Connected
     }
 }
 

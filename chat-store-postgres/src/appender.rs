@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use chat_core::store::NewStoredMessage;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use crate::codec::{
     StoreResult, get, is_unavailable, map_err, metadata_json, uint, user_ids, violates,
@@ -73,18 +73,11 @@ struct Job {
     done: oneshot::Sender<StoreResult<Appended>>,
 }
 
-/// The shards' queues and tasks; the tasks stop when this is dropped.
+/// The shards' queues and tasks; the tasks stop when this is dropped (a `JoinSet` aborts its
+/// tasks then).
 pub(crate) struct Appender {
     shards: Vec<mpsc::Sender<Job>>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Appender {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    _tasks: JoinSet<()>,
 }
 
 impl std::fmt::Debug for Appender {
@@ -98,15 +91,15 @@ impl std::fmt::Debug for Appender {
 impl Appender {
     /// `shards` tasks writing through `pool`.
     pub(crate) fn spawn(pool: &PgPool, shards: usize) -> Self {
-        let (mut queues, mut tasks) = (Vec::new(), Vec::new());
+        let (mut queues, mut tasks) = (Vec::new(), JoinSet::new());
         for _ in 0..shards.max(1) {
             let (queue, jobs) = mpsc::channel(BATCH * 4);
             queues.push(queue);
-            tasks.push(tokio::spawn(run(pool.clone(), jobs)));
+            tasks.spawn(run(pool.clone(), jobs));
         }
         Self {
             shards: queues,
-            tasks,
+            _tasks: tasks,
         }
     }
 

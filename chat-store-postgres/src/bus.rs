@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::events::{Delivery, Event, EventBus, EventStream, NodeFanOut};
+use chat_core::events::{BusNode, Delivery, Event, EventBus, EventStream, NodeFanOut};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// The channel engines notify on unless told otherwise.
@@ -49,32 +49,10 @@ struct Frame {
     batch: String,
 }
 
-struct Shared {
-    node: Uuid,
-    fan_out: NodeFanOut,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
 /// An [`EventBus`] over PostgreSQL LISTEN/NOTIFY: one handle per engine (node); clones share it.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PostgresBus {
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for PostgresBus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresBus")
-            .field("node", &self.shared.node)
-            .finish()
-    }
+    node: Arc<BusNode>,
 }
 
 impl PostgresBus {
@@ -92,27 +70,22 @@ impl PostgresBus {
             node,
             fan_out: fan_out.clone(),
         };
-        let tasks = vec![
-            tokio::spawn(sender.run(queued)),
-            tokio::spawn(receive(listener, node, fan_out.clone())),
-        ];
+        let mut tasks = JoinSet::new();
+        tasks.spawn(sender.run(queued));
+        tasks.spawn(receive(listener, node, fan_out.clone()));
         Ok(Self {
-            shared: Arc::new(Shared {
-                node,
-                fan_out,
-                tasks,
-            }),
+            node: Arc::new(BusNode::new(node, fan_out, tasks)),
         })
     }
 }
 
 impl EventBus for PostgresBus {
     fn publish(&self, event: Arc<Event>) {
-        self.shared.fan_out.publish(event);
+        self.node.publish(event);
     }
 
     fn subscribe(&self) -> EventStream {
-        self.shared.fan_out.subscribe()
+        self.node.subscribe()
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use super::Event;
 
@@ -144,6 +146,48 @@ impl NodeFanOut {
     }
 }
 
+/// A node of a bus between processes, running: its id, its [`NodeFanOut`], and the tasks that
+/// carry its events to and from the other nodes, which stop when it is dropped (a `JoinSet`
+/// aborts its tasks then). A bus keeps it behind an `Arc`, shared by the bus's clones, so the
+/// tasks stop with the last of them.
+pub struct BusNode {
+    id: Uuid,
+    fan_out: NodeFanOut,
+    _tasks: JoinSet<()>,
+}
+
+impl BusNode {
+    /// The node `id`, whose events `tasks` carry through `fan_out`.
+    pub fn new(id: Uuid, fan_out: NodeFanOut, tasks: JoinSet<()>) -> Self {
+        Self {
+            id,
+            fan_out,
+            _tasks: tasks,
+        }
+    }
+
+    /// The node's id, which its frames carry so that it can skip its own.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl std::fmt::Debug for BusNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusNode").field("id", &self.id).finish()
+    }
+}
+
+impl EventBus for BusNode {
+    fn publish(&self, event: Arc<Event>) {
+        self.fan_out.publish(event);
+    }
+
+    fn subscribe(&self) -> EventStream {
+        self.fan_out.subscribe()
+    }
+}
+
 impl EventBus for InProcessBus {
     fn publish(&self, event: Arc<Event>) {
         // An error only means that nobody is subscribed right now.
@@ -161,5 +205,32 @@ impl EventBus for InProcessBus {
             Some((delivery, receiver))
         })
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bus_node_stops_its_tasks_when_dropped() {
+        let (fan_out, _queued) = NodeFanOut::new(4, 4);
+        let (running, stopped) = oneshot::channel::<()>();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let _running = running;
+            std::future::pending::<()>().await;
+        });
+        drop(BusNode::new(Uuid::now_v7(), fan_out, tasks));
+        // An aborted task drops what it holds: the sender, so the receiver ends.
+        let ended = tokio::time::timeout(Duration::from_secs(10), stopped).await;
+        assert!(
+            ended.is_ok(),
+            "the node's task still runs after the node was dropped"
+        );
     }
 }

@@ -13,7 +13,7 @@ pub(crate) mod subscription;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::bus::{Delivery, EventBus, EventStream, InProcessBus, NodeFanOut};
+pub use self::bus::{BusNode, Delivery, EventBus, EventStream, InProcessBus, NodeFanOut};
 pub use self::subscription::Subscription;
 use crate::ids::{MessageId, RoomId, SessionId, UserId};
 use crate::message::Message;
