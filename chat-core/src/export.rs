@@ -251,8 +251,8 @@ async fn export_room(
         let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
             break;
         };
-        let reactors = store.reactors(id, first.seq, last.seq).await?;
-        let mut mentions = store.mentions_between(id, first.seq, last.seq).await?;
+        let reactors = store.reactors(id, first.seq..=last.seq).await?;
+        let mut mentions = store.mentions_between(id, first.seq..=last.seq).await?;
         after = last.seq;
         mentions.reverse();
         for message in messages {

@@ -7,6 +7,7 @@ use chat_core::store::{
 };
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
+use std::ops::RangeInclusive;
 
 use crate::PostgresStore;
 use crate::appender::Appended;
@@ -345,16 +346,15 @@ impl MessageStore for PostgresStore {
     async fn mentions_between(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<Mention>> {
         let rows = sqlx::query(
             "SELECT user_id, seq, message_id FROM mentions \
              WHERE room_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, user_id",
         )
         .bind(room.0)
-        .bind(int(first))
-        .bind(int(last))
+        .bind(int(*seqs.start()))
+        .bind(int(*seqs.end()))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chat_core::store::ReactionStore;
 use chat_core::{Conflict, Entity, Message, MessageId, Reaction, RoomId, StoreError, UserId};
 use sqlx::{PgConnection, Row};
+use std::ops::RangeInclusive;
 
 use crate::PostgresStore;
 use crate::codec::{self, StoreResult, int, map_err};
@@ -127,8 +128,7 @@ impl ReactionStore for PostgresStore {
     async fn reactions(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
         viewer: UserId,
     ) -> StoreResult<Vec<(u64, Reaction)>> {
         let rows = sqlx::query(
@@ -137,8 +137,8 @@ impl ReactionStore for PostgresStore {
              GROUP BY seq, key ORDER BY seq, key",
         )
         .bind(room.0)
-        .bind(int(first))
-        .bind(int(last))
+        .bind(int(*seqs.start()))
+        .bind(int(*seqs.end()))
         .bind(viewer.0)
         .fetch_all(&self.pool)
         .await
@@ -161,16 +161,15 @@ impl ReactionStore for PostgresStore {
     async fn reactors(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<(u64, String, UserId)>> {
         let rows: Vec<(i64, String, uuid::Uuid)> = sqlx::query_as(
             "SELECT seq, key, user_id FROM reactions \
              WHERE room_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, key, user_id",
         )
         .bind(room.0)
-        .bind(int(first))
-        .bind(int(last))
+        .bind(int(*seqs.start()))
+        .bind(int(*seqs.end()))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;

@@ -1,6 +1,7 @@
 //! Messages: appends with sequence allocation, edits, tombstones, pages and changes.
 
 use std::ops::Bound;
+use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 use chat_core::search::terms;
@@ -291,10 +292,9 @@ impl MessageStore for SledStore {
     async fn mentions_between(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<Mention>> {
-        self.mentions_between(room, first, last)
+        self.mentions_between(room, seqs)
     }
 
     async fn changes(&self, room: RoomId, after: u64, limit: u32) -> StoreResult<Vec<Message>> {

@@ -6,6 +6,7 @@
 //!   an add is a point read inside the write, and a page's reactions one range read.
 
 use std::ops::Bound;
+use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 use chat_core::store::ReactionStore;
@@ -23,12 +24,12 @@ fn reaction_key(message: [u8; 24], user: UserId, key: &str) -> Vec<u8> {
 }
 
 /// The key range of everything kept under `room ‖ seq` for the room's messages numbered
-/// `first..=last`.
+/// in `seqs`.
 pub(crate) fn messages_between(
     room: RoomId,
-    first: u64,
-    last: u64,
+    seqs: &RangeInclusive<u64>,
 ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let (&first, &last) = (seqs.start(), seqs.end());
     let upper = match last.checked_add(1) {
         Some(next) => Bound::Excluded(counter_key(room.0, next).to_vec()),
         None => Bound::Included([room.0.as_bytes(), &[0xFF; 9][..]].concat()),
@@ -164,14 +165,13 @@ impl ReactionStore for SledStore {
     async fn reactions(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
         viewer: UserId,
     ) -> StoreResult<Vec<(u64, Reaction)>> {
-        if first > last {
+        if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let (lower, upper) = messages_between(room, first, last);
+        let (lower, upper) = messages_between(room, &seqs);
         let mut reactions = Vec::new();
         let counts = self.trees.tree(Kind::ReactionCounts);
         for entry in counts.range::<Vec<u8>, _>((lower, upper)) {
@@ -196,13 +196,12 @@ impl ReactionStore for SledStore {
     async fn reactors(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<(u64, String, UserId)>> {
-        if first > last {
+        if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let (lower, upper) = messages_between(room, first, last);
+        let (lower, upper) = messages_between(room, &seqs);
         let mut reactors = Vec::new();
         let reactions = self.trees.tree(Kind::Reactions);
         // `room ‖ seq ‖ user ‖ key`: ordered by user before key here, so sorted after.

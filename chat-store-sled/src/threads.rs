@@ -2,6 +2,7 @@
 //! trees listed in the crate docs.
 
 use std::ops::Bound;
+use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 use chat_core::store::{Mention, RoomCounters, SeenCounters, SeqRange, ThreadMarker, ThreadStore};
@@ -308,16 +309,14 @@ impl SledStore {
         })
     }
 
-    /// The mentions counted for the room's messages numbered `first..=last`, by sequence
+    /// The mentions counted for the room's messages numbered in `seqs`, by sequence
     /// number then user.
     pub(crate) fn mentions_between(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<Mention>> {
-        let scan =
-            (self.trees.tree(Kind::MentionsByMessage)).range(messages_between(room, first, last));
+        let scan = (self.trees.tree(Kind::MentionsByMessage)).range(messages_between(room, &seqs));
         let mut found = Vec::new();
         for entry in scan {
             let (at, id) = entry.map_err(backend)?;

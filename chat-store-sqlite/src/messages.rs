@@ -1,6 +1,7 @@
 //! Messages: appends with sequence allocation, edits, tombstones, pages and changes.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 use chat_core::store::{
@@ -505,16 +506,15 @@ impl MessageStore for SqliteStore {
     async fn mentions_between(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<Mention>> {
         let rows = sqlx::query(
             "SELECT user_id, seq, message_id FROM mentions \
              WHERE room_id = ? AND seq BETWEEN ? AND ? ORDER BY seq, user_id",
         )
         .bind(room.0)
-        .bind(int(first))
-        .bind(int(last))
+        .bind(int(*seqs.start()))
+        .bind(int(*seqs.end()))
         .fetch_all(&self.readers)
         .await
         .map_err(map_err)?;

@@ -5,6 +5,7 @@
 //! Run it with `cargo run -p examples --example custom_store`; run the conformance suite on it
 //! with `cargo test -p examples --example custom_store`.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -215,10 +216,9 @@ impl MessageStore for CountingStore {
     async fn mentions_between(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<Mention>> {
-        self.count().mentions_between(room, first, last).await
+        self.count().mentions_between(room, seqs).await
     }
 }
 
@@ -326,19 +326,17 @@ impl ReactionStore for CountingStore {
     async fn reactions(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
         viewer: UserId,
     ) -> StoreResult<Vec<(u64, Reaction)>> {
-        self.count().reactions(room, first, last, viewer).await
+        self.count().reactions(room, seqs, viewer).await
     }
     async fn reactors(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<(u64, String, UserId)>> {
-        self.count().reactors(room, first, last).await
+        self.count().reactors(room, seqs).await
     }
 }
 

@@ -125,7 +125,7 @@ impl Chat {
             let at: HashMap<u64, usize> = run.iter().enumerate().map(|(i, m)| (m.seq, i)).collect();
             for cluster in live.chunk_by(|a, b| b - a <= CLUSTER) {
                 let (first, last) = (cluster[0], cluster[cluster.len() - 1]);
-                for (seq, reaction) in self.store.reactions(room, first, last, viewer).await? {
+                for (seq, reaction) in self.store.reactions(room, first..=last, viewer).await? {
                     if let Some(&i) = at.get(&seq) {
                         run[i].reactions.push(reaction);
                     }

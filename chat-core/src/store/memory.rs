@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: every storage trait over in-memory maps behind one lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::ops::{Bound, RangeInclusive};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -1021,15 +1021,14 @@ impl MessageStore for MemoryStore {
     async fn mentions_between(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<Mention>> {
         let inner = self.lock();
         let Some(data) = inner.rooms.get(&room) else {
             return Ok(Vec::new());
         };
         let mut mentions: Vec<Mention> = (data.mentions.iter())
-            .filter(|(_, seq)| (first..=last).contains(seq))
+            .filter(|(_, seq)| seqs.contains(seq))
             .filter_map(|(user, seq)| {
                 let message = data.history.get(seq)?.id;
                 Some(Mention {
@@ -1297,21 +1296,20 @@ impl ReactionStore for MemoryStore {
     async fn reactions(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
         viewer: UserId,
     ) -> StoreResult<Vec<(u64, Reaction)>> {
         let inner = self.lock();
         let Some(data) = inner.rooms.get(&room) else {
             return Ok(Vec::new());
         };
-        if first > last {
+        if seqs.is_empty() {
             return Ok(Vec::new());
         }
         Ok(data
             .reactions
-            .range((first, String::new())..)
-            .take_while(|((seq, _), _)| *seq <= last)
+            .range((*seqs.start(), String::new())..)
+            .take_while(|((seq, _), _)| seq <= seqs.end())
             .map(|((seq, key), users)| {
                 let reaction = Reaction {
                     key: key.clone(),
@@ -1326,19 +1324,18 @@ impl ReactionStore for MemoryStore {
     async fn reactors(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<(u64, String, UserId)>> {
         let inner = self.lock();
         let Some(data) = inner.rooms.get(&room) else {
             return Ok(Vec::new());
         };
-        if first > last {
+        if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let reactions = data.reactions.range((first, String::new())..);
+        let reactions = data.reactions.range((*seqs.start(), String::new())..);
         Ok(reactions
-            .take_while(|((seq, _), _)| *seq <= last)
+            .take_while(|((seq, _), _)| seq <= seqs.end())
             .flat_map(|((seq, key), users)| users.iter().map(|user| (*seq, key.clone(), *user)))
             .collect())
     }

@@ -41,6 +41,7 @@ mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 
 pub use self::location::{BadLocation, Location};
 pub use self::memory::MemoryStore;
@@ -770,13 +771,12 @@ pub trait MessageStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
 
-    /// The mentions counted for the room's messages numbered `first..=last`, ordered by
+    /// The mentions counted for the room's messages numbered in `seqs`, ordered by
     /// sequence number then user id: what an export writes. An unknown room has none.
     async fn mentions_between(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<Mention>>;
 
     /// Replaces the room's unread mentions (those after their member's read marker, and any of
@@ -933,25 +933,23 @@ pub trait ReactionStore: Send + Sync {
         key: &str,
     ) -> StoreResult<Option<Message>>;
 
-    /// The reactions on the room's messages numbered `first..=last`, ordered by sequence
+    /// The reactions on the room's messages numbered in `seqs`, ordered by sequence
     /// number then key (bytewise), each with its count and whether `viewer` reacted with it.
     /// An unknown room has none.
     async fn reactions(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
         viewer: UserId,
     ) -> StoreResult<Vec<(u64, Reaction)>>;
 
-    /// Every reaction on the room's messages numbered `first..=last`, as (sequence number,
+    /// Every reaction on the room's messages numbered in `seqs`, as (sequence number,
     /// key, user), ordered by sequence number, key (bytewise), then user id: what an export
     /// writes. An unknown room has none.
     async fn reactors(
         &self,
         room: RoomId,
-        first: u64,
-        last: u64,
+        seqs: RangeInclusive<u64>,
     ) -> StoreResult<Vec<(u64, String, UserId)>>;
 }
 

@@ -1,5 +1,8 @@
 //! Export: every kind of data a store holds, read back in order, as JSON Lines.
 
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
 use crate::export::{FORMAT, Record, VERSION, export};
 use crate::store::{SeqRange, ThreadMarker};
 use crate::testing::{Harness, epoch};
@@ -198,10 +201,27 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
     let unknown = RoomId(uuid::Uuid::from_u128(404));
     assert!(
         chat.store
-            .reactors(unknown, 1, 10)
+            .reactors(unknown, 1..=10)
             .await
             .unwrap()
             .is_empty()
+    );
+    // The root (1) holds the reactions and the reply (2) the mention; a range past them holds
+    // none, and so does an empty one (2..=1 is not 1..=2).
+    let held = |seqs: RangeInclusive<u64>| {
+        let store = Arc::clone(&chat.store);
+        async move {
+            let mentions = store.mentions_between(room.id, seqs.clone()).await.unwrap();
+            let reactors = store.reactors(room.id, seqs).await.unwrap();
+            (mentions.len(), reactors.len())
+        }
+    };
+    assert_eq!(held(1..=2).await, (1, 3));
+    assert_eq!(held(3..=9).await, (0, 0));
+    assert_eq!(
+        held(RangeInclusive::new(2, 1)).await,
+        (0, 0),
+        "an empty range"
     );
     assert!(chat.store.thread_markers(unknown).await.unwrap().is_empty());
 }

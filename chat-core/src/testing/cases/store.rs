@@ -1,5 +1,7 @@
 //! The storage contract itself, checked on the store without the engine in between.
 
+use std::ops::RangeInclusive;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::auth::TokenHash;
@@ -387,7 +389,7 @@ pub async fn store_reactions_are_one_per_member_key_and_message(h: Harness) {
     let second = store.append_message(&message(2, &room, 2, None)).await;
     let second = second.unwrap().message;
     let seen_by = async |viewer: UserId| {
-        let reactions = store.reactions(room.id, 1, 2, viewer).await.unwrap();
+        let reactions = store.reactions(room.id, 1..=2, viewer).await.unwrap();
         reactions
             .into_iter()
             .map(|(seq, r)| (seq, r.key, r.count, r.me))
@@ -420,12 +422,15 @@ pub async fn store_reactions_are_one_per_member_key_and_message(h: Harness) {
         "by sequence number, then key bytewise"
     );
     assert_eq!(seen_by(two).await.iter().filter(|r| r.3).count(), 3);
-    let only_second = store.reactions(room.id, 2, 2, one).await.unwrap();
+    let only_second = store.reactions(room.id, 2..=2, one).await.unwrap();
     assert_eq!(only_second.len(), 1, "only the range asked for");
+    let backwards = store.reactions(room.id, RangeInclusive::new(2, 1), one);
+    let backwards = backwards.await.unwrap();
+    assert!(backwards.is_empty(), "an empty range (2..=1 is not 1..=2)");
     let nowhere = self::room(999, None).id;
     assert!(
         store
-            .reactions(nowhere, 1, 9, one)
+            .reactions(nowhere, 1..=9, one)
             .await
             .unwrap()
             .is_empty()
@@ -480,7 +485,7 @@ pub async fn store_reactions_are_one_per_member_key_and_message(h: Harness) {
     let deleted = store.delete_message(second.id, epoch()).await.unwrap();
     assert!(
         store
-            .reactions(room.id, 2, 2, one)
+            .reactions(room.id, 2..=2, one)
             .await
             .unwrap()
             .is_empty()
@@ -503,7 +508,7 @@ pub async fn store_reactions_are_one_per_member_key_and_message(h: Harness) {
     store.delete_room(room.id).await.unwrap();
     assert!(
         store
-            .reactions(room.id, 1, 2, one)
+            .reactions(room.id, 1..=2, one)
             .await
             .unwrap()
             .is_empty()
@@ -520,7 +525,7 @@ pub async fn store_reactions_are_one_per_member_key_and_message(h: Harness) {
     assert_eq!(left, Departure::RoomDeleted);
     assert!(
         store
-            .reactions(alone.id, 1, 1, one)
+            .reactions(alone.id, 1..=1, one)
             .await
             .unwrap()
             .is_empty()
@@ -563,7 +568,10 @@ pub async fn store_concurrent_reactions_count_exactly(h: Harness) {
         changed, 101,
         "100 users once each, and one user's 20 adds as one"
     );
-    let reactions = store.reactions(room.id, 1, 1, UserId(id(1))).await.unwrap();
+    let reactions = store
+        .reactions(room.id, 1..=1, UserId(id(1)))
+        .await
+        .unwrap();
     assert_eq!(reactions.len(), 1);
     assert_eq!((reactions[0].1.count, reactions[0].1.me), (101, true));
     let stored = store.room(room.id).await.unwrap().unwrap();
