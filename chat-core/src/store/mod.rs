@@ -594,27 +594,29 @@ pub fn successor(members: &[Member], leaving: UserId) -> Option<&Member> {
 /// A message as handed to [`MessageStore::append_message`]; the store assigns the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewStoredMessage {
-    /// Its id.
+    /// Chosen by the engine (a UUIDv7, so ids grow with time): the store keeps it as given.
     pub id: MessageId,
-    /// The room.
+    /// Checked by the store in the append's own step, as the sender's membership is.
     pub room_id: RoomId,
-    /// The sender.
+    /// A member of the room, as the store finds it when it appends (a member removed while
+    /// sending does not post).
     pub sender: UserId,
-    /// The text.
+    /// Validated by the engine: non-empty, within the configured length.
     pub body: String,
-    /// The message answered.
+    /// A message of the same room, checked by the store.
     pub reply_to: Option<MessageId>,
-    /// The root of the thread it replies in.
+    /// A live root of the same room, checked by the store, which counts the reply in its
+    /// summary.
     pub thread_root: Option<MessageId>,
     /// Users to mention: no repeats, not the sender; the store keeps those who are members.
     pub mentions: Vec<UserId>,
-    /// Mention every member of the room.
+    /// Mention every member of the room (the engine allows it to owners and admins).
     pub mentions_room: bool,
-    /// The client transaction id.
+    /// The sender's transaction id: a repeat returns the original message (see the contract).
     pub txn_id: Option<String>,
-    /// Application data.
+    /// Application data, kept as given.
     pub metadata: Option<serde_json::Value>,
-    /// When it was sent.
+    /// When the engine took it in; the store does not check the clock.
     pub created_at: DateTime<Utc>,
 }
 

@@ -148,7 +148,7 @@ pub(crate) async fn ws_ticket(State(state): State<AppState>, actor: Actor) -> Ou
     }))
 }
 
-/// Me.
+/// The logged-in user, every field of it (those others do not see included).
 #[utoipa::path(get, path = "/users/me", tag = "users",
     responses((status = 200, body = UserOut), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
