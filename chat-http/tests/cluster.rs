@@ -27,8 +27,7 @@ async fn three_servers_on_one_store_behave_as_one() {
     let (alice, alice_id) = a.signup("alice").await;
     let (bob, _) = b.signup("bob").await;
     let room = a.room(&alice, json!({ "name": "general" })).await;
-    c.post(&format!("/rooms/{room}/join"), &bob, json!({}))
-        .await;
+    c.join(&room, &bob).await;
 
     // A ticket from one server opens a socket on another, once.
     let bobs_ticket = ticket(a, &bob).await;
@@ -43,14 +42,7 @@ async fn three_servers_on_one_store_behave_as_one() {
 
     // Sent through any server, delivered on every server, in order, once.
     for (i, server) in servers.iter().enumerate() {
-        let sent = server
-            .post(
-                &format!("/rooms/{room}/messages"),
-                &alice,
-                json!({ "body": format!("via {i}") }),
-            )
-            .await;
-        assert_eq!(sent.status, StatusCode::CREATED);
+        server.send(&room, &alice, &format!("via {i}")).await;
     }
     for socket in [&mut bob_on_b, &mut alice_on_a, &mut alice_on_c] {
         for seq in 1..=3 {

@@ -36,8 +36,7 @@ async fn eight_clients_sending_two_hundred_each_keep_one_gapless_order() {
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         let (token, _) = app.signup(&format!("client{i}")).await;
-        app.post(&format!("/rooms/{room}/join"), &token, json!({}))
-            .await;
+        app.join(&room, &token).await;
         let (http, base, room) = (http.clone(), base.clone(), room.clone());
         clients.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
@@ -175,8 +174,7 @@ async fn a_socket_that_never_reads_slows_no_one_and_is_told_to_resync() {
     let (slow, _) = app.signup("slow").await;
     let room = app.room(&alice, json!({ "name": "firehose" })).await;
     for token in [&bob, &slow] {
-        app.post(&format!("/rooms/{room}/join"), token, json!({}))
-            .await;
+        app.join(&room, token).await;
     }
     let mut slow_socket = connect(&base, &slow).await;
     let mut bob_socket = connect(&base, &bob).await;
@@ -246,8 +244,7 @@ async fn deleting_a_room_ends_its_stream() {
     let (alice, _) = app.signup("alice").await;
     let (bob, _) = app.signup("bob").await;
     let room = app.room(&alice, json!({ "name": "short-lived" })).await;
-    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
-        .await;
+    app.join(&room, &bob).await;
     let mut socket = connect(&base, &bob).await;
     app.delete(&format!("/rooms/{room}"), &alice).await;
     loop {

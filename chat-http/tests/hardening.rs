@@ -263,15 +263,8 @@ async fn names_refuse_invisible_and_bidi_characters_and_text_round_trips() {
     let (token, _) = app.signup("bob").await;
     let room = app.room(&token, json!({ "name": "عربي 🌍" })).await;
     let text = "emoji 👩‍👩‍👧‍👦 RTL שלום مرحبا combining e\u{301} zero\u{200d}width NUL\u{0}ok tab\t\r\n";
-    let sent = app
-        .post(
-            &format!("/rooms/{room}/messages"),
-            &token,
-            json!({ "body": text }),
-        )
-        .await;
-    assert_eq!(sent.status, StatusCode::CREATED);
-    let id = sent.body["id"].as_str().unwrap();
+    let sent = app.send(&room, &token, text).await;
+    let id = sent["id"].as_str().unwrap();
     let read = app
         .get(&format!("/rooms/{room}/messages/{id}"), &token)
         .await;
@@ -380,14 +373,8 @@ async fn every_route_answers_each_kind_of_user_as_expected() {
         json!({}),
     )
     .await;
-    let message = app
-        .post(
-            &format!("/rooms/{room}/messages"),
-            &member,
-            json!({ "body": "hi" }),
-        )
-        .await;
-    let message = message.body["id"].as_str().unwrap().to_owned();
+    let message = app.send(&room, &member, "hi").await;
+    let message = message["id"].as_str().unwrap().to_owned();
     let owner_id = app.get("/users/me", &owner).await.body["id"]
         .as_str()
         .unwrap()

@@ -110,15 +110,7 @@ async fn behave_as_one(bus: Bus) {
     let (alice, alice_id) = a.signup("alice").await;
     let (bob, _) = b.signup("bob").await;
     let room = a.room(&alice, "general").await;
-    let (status, _) = c
-        .call(
-            Method::POST,
-            &format!("/rooms/{room}/join"),
-            Some(&bob),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    c.join(&room, &bob).await;
 
     // A ticket asked for on A opens a socket on B, once.
     let bobs_ticket = ticket(a, &bob).await;

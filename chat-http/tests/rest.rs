@@ -751,17 +751,10 @@ async fn reactions_add_remove_and_show_on_messages() {
     let (bob, _) = app.signup("bob").await;
     let (eve, _) = app.signup("eve").await;
     let room = app.room(&alice, json!({ "name": "general" })).await;
-    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
-        .await;
-    let sent = app
-        .post(
-            &format!("/rooms/{room}/messages"),
-            &alice,
-            json!({ "body": "lunch?" }),
-        )
-        .await;
-    let message = sent.body["id"].as_str().unwrap();
-    assert_eq!(sent.body["reactions"], json!([]));
+    app.join(&room, &bob).await;
+    let sent = app.send(&room, &alice, "lunch?").await;
+    let message = sent["id"].as_str().unwrap();
+    assert_eq!(sent["reactions"], json!([]));
     // The key travels percent-encoded: 🍕.
     let pizza = format!("/rooms/{room}/messages/{message}/reactions/%F0%9F%8D%95");
 
@@ -974,12 +967,7 @@ async fn openapi_health_and_metrics() {
     assert_eq!(health.status, StatusCode::OK);
 
     let room = app.room(&token, json!({ "name": "r" })).await;
-    app.post(
-        &format!("/rooms/{room}/messages"),
-        &token,
-        json!({ "body": "x" }),
-    )
-    .await;
+    app.send(&room, &token, "x").await;
     let response = app
         .router
         .clone()
@@ -1020,8 +1008,7 @@ async fn threads_and_mentions_over_rest() {
     let (bob, bob_id) = app.signup("bob").await;
     let (_, eve_id) = app.signup("eve").await;
     let room = app.room(&alice, json!({ "name": "general" })).await;
-    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
-        .await;
+    app.join(&room, &bob).await;
     let messages = format!("/rooms/{room}/messages");
     let root = app
         .post(&messages, &alice, json!({ "body": "plans?" }))

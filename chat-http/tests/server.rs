@@ -50,24 +50,9 @@ async fn the_binary_serves_a_whole_conversation() {
     let (alice, alice_id) = client.signup("alice").await;
     let (bob, _) = client.signup("bob").await;
     let room = client.room(&alice, "general").await;
-    let (status, _) = client
-        .call(
-            Method::POST,
-            &format!("/rooms/{room}/join"),
-            Some(&bob),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, posted) = client
-        .call(
-            Method::POST,
-            &format!("/rooms/{room}/messages"),
-            Some(&alice),
-            Some(json!({ "body": "hello bob" })),
-        )
-        .await;
-    assert_eq!((status, posted["seq"].as_u64()), (201, Some(1)));
+    client.join(&room, &bob).await;
+    let posted = client.send(&room, &alice, "hello bob").await;
+    assert_eq!(posted["seq"], 1);
     let (_, history) = client
         .call(
             Method::GET,
@@ -131,8 +116,7 @@ async fn websockets_deliver_to_members_only() {
     let (bob, _) = app.signup("bob").await;
     let (carol, _) = app.signup("carol").await;
     let room = app.room(&alice, json!({ "name": "general" })).await;
-    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
-        .await;
+    app.join(&room, &bob).await;
 
     let mut bob_socket = connect(&base, Some(&bob), None).await;
     let ticket = app.post("/auth/ws-ticket", &carol, json!({})).await;
@@ -145,14 +129,7 @@ async fn websockets_deliver_to_members_only() {
     assert!(used.is_err(), "a ticket opens one socket only");
 
     // Sent over REST, it reaches the other member.
-    let sent = app
-        .post(
-            &format!("/rooms/{room}/messages"),
-            &alice,
-            json!({ "body": "over REST" }),
-        )
-        .await;
-    assert_eq!(sent.status.as_u16(), 201);
+    app.send(&room, &alice, "over REST").await;
     let event = expect_frame(&mut bob_socket, "message.created").await;
     assert_eq!(event["message"]["body"], "over REST");
 
@@ -230,12 +207,7 @@ async fn websockets_deliver_to_members_only() {
     app.delete(&format!("/rooms/{room}/members/{bob_id}"), &alice)
         .await;
     expect_frame(&mut bob_socket, "member.left").await;
-    app.post(
-        &format!("/rooms/{room}/messages"),
-        &alice,
-        json!({ "body": "after bob" }),
-    )
-    .await;
+    app.send(&room, &alice, "after bob").await;
     while let Some(frame) = next_frame(&mut bob_socket, Duration::from_millis(300)).await {
         assert_ne!(frame["message"]["body"], "after bob");
     }
@@ -256,17 +228,10 @@ async fn reactions_reach_members_live() {
     let (alice, alice_id) = app.signup("alice").await;
     let (bob, _) = app.signup("bob").await;
     let room = app.room(&alice, json!({ "name": "general" })).await;
-    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
-        .await;
+    app.join(&room, &bob).await;
     let mut bob_socket = connect(&base, Some(&bob), None).await;
-    let sent = app
-        .post(
-            &format!("/rooms/{room}/messages"),
-            &alice,
-            json!({ "body": "lunch?" }),
-        )
-        .await;
-    let message = sent.body["id"].as_str().unwrap();
+    let sent = app.send(&room, &alice, "lunch?").await;
+    let message = sent["id"].as_str().unwrap();
     expect_frame(&mut bob_socket, "message.created").await;
 
     let pizza = format!("/rooms/{room}/messages/{message}/reactions/%F0%9F%8D%95");
@@ -304,16 +269,9 @@ async fn thread_replies_and_mentions_travel_over_the_socket() {
     let (alice, alice_id) = app.signup("alice").await;
     let (bob, _) = app.signup("bob").await;
     let room = app.room(&alice, json!({ "name": "general" })).await;
-    app.post(&format!("/rooms/{room}/join"), &bob, json!({}))
-        .await;
-    let root = app
-        .post(
-            &format!("/rooms/{room}/messages"),
-            &alice,
-            json!({ "body": "plans?" }),
-        )
-        .await;
-    let root = root.body["id"].as_str().unwrap().to_owned();
+    app.join(&room, &bob).await;
+    let root = app.send(&room, &alice, "plans?").await;
+    let root = root["id"].as_str().unwrap().to_owned();
     let mut alice_socket = connect(&base, Some(&alice), None).await;
     let mut bob_socket = connect(&base, Some(&bob), None).await;
 

@@ -202,6 +202,21 @@ impl App {
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
         created.body["id"].as_str().unwrap().to_owned()
     }
+
+    /// `token`'s user joins the public room `room`.
+    pub async fn join(&self, room: &str, token: &str) {
+        let path = format!("/rooms/{room}/join");
+        let joined = self.post(&path, token, json!({})).await;
+        assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+    }
+
+    /// `token`'s user sends `body` to `room`; the message as the answer shows it.
+    pub async fn send(&self, room: &str, token: &str, body: &str) -> Value {
+        let path = format!("/rooms/{room}/messages");
+        let sent = self.post(&path, token, json!({ "body": body })).await;
+        assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+        sent.body
+    }
 }
 
 /// The `chat-server` binary on a free port.
@@ -295,6 +310,23 @@ impl Client {
             .await;
         assert_eq!(status, 201, "{room}");
         room["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `token`'s user joins the public room `room`.
+    pub async fn join(&self, room: &str, token: &str) {
+        let path = format!("/rooms/{room}/join");
+        let joined = self.call(reqwest::Method::POST, &path, Some(token), Some(json!({})));
+        let (status, body) = joined.await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// `token`'s user sends `body` to `room`; the message as the answer shows it.
+    pub async fn send(&self, room: &str, token: &str, body: &str) -> Value {
+        let (path, body) = (format!("/rooms/{room}/messages"), json!({ "body": body }));
+        let sent = self.call(reqwest::Method::POST, &path, Some(token), Some(body));
+        let (status, message) = sent.await;
+        assert_eq!(status, 201, "{message}");
+        message
     }
 
     /// Sends `LABEL:N` messages to `room` until the server is gone, answers other than 2xx, or
