@@ -112,6 +112,25 @@ pub struct Totals {
     pub thread_markers: u64,
 }
 
+impl std::fmt::Display for Totals {
+    /// `3 users, 2 rooms, 5 members, 5 messages, 3 reactions, 3 thread markers`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            users,
+            rooms,
+            members,
+            messages,
+            reactions,
+            thread_markers,
+        } = self;
+        write!(
+            f,
+            "{users} users, {rooms} rooms, {members} members, {messages} messages, \
+             {reactions} reactions, {thread_markers} thread markers"
+        )
+    }
+}
+
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -150,6 +150,13 @@ impl NodeFanOut {
 /// carry its events to and from the other nodes, which stop when it is dropped (a `JoinSet`
 /// aborts its tasks then). A bus keeps it behind an `Arc`, shared by the bus's clones, so the
 /// tasks stop with the last of them.
+///
+/// A bus over a broker is these two and its transport: [`NodeFanOut::new`] gives the fan-out
+/// and the queue of this node's events for the others; one task drains the queue onto the
+/// broker (saying, with [`NodeFanOut::take_dropped`], when some were lost), another hands what
+/// other nodes send to [`NodeFanOut::deliver`]; the bus's `publish` and `subscribe` are the
+/// node's. `chat-store-postgres` (LISTEN/NOTIFY) and `chat-bus-nats` are built so, and the bus
+/// conformance suite checks the result.
 pub struct BusNode {
     id: Uuid,
     fan_out: NodeFanOut,

@@ -305,15 +305,7 @@ async fn export(
     if terminal {
         eprintln!();
     }
-    eprintln!(
-        "exported {} users, {} rooms, {} members, {} messages, {} reactions, {} thread markers",
-        totals.users,
-        totals.rooms,
-        totals.members,
-        totals.messages,
-        totals.reactions,
-        totals.thread_markers
-    );
+    eprintln!("exported {totals}");
     Ok(())
 }
 
@@ -349,15 +341,7 @@ async fn import(store: &dyn Store, file: &std::path::Path) -> Result<(), Failure
         eprintln!();
     }
     let totals = totals?;
-    eprintln!(
-        "imported {} users, {} rooms, {} members, {} messages, {} reactions, {} thread markers",
-        totals.users,
-        totals.rooms,
-        totals.members,
-        totals.messages,
-        totals.reactions,
-        totals.thread_markers
-    );
+    eprintln!("imported {totals}");
     Ok(())
 }
 

@@ -198,6 +198,10 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
         (3, 2, 3 + 2, 4 + 1)
     );
     assert_eq!((totals.reactions, totals.thread_markers), (3, 3));
+    assert_eq!(
+        totals.to_string(),
+        "3 users, 2 rooms, 5 members, 5 messages, 3 reactions, 3 thread markers"
+    );
     let unknown = RoomId(uuid::Uuid::from_u128(404));
     assert!(
         chat.store
