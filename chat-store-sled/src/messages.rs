@@ -1,7 +1,6 @@
 //! Messages: appends with sequence allocation, edits, tombstones, pages and changes.
 
-use std::ops::Bound;
-use std::ops::RangeInclusive;
+use std::ops::{Bound, RangeInclusive};
 
 use async_trait::async_trait;
 use chat_core::search::terms;

@@ -5,8 +5,7 @@
 //!   `room ‖ seq` alone → how many different keys the message has (u32), so that every check of
 //!   an add is a point read inside the write, and a page's reactions one range read.
 
-use std::ops::Bound;
-use std::ops::RangeInclusive;
+use std::ops::{Bound, RangeInclusive};
 
 use async_trait::async_trait;
 use chat_core::store::ReactionStore;

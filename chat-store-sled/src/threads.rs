@@ -1,8 +1,7 @@
 //! Threads and mentions, kept as each message is appended (inside its transaction), in the
 //! trees listed in the crate docs.
 
-use std::ops::Bound;
-use std::ops::RangeInclusive;
+use std::ops::{Bound, RangeInclusive};
 
 use async_trait::async_trait;
 use chat_core::store::{Mention, RoomCounters, SeenCounters, SeqRange, ThreadMarker, ThreadStore};

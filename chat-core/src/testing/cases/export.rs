@@ -211,7 +211,7 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
             .is_empty()
     );
     // The root (1) holds the reactions and the reply (2) the mention; a range past them holds
-    // none, and so does an empty one (2..=1 is not 1..=2).
+    // none, and so does an empty one (3..=1 is not 1..=3).
     let held = |seqs: RangeInclusive<u64>| {
         let store = Arc::clone(&chat.store);
         async move {
@@ -223,7 +223,7 @@ pub async fn export_writes_every_record_in_order(h: Harness) {
     assert_eq!(held(1..=2).await, (1, 3));
     assert_eq!(held(3..=9).await, (0, 0));
     assert_eq!(
-        held(RangeInclusive::new(2, 1)).await,
+        held(RangeInclusive::new(3, 1)).await,
         (0, 0),
         "an empty range"
     );
