@@ -1,13 +1,14 @@
 //! Messages: appends (through the [`Appender`](crate::appender::Appender)'s group commit),
 //! edits, tombstones, pages and changes.
 
+use std::ops::RangeInclusive;
+
 use async_trait::async_trait;
 use chat_core::store::{
     Mention, MessageStore, NewStoredMessage, SearchQuery, SeenCounters, SeqRange,
 };
 use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
-use std::ops::RangeInclusive;
 
 use crate::PostgresStore;
 use crate::appender::Appended;

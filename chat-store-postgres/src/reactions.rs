@@ -4,11 +4,12 @@
 //! changes of one room's reactions take turns, so "at most `max_keys` keys" and the change
 //! cursor hold however many processes write at once.
 
+use std::ops::RangeInclusive;
+
 use async_trait::async_trait;
 use chat_core::store::ReactionStore;
 use chat_core::{Conflict, Entity, Message, MessageId, Reaction, RoomId, StoreError, UserId};
 use sqlx::{PgConnection, Row};
-use std::ops::RangeInclusive;
 
 use crate::PostgresStore;
 use crate::codec::{self, StoreResult, int, map_err};

@@ -1,10 +1,11 @@
 //! Reactions: one row per member, key and message, read a page at a time.
 
+use std::ops::RangeInclusive;
+
 use async_trait::async_trait;
 use chat_core::store::ReactionStore;
 use chat_core::{Conflict, Entity, Message, MessageId, Reaction, RoomId, StoreError, UserId};
 use sqlx::{Row, SqliteConnection};
-use std::ops::RangeInclusive;
 
 use crate::SqliteStore;
 use crate::codec::{StoreResult, int, map_err};

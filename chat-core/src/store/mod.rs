@@ -38,10 +38,11 @@
 mod location;
 mod memory;
 
+use std::ops::RangeInclusive;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::ops::RangeInclusive;
 
 pub use self::location::{BadLocation, Location};
 pub use self::memory::MemoryStore;
