@@ -204,9 +204,9 @@ async fn index_loop(readers: SqlitePool, jobs: mpsc::WeakSender<Job>, mut due: m
     }
 }
 
-/// Runs one transaction, and sets `index_due` if its sends bring the search index due. A job that is never run drops its
-/// reply channel, and its caller gets an error: that happens only when the transaction itself
-/// cannot go on.
+/// Runs one transaction, and sets `index_due` if its sends bring the search index due. A job
+/// that is never run drops its reply channel, and its caller gets an error: that happens only
+/// when the transaction itself cannot go on.
 async fn run_batch(connection: &mut SqliteConnection, batch: &mut Vec<Job>, index_due: &mut bool) {
     let autocommit = match batch.as_slice() {
         [

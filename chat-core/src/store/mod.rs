@@ -413,8 +413,9 @@ pub trait RoomStore: Send + Sync {
     async fn list_rooms(&self, after: Option<RoomId>, limit: u32) -> StoreResult<Vec<Room>>;
 
     /// Sets the counters of `seen.room` to `fixed` and brings every read marker beyond
-    /// `fixed.last_seq` back to it, atomically, if its counters are still `seen.counters`; returns whether it did (the
-    /// counter check's repair: a room written meanwhile is left for the next run).
+    /// `fixed.last_seq` back to it, atomically, if its counters are still `seen.counters`;
+    /// returns whether it did (the counter check's repair: a room written meanwhile is left for
+    /// the next run).
     ///
     /// Errors: [`StoreError::NotFound`] (`Room`).
     async fn repair_counters(&self, seen: SeenCounters, fixed: RoomCounters) -> StoreResult<bool>;
