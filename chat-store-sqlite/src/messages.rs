@@ -209,7 +209,7 @@ async fn append_one(
         .fetch_optional(&mut *c)
         .await;
     match inserted {
-        Ok(Some(row)) => appended(new, &row, index_due),
+        Ok(Some(row)) => appended(new, &row, 0, index_due),
         Ok(None) => Err(refusal(c, new).await),
         Err(error) if is_txn_id_taken(&error) => original(c, new).await.map(|message| Sent {
             message,
@@ -220,10 +220,16 @@ async fn append_one(
 }
 
 /// The message `new` became, from the `seq` and `change_id` its insert returned; sets
-/// `index_due` if its `search_row` brings the search index due.
-fn appended(new: &NewStoredMessage, row: &SqliteRow, index_due: &mut bool) -> StoreResult<Sent> {
+/// `index_due` if the search rows its statement numbered, up to this message's (`ord` places
+/// after the first), bring the search index due.
+fn appended(
+    new: &NewStoredMessage,
+    row: &SqliteRow,
+    ord: i64,
+    index_due: &mut bool,
+) -> StoreResult<Sent> {
     let search_row: i64 = row.try_get("search_row").map_err(map_err)?;
-    *index_due |= search::index_due(search_row - 1, search_row);
+    *index_due |= search::index_due(search_row - ord - 1, search_row);
     let seq: i64 = row.try_get("seq").map_err(map_err)?;
     let change: i64 = row.try_get("change_id").map_err(map_err)?;
     let mut message = new.stored_at(
@@ -241,7 +247,9 @@ fn appended(new: &NewStoredMessage, row: &SqliteRow, index_due: &mut bool) -> St
 /// the batch's size, so it is prepared once): each room's rows are numbered from the room's
 /// counters as they were before the statement (the `MATERIALIZED` batch is read in full before
 /// the first insert), in the order given; a row that fails a check is left out and takes no
-/// number.
+/// number. Search rows follow the order given, each at its place in the batch: one left out
+/// leaves a gap, which the index passes over, cheaper than numbering the rows kept (a second
+/// window, ordered across rooms, costs about 5 % of the rate of 64 senders).
 const APPEND_ALL: &str = concat!(
     "WITH batch AS MATERIALIZED ( \
         SELECT b.*, r.last_seq, r.last_change, ",
@@ -267,8 +275,8 @@ const APPEND_ALL: &str = concat!(
     SELECT room_id, last_seq + row_number() OVER w, id, sender, body, reply_to, txn_id, \
            metadata, created_at, last_change + row_number() OVER w, thread_root, ",
     kept_mentions!("mentions", "room_id"),
-    ", mentions_room, last_search_row + row_number() OVER every \
-    FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord), every AS (ORDER BY ord) \
+    ", mentions_room, last_search_row + ord + 1 \
+    FROM batch WINDOW w AS (PARTITION BY room_id ORDER BY ord) \
     ORDER BY ord \
     RETURNING id, seq, change_id, mentions, search_row"
 );
@@ -342,9 +350,9 @@ pub(crate) async fn append_all(
         }
     };
     let mut sent = Vec::with_capacity(appends.len());
-    for Append { new, .. } in appends {
+    for (ord, Append { new, .. }) in (0..).zip(appends) {
         sent.push(match numbered.get(&new.id.0) {
-            Some(row) => appended(new, row, index_due),
+            Some(row) => appended(new, row, ord, index_due),
             None => Err(refusal(c, new).await),
         });
     }

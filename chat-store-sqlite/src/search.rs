@@ -279,11 +279,13 @@ mod tests {
 
     use std::sync::Arc;
 
-    use chat_core::{Chat, NewMessage, NewRoom, NewUser};
+    use chat_core::store::NewStoredMessage;
+    use chat_core::{Chat, MessageId, NewMessage, NewRoom, NewUser};
     use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
-    use super::{index_prepared, prepare};
+    use super::{index_new, index_prepared, prepare};
     use crate::SqliteStore;
+    use crate::messages::{Append, append_all};
 
     /// The search rows the index holds and their terms, sorted.
     async fn indexed(c: &mut SqliteConnection) -> Vec<(i64, String)> {
@@ -345,6 +347,59 @@ mod tests {
         .await
         .unwrap();
         (indexed(&mut raw).await, live)
+    }
+
+    /// An append refused in the middle of a batch leaves a gap in the batch's search rows: the
+    /// index falls due all the same when the gap holds the 1024th, and passes over it.
+    #[tokio::test]
+    async fn a_refused_append_leaves_a_gap_in_the_search_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let store = SqliteStore::open(&path.to_string_lossy()).await.unwrap();
+        let chat = Chat::new(Arc::new(store));
+        let alice = chat.create_user(NewUser::named("alice")).await.unwrap().id;
+        let outsider = chat.create_user(NewUser::named("bob")).await.unwrap().id;
+        let room = chat.create_room(alice, NewRoom::named("room")).await;
+        let room = room.unwrap().id;
+        let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        // As if 1022 search rows had been given and indexed.
+        sqlx::query("UPDATE search_progress SET indexed = 1022")
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        let append = |sender, body: &str| Append {
+            new: NewStoredMessage::text(
+                MessageId(uuid::Uuid::now_v7()),
+                room,
+                sender,
+                body.to_owned(),
+                chrono::Utc::now(),
+            ),
+            metadata: None,
+            mentions: None,
+        };
+        let batch = [
+            append(alice, "first"),
+            append(outsider, "refused"),
+            append(alice, "third"),
+        ];
+        let mut due = false;
+        let sent = append_all(&mut raw, &batch, &mut due).await;
+        let kept: Vec<_> = sent.iter().map(Result::is_ok).collect();
+        assert_eq!(kept, [true, false, true]);
+        assert!(due, "search rows 1023 to 1025 hold the 1024th");
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT search_row FROM search_rows")
+            .fetch_all(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(rows, [1023, 1025]);
+        index_new(&mut raw).await.unwrap();
+        let expected = [(1023, "first".to_owned()), (1025, "third".to_owned())];
+        assert_eq!(indexed(&mut raw).await, expected);
     }
 
     #[tokio::test]
