@@ -287,6 +287,12 @@ mod tests {
     use crate::SqliteStore;
     use crate::messages::{Append, append_all};
 
+    /// A connection of its own to the store's file, beside the store's.
+    async fn connect(path: &std::path::Path) -> SqliteConnection {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        options.connect().await.unwrap()
+    }
+
     /// The search rows the index holds and their terms, sorted.
     async fn indexed(c: &mut SqliteConnection) -> Vec<(i64, String)> {
         sqlx::query(
@@ -329,11 +335,7 @@ mod tests {
                     .message,
             );
         }
-        let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
+        let mut raw = connect(&path).await;
         let page = prepare(&mut raw).await.unwrap().unwrap();
         meanwhile(&chat, alice.id, &sent).await;
         let mut tx = raw.begin().await.unwrap();
@@ -361,11 +363,7 @@ mod tests {
         let outsider = chat.create_user(NewUser::named("bob")).await.unwrap().id;
         let room = chat.create_room(alice, NewRoom::named("room")).await;
         let room = room.unwrap().id;
-        let mut raw = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
+        let mut raw = connect(&path).await;
         // As if 1022 search rows had been given and indexed.
         sqlx::query("UPDATE search_progress SET indexed = 1022")
             .execute(&mut raw)
