@@ -11,7 +11,7 @@ use chat_core::{Entity, Message, MessageId, RoomId, Sent, StoreError, UserId};
 use chrono::{DateTime, Utc};
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::SqliteStore;
@@ -43,6 +43,9 @@ const DELETE: &str = set_change!("body = '', metadata = NULL, deleted_at = ?");
 /// A reaction's change: the message itself is as it was.
 pub(crate) const TOUCH: &str = set_change!();
 
+/// A statement with some of its parameters bound.
+pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
 /// Applies a change to a live message (`sql` is an `UPDATE messages` that sets the change and
 /// the next change cursor, binds the message id last and returns the row) and moves the room's
 /// change cursor along.
@@ -50,9 +53,7 @@ pub(crate) async fn change_message(
     c: &mut SqliteConnection,
     id: MessageId,
     sql: &'static str,
-    bind: impl FnOnce(
-        sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    bind: impl FnOnce(Query<'_>) -> Query<'_>,
 ) -> StoreResult<Message> {
     let message = bind(sqlx::query(sql))
         .bind(id.0)
@@ -69,6 +70,33 @@ pub(crate) async fn change_message(
         .await
         .map_err(map_err)?;
     Ok(message)
+}
+
+/// A page of messages in sequence order, read by one of two statements that take what the page
+/// is of first (bound by `scope`), then the bounds `seq > ?` and `seq < ?` and a limit: `up`
+/// reads up from `range.after` (ascending), `down` down from `range.before` (descending, and
+/// turned here).
+pub(crate) async fn seq_page(
+    readers: &SqlitePool,
+    range: SeqRange,
+    [up, down]: [&'static str; 2],
+    scope: impl FnOnce(Query<'_>) -> Query<'_>,
+) -> StoreResult<Vec<Message>> {
+    let sql = if range.after.is_some() { up } else { down };
+    let mut messages = scope(sqlx::query(sql))
+        .bind(range.after.map_or(0, int))
+        .bind(range.before.map_or(i64::MAX, int))
+        .bind(i64::from(range.limit))
+        .fetch_all(readers)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(codec::message)
+        .collect::<StoreResult<Vec<_>>>()?;
+    if range.after.is_none() {
+        messages.reverse();
+    }
+    Ok(messages)
 }
 
 /// Of the users mentioned (`$mentions`, a JSON array of hex ids), those who are members of
@@ -430,38 +458,21 @@ impl MessageStore for SqliteStore {
     }
 
     async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
-        let after = range.after.map_or(0, int);
-        let before = range.before.map_or(i64::MAX, int);
-        let sql = if range.after.is_some() {
+        let sql = [
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages \
                  WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
-            )
-        } else {
+            ),
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages \
                  WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-            )
-        };
-        let mut messages = sqlx::query(sql)
-            .bind(room.0)
-            .bind(after)
-            .bind(before)
-            .bind(i64::from(range.limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::message)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if range.after.is_none() {
-            messages.reverse();
-        }
-        Ok(messages)
+            ),
+        ];
+        seq_page(&self.readers, range, sql, |query| query.bind(room.0)).await
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {

@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use crate::SqliteStore;
 use crate::codec::{self, StoreResult, int, map_err, message_columns, micros};
+use crate::messages::seq_page;
 use crate::rooms::counters_are;
 
 /// The messages that mention a user, newest first.
@@ -55,39 +56,24 @@ impl ThreadStore for SqliteStore {
         root: MessageId,
         range: SeqRange,
     ) -> StoreResult<Vec<Message>> {
-        let after = range.after.map_or(0, int);
-        let before = range.before.map_or(i64::MAX, int);
-        let sql = if range.after.is_some() {
+        let sql = [
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages WHERE room_id = ? AND thread_root = ? \
                  AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
-            )
-        } else {
+            ),
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages WHERE room_id = ? AND thread_root = ? \
                  AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-            )
-        };
-        let mut replies = sqlx::query(sql)
-            .bind(room.0)
-            .bind(root.0)
-            .bind(after)
-            .bind(before)
-            .bind(i64::from(range.limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::message)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if range.after.is_none() {
-            replies.reverse();
-        }
-        Ok(replies)
+            ),
+        ];
+        seq_page(&self.readers, range, sql, |query| {
+            query.bind(room.0).bind(root.0)
+        })
+        .await
     }
 
     async fn threads(
