@@ -101,13 +101,13 @@ impl PostgresStore {
     }
 }
 
+/// A statement with some of its parameters bound.
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 impl PostgresStore {
     /// Runs an [`EDIT`]: the changed message, or `NotFound` when there is no
     /// live message of that id.
-    async fn change(
-        &self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> StoreResult<Message> {
+    async fn change(&self, query: Query<'_>) -> StoreResult<Message> {
         query
             .fetch_optional(&self.pool)
             .await
@@ -115,6 +115,33 @@ impl PostgresStore {
             .map(|row| codec::message(&row))
             .transpose()?
             .ok_or(StoreError::NotFound(Entity::Message))
+    }
+
+    /// A page of messages in sequence order, read by one of two statements that take what the
+    /// page is of first (bound by `scope`), then the bounds `seq > $n` and `seq < $n` and a
+    /// limit: `up` reads up from `range.after` (ascending), `down` down from `range.before`
+    /// (descending, and turned here).
+    pub(crate) async fn seq_page(
+        &self,
+        range: SeqRange,
+        [up, down]: [&'static str; 2],
+        scope: impl FnOnce(Query<'_>) -> Query<'_>,
+    ) -> StoreResult<Vec<Message>> {
+        let sql = if range.after.is_some() { up } else { down };
+        let mut messages = scope(sqlx::query(sql))
+            .bind(range.after.map_or(0, int))
+            .bind(range.before.map_or(i64::MAX, int))
+            .bind(i64::from(range.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(codec::message)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if range.after.is_none() {
+            messages.reverse();
+        }
+        Ok(messages)
     }
 }
 
@@ -239,38 +266,21 @@ impl MessageStore for PostgresStore {
     }
 
     async fn messages(&self, room: RoomId, range: SeqRange) -> StoreResult<Vec<Message>> {
-        let after = range.after.map_or(0, int);
-        let before = range.before.map_or(i64::MAX, int);
-        let sql = if range.after.is_some() {
+        let sql = [
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages \
                  WHERE room_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq ASC LIMIT $4"
-            )
-        } else {
+            ),
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages \
                  WHERE room_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq DESC LIMIT $4"
-            )
-        };
-        let mut messages = sqlx::query(sql)
-            .bind(room.0)
-            .bind(after)
-            .bind(before)
-            .bind(i64::from(range.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::message)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if range.after.is_none() {
-            messages.reverse();
-        }
-        Ok(messages)
+            ),
+        ];
+        self.seq_page(range, sql, |query| query.bind(room.0)).await
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Message>> {

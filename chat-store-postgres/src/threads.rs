@@ -44,39 +44,22 @@ impl ThreadStore for PostgresStore {
         root: MessageId,
         range: SeqRange,
     ) -> StoreResult<Vec<Message>> {
-        let after = range.after.map_or(0, int);
-        let before = range.before.map_or(i64::MAX, int);
-        let sql = if range.after.is_some() {
+        let sql = [
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages WHERE room_id = $1 AND thread_root = $2 \
                  AND seq > $3 AND seq < $4 ORDER BY seq ASC LIMIT $5"
-            )
-        } else {
+            ),
             concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages WHERE room_id = $1 AND thread_root = $2 \
                  AND seq > $3 AND seq < $4 ORDER BY seq DESC LIMIT $5"
-            )
-        };
-        let mut replies = sqlx::query(sql)
-            .bind(room.0)
-            .bind(root.0)
-            .bind(after)
-            .bind(before)
-            .bind(i64::from(range.limit))
-            .fetch_all(&self.pool)
+            ),
+        ];
+        self.seq_page(range, sql, |query| query.bind(room.0).bind(root.0))
             .await
-            .map_err(map_err)?
-            .iter()
-            .map(codec::message)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if range.after.is_none() {
-            replies.reverse();
-        }
-        Ok(replies)
     }
 
     async fn threads(
