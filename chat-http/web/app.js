@@ -213,11 +213,33 @@ function reset() {
 // ---------------------------------------------------------------------------------------------
 // The room list and unread badges
 
+/** Counts the changes made here to the room list (a room created, left, updated by an event):
+ * a listing fetched across one of them is stale. */
+let roomEdits = 0;
+
+/** Keeps a room in the list, as it now is. */
+function keepRoom(room) {
+  roomEdits += 1;
+  state.rooms.set(room.id, room);
+}
+
+/** Takes a room out of the list. */
+function forgetRoom(roomId) {
+  roomEdits += 1;
+  state.rooms.delete(roomId);
+}
+
 async function refreshRooms() {
-  const [rooms, conversations] = await Promise.all([
-    allPages(api, "/rooms", { mine: true }),
-    allPages(api, "/direct"),
-  ]);
+  let rooms, conversations, edits;
+  do {
+    // Fetched again if the list changed here meanwhile: a room created while the first
+    // listing was on its way would otherwise vanish with the room open in it.
+    edits = roomEdits;
+    [rooms, conversations] = await Promise.all([
+      allPages(api, "/rooms", { mine: true }),
+      allPages(api, "/direct"),
+    ]);
+  } while (edits !== roomEdits);
   state.rooms = new Map(rooms.map((room) => [room.id, room]));
   state.directWith = new Map(conversations.map((c) => [c.room.id, c.other ?? null]));
   for (const c of conversations) {
@@ -294,7 +316,7 @@ async function createRoom(event) {
   try {
     const room = await api.post("/rooms", { name });
     input.value = "";
-    state.rooms.set(room.id, room);
+    keepRoom(room);
     renderRoomList();
     openRoom(room.id);
   } catch (error) {
@@ -553,7 +575,7 @@ async function leaveRoom() {
   if (!timeline) return;
   try {
     await api.post(`/rooms/${timeline.roomId}/leave`);
-    state.rooms.delete(timeline.roomId);
+    forgetRoom(timeline.roomId);
     closeRoom();
     renderRoomList();
   } catch (error) {
@@ -1040,12 +1062,12 @@ function onFrame(frame) {
     case "member.updated":
       return memberChanged(frame);
     case "room.updated":
-      state.rooms.set(frame.room.id, frame.room);
+      keepRoom(frame.room);
       renderRoomList();
       if (state.room?.roomId === frame.room.id) renderRoomHeader();
       return;
     case "room.deleted":
-      state.rooms.delete(frame.room_id);
+      forgetRoom(frame.room_id);
       if (state.room?.roomId === frame.room_id) closeRoom();
       return renderRoomList();
     case "read.updated":
@@ -1087,7 +1109,7 @@ function memberChanged(frame) {
   const userId = frame.member?.user_id ?? frame.user_id;
   if (userId === state.me.id) {
     if (frame.type === "member.left") {
-      state.rooms.delete(roomId);
+      forgetRoom(roomId);
       if (state.room?.roomId === roomId) closeRoom();
       renderRoomList();
     } else if (!state.rooms.has(roomId)) {
@@ -1097,7 +1119,7 @@ function memberChanged(frame) {
   if (state.room?.roomId === roomId) {
     loadMembers(state.room);
     api.get(`/rooms/${roomId}`).then((room) => {
-      state.rooms.set(room.id, room);
+      keepRoom(room);
       renderRoomHeader();
     }, () => {});
   }

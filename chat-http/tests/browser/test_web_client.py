@@ -297,6 +297,38 @@ def test_usable_with_the_keyboard_alone(server, open_page):
     expect(page.get_by_test_id("message-body")).to_have_text(["typed, not clicked"])
 
 
+def test_a_room_created_while_the_room_list_loads_stays_open(server, open_page):
+    Api(server.base, "gina").register()
+    page = open_page()
+    # The room list's first listing is held until the room has been created.
+    held = []
+
+    def hold_the_first(route):
+        if route.request.method == "GET" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(lambda url: "/rooms?" in url and "mine=true" in url, hold_the_first)
+    log_in(page, "gina")
+    page.get_by_test_id("new-room-name").fill("early")
+    page.get_by_test_id("new-room-submit").click()
+    expect(page.get_by_test_id("room-title")).to_have_text("early")
+
+    # It arrives without the room, and the client fetches the list again.
+    listings = []
+
+    def the_second(response):
+        if "/rooms?" in response.url and "mine=true" in response.url:
+            listings.append(response)
+        return len(listings) == 2
+
+    with page.expect_response(the_second):
+        held[0].fulfill(json={"items": [], "next_cursor": None})
+    expect(page.get_by_test_id("room-title")).to_have_text("early")
+    expect(page.get_by_test_id("room-list")).to_contain_text("early")
+
+
 def test_search_and_mentions_open_the_room_at_the_message(server, open_page):
     alice = Api(server.base, "alice").register()
     bob = Api(server.base, "bob").register()
