@@ -122,7 +122,10 @@ fn connection_changed(event: &async_nats::Event, fan_out: &NodeFanOut, away: &At
             tracing::info!("event bus reconnected");
             fan_out.deliver(Delivery::Lagged);
         }
-        async_nats::Event::SlowConsumer(_) => fan_out.deliver(Delivery::Lagged),
+        async_nats::Event::SlowConsumer(_) => {
+            tracing::warn!("event bus subscription fell behind; subscribers resync");
+            fan_out.deliver(Delivery::Lagged);
+        }
         _ => {}
     }
 }
@@ -232,6 +235,7 @@ async fn receive(mut subscriber: async_nats::Subscriber, node: Uuid, fan_out: No
             continue;
         }
         if frame.lagged {
+            tracing::info!(node = %frame.node, "another node dropped events; subscribers resync");
             fan_out.deliver(Delivery::Lagged);
         }
         for event in frame.events {

@@ -19,6 +19,11 @@ async fn two_nodes_on(url: &str, subject: &str) -> (Arc<dyn EventBus>, Arc<dyn E
 }
 
 async fn two_nodes() -> (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard) {
+    // What the bus logs (a lost connection, a lag) shows under a case that fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
     let subject = format!("chat.test.{}", uuid::Uuid::now_v7().simple());
     let (a, b) = two_nodes_on(&test_url(), &subject).await;
     (a, b, Box::new(()))

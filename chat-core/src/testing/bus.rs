@@ -10,10 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
+use super::follower::Follower;
 use super::{Guard, epoch, test_config};
 use crate::auth::LoginName;
 use crate::clock::ManualClock;
-use crate::events::{Delivery, Event, EventBus, EventStream, Subscription};
+use crate::events::{Delivery, Event, EventBus, EventStream};
 use crate::ids::{IdSource, SequentialIds};
 use crate::store::{MemoryStore, Store};
 use crate::{Chat, NewMessage, NewRoom, NewUser, RoomId, UserId};
@@ -182,22 +183,6 @@ pub async fn bus_tells_a_lagging_subscriber(h: BusHarness) {
     assert!(received < SENT);
 }
 
-async fn message_seqs(feed: &mut Subscription, room: RoomId, count: usize) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    while seqs.len() < count {
-        let event = tokio::time::timeout(PATIENCE, feed.recv())
-            .await
-            .expect("a message within the patience")
-            .expect("the feed goes on");
-        if let Event::MessageCreated { message } = &*event
-            && message.room_id == room
-        {
-            seqs.push(message.seq);
-        }
-    }
-    seqs
-}
-
 pub async fn bus_carries_messages_between_engines_in_order(h: BusHarness) {
     let engines = h.engines().await;
     let owner = engines
@@ -230,8 +215,11 @@ pub async fn bus_carries_messages_between_engines_in_order(h: BusHarness) {
         task.await.unwrap();
     }
     let all: Vec<u64> = (1..=80).collect();
-    assert_eq!(message_seqs(&mut on_a, room.id, 80).await, all);
-    assert_eq!(message_seqs(&mut on_b, room.id, 80).await, all);
+    for (engine, feed) in [(&engines.a, &mut on_a), (&engines.b, &mut on_b)] {
+        let mut client = Follower::new(engine, owner.id, room.id);
+        client.follow(feed, 80).await;
+        assert_eq!(client.seen(), all);
+    }
 }
 
 pub async fn bus_reconnecting_subscriber_loses_nothing_after_catch_up(h: BusHarness) {
@@ -249,33 +237,24 @@ pub async fn bus_reconnecting_subscriber_loses_nothing_after_catch_up(h: BusHarn
             .await
             .unwrap();
     };
+    let mut bob_client = Follower::new(b, bob.id, room.id);
     let mut feed = b.subscribe(bob.id).await.unwrap();
     for n in 1..=10 {
         send(n).await;
     }
-    let mut seen = message_seqs(&mut feed, room.id, 5).await;
-    let cursor = b
-        .history(bob.id, room.id, crate::HistoryQuery::newest(50))
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .find(|m| m.seq == 5)
-        .map(|m| m.change_id)
-        .unwrap();
+    bob_client.follow(&mut feed, 5).await;
     feed.close().await; // the connection drops
     for n in 11..=20 {
         send(n).await;
     }
-    // Reconnect (on the other engine), then catch up from the last cursor seen.
+    // Reconnect (on the other engine), then catch up from the last message seen.
     let mut feed = a.subscribe(bob.id).await.unwrap();
-    let missed = b.changes(bob.id, room.id, cursor, None).await.unwrap();
-    seen.extend(missed.items.iter().map(|m| m.seq));
+    bob_client.catch_up().await;
     for n in 21..=25 {
         send(n).await;
     }
-    seen.extend(message_seqs(&mut feed, room.id, 5).await);
-    assert_eq!(seen, (1..=25).collect::<Vec<u64>>());
+    bob_client.follow(&mut feed, 25).await;
+    assert_eq!(bob_client.seen(), (1..=25).collect::<Vec<u64>>());
 }
 
 pub async fn bus_ends_logins_on_every_engine(h: BusHarness) {

@@ -24,6 +24,7 @@ pub mod bus;
 pub mod cases;
 pub mod crash;
 pub mod fixture;
+mod follower;
 pub mod model;
 
 use std::any::Any;

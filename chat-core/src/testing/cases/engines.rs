@@ -10,27 +10,13 @@ use crate::auth::{Authenticated, LoginName};
 use crate::events::{Event, InProcessBus, Subscription};
 use crate::store::NewStoredMessage;
 use crate::testing::Harness;
-use crate::{Error, MessageId, NewMessage, NewUser, RoomId};
+use crate::testing::follower::Follower;
+use crate::{Error, MessageId, NewMessage, NewUser};
 
 const PASSWORD: &str = "correct horse battery";
 
 fn username(name: &str) -> LoginName {
     LoginName::Username(name.into())
-}
-
-/// The sequence numbers of the room's new messages, as the feed hands them out, until `count`
-/// have come.
-async fn message_seqs(feed: &mut Subscription, room: RoomId, count: usize) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    while seqs.len() < count {
-        let event = next(feed).await.expect("the feed goes on");
-        if let Event::MessageCreated { message } = &*event
-            && message.room_id == room
-        {
-            seqs.push(message.seq);
-        }
-    }
-    seqs
 }
 
 pub async fn engines_deliver_every_message_once_in_order(h: Harness) {
@@ -58,8 +44,11 @@ pub async fn engines_deliver_every_message_once_in_order(h: Harness) {
         task.await.unwrap();
     }
     let all: Vec<u64> = (1..=90).collect();
-    assert_eq!(message_seqs(&mut on_a, room.id, 90).await, all);
-    assert_eq!(message_seqs(&mut on_b, room.id, 90).await, all);
+    for (engine, feed) in [(&a.chat, &mut on_a), (&b, &mut on_b)] {
+        let mut client = Follower::new(engine, owner.id, room.id);
+        client.follow(feed, 90).await;
+        assert_eq!(client.seen(), all);
+    }
     assert!(drain(&mut on_a).await.is_empty(), "each message once");
 }
 
