@@ -30,7 +30,7 @@ use async_nats::connection::State;
 use chat_core::events::{BusNode, Delivery, Event, EventBus, EventStream, NodeFanOut};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -42,6 +42,9 @@ const QUEUE: usize = 16_384;
 
 /// Events held for a local subscriber that reads slowly, before it lags.
 const FAN_OUT: usize = 4_096;
+
+/// How long a connection, or a round trip to the server, may take.
+const ROUND_TRIP: Duration = Duration::from_secs(5);
 
 /// The most events one frame carries.
 const FRAME_EVENTS: usize = 1_000;
@@ -71,27 +74,30 @@ impl std::fmt::Debug for NatsBus {
 
 impl NatsBus {
     /// A node on `subject` ([`DEFAULT_SUBJECT`] is what `chat-server` uses) of the NATS server
-    /// at `url`, subscribed before this returns.
+    /// at `url`, whose subscription the server holds before this returns.
     pub async fn connect(url: &str, subject: &str) -> Result<Self, async_nats::Error> {
         let node = Uuid::now_v7();
         let (fan_out, queued) = NodeFanOut::new(FAN_OUT, QUEUE);
         let away = Arc::new(AtomicBool::new(false));
-        let watcher = (fan_out.clone(), away);
+        let reconnected = Arc::new(Notify::new());
+        let watcher = (fan_out.clone(), away, Arc::clone(&reconnected));
         let client = async_nats::ConnectOptions::new()
             .name(format!("chat-engine {node}"))
-            .connection_timeout(Duration::from_secs(5))
-            // Reconnect forever, at most a second apart: the store carries the chat meanwhile.
+            .connection_timeout(ROUND_TRIP)
+            // Reconnect forever, at once the first time, then at most a second apart: the
+            // store carries the chat meanwhile. (The first attempt, the connection itself,
+            // counts as 1.)
             .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((100 * attempts as u64).min(1_000))
+                Duration::from_millis((100 * (attempts as u64).saturating_sub(1)).min(1_000))
             })
             .event_callback(move |event| {
-                let (fan_out, away) = watcher.clone();
-                async move { connection_changed(&event, &fan_out, &away) }
+                let (fan_out, away, reconnected) = watcher.clone();
+                async move { connection_changed(&event, &fan_out, &away, &reconnected) }
             })
             .connect(url)
             .await?;
         let subscriber = client.subscribe(subject.to_owned()).await?;
-        client.flush().await?;
+        round_trip(&client).await?;
         let sender = Sender {
             client: client.clone(),
             subject: subject.to_owned(),
@@ -101,6 +107,11 @@ impl NatsBus {
         let mut tasks = JoinSet::new();
         tasks.spawn(sender.run(queued));
         tasks.spawn(receive(subscriber, node, fan_out.clone()));
+        tasks.spawn(resync_when_back(
+            client.clone(),
+            reconnected,
+            fan_out.clone(),
+        ));
         Ok(Self {
             node: Arc::new(BusNode::new(node, fan_out, tasks)),
             client,
@@ -108,9 +119,30 @@ impl NatsBus {
     }
 }
 
+/// Waits until the server has handled what this client sent before, subscriptions included.
+/// async-nats's `flush` only writes the socket: a subscription flushed may still be on its way,
+/// and what other nodes publish meanwhile is lost to it without a word. A message to a subject
+/// of our own comes back only once the server has handled everything sent before it, since it
+/// handles a connection's operations in order.
+async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::Error> {
+    let inbox = client.new_inbox();
+    let mut echo = client.subscribe(inbox.clone()).await?;
+    client.publish(inbox, Vec::new().into()).await?;
+    match tokio::time::timeout(ROUND_TRIP, echo.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err("the NATS server did not answer a round trip".into()),
+    }
+}
+
 /// What a change of the connection means for subscribers: while the server was away, the
-/// other nodes' events were lost, and this node's may have been. `away` is set while it is.
-fn connection_changed(event: &async_nats::Event, fan_out: &NodeFanOut, away: &AtomicBool) {
+/// other nodes' events were lost, and this node's may have been. `away` is set while it is;
+/// `reconnected` wakes [`resync_when_back`].
+fn connection_changed(
+    event: &async_nats::Event,
+    fan_out: &NodeFanOut,
+    away: &AtomicBool,
+    reconnected: &Notify,
+) {
     match event {
         async_nats::Event::Disconnected => {
             tracing::warn!("event bus disconnected; subscribers resync when it is back");
@@ -120,7 +152,10 @@ fn connection_changed(event: &async_nats::Event, fan_out: &NodeFanOut, away: &At
         // Also said, late, of the first connection, when nothing was missed.
         async_nats::Event::Connected if away.swap(false, Ordering::Relaxed) => {
             tracing::info!("event bus reconnected");
+            // A lag now, before anything heard on the new connection; and another once the
+            // server holds the subscription again, for what it missed until then.
             fan_out.deliver(Delivery::Lagged);
+            reconnected.notify_one();
         }
         async_nats::Event::SlowConsumer(_) => {
             tracing::warn!("event bus subscription fell behind; subscribers resync");
@@ -141,6 +176,24 @@ impl EventBus for NatsBus {
 
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
+    }
+}
+
+/// The task that tells subscribers to resync after a reconnection once the server has this
+/// node's subscription again: the resync at the reconnection itself may come before what other
+/// nodes publish until the subscription is renewed, which this node never receives.
+async fn resync_when_back(
+    client: async_nats::Client,
+    reconnected: Arc<Notify>,
+    fan_out: NodeFanOut,
+) {
+    loop {
+        reconnected.notified().await;
+        if let Err(error) = round_trip(&client).await {
+            // Lost again: the next reconnection tells subscribers once more.
+            tracing::warn!(%error, "event bus reconnected, then did not answer");
+        }
+        fan_out.deliver(Delivery::Lagged);
     }
 }
 

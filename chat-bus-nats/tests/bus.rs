@@ -11,6 +11,8 @@ use chat_core::events::{Delivery, EventBus, EventStream};
 use chat_core::testing::Guard;
 use chat_core::testing::bus::message_event;
 use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 async fn two_nodes_on(url: &str, subject: &str) -> (Arc<dyn EventBus>, Arc<dyn EventBus>) {
     let a = NatsBus::connect(url, subject).await.expect("node a");
@@ -115,5 +117,99 @@ async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() 
     assert!(
         a.is_connected() && b.is_connected(),
         "both reconnected by themselves"
+    );
+}
+
+/// A link to `server` whose client-to-server half is `delay` late, as a slow network would be:
+/// what a client sends reaches the server well after the client has written it. Returns the
+/// URL to connect to.
+async fn slow_link(server: &str, delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let url = format!("nats://{}", listener.local_addr().expect("its address"));
+    let server = server.trim_start_matches("nats://").to_owned();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            // While the server is down, the client's attempt fails here, and it tries again.
+            let Ok(upstream) = TcpStream::connect(&server).await else {
+                continue;
+            };
+            let (mut from_client, mut to_client) = client.into_split();
+            let (mut from_server, mut to_server) = upstream.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+            });
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                while let Ok(read @ 1..) = from_client.read(&mut buffer).await {
+                    tokio::time::sleep(delay).await;
+                    if to_server.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_a_slow_link_hears_what_is_published_once_it_is_connected() {
+    if let Some(why) = nats_missing() {
+        return chat_core::testing::skipped("slow_link", &why);
+    }
+    let subject = format!("chat.test.{}", uuid::Uuid::now_v7().simple());
+    let a = NatsBus::connect(&test_url(), &subject)
+        .await
+        .expect("node a");
+    let slow = slow_link(&test_url(), Duration::from_millis(300)).await;
+    let b = NatsBus::connect(&slow, &subject).await.expect("node b");
+    let mut on_b = b.subscribe();
+    // Published once b's connect has returned: its subscription must be in place by then,
+    // at the server, not only written to the link.
+    a.publish(message_event(1, "first".into()));
+    assert_eq!(
+        within(&mut on_b, Duration::from_secs(5)).await,
+        Some(Delivery::Event(message_event(1, "first".into())))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_on_a_slow_link_lags_for_what_it_missed_before_resubscribing() {
+    let Some(mut server) = PrivateServer::start() else {
+        if let Some(why) = nats_missing() {
+            return chat_core::testing::skipped("back_on_a_slow_link", &why);
+        }
+        panic!("NATS answers but no nats-server program starts here");
+    };
+    let subject = "chat.events";
+    let a = NatsBus::connect(&server.url, subject)
+        .await
+        .expect("node a");
+    let slow = slow_link(&server.url, Duration::from_millis(300)).await;
+    let b = NatsBus::connect(&slow, subject).await.expect("node b");
+    let mut on_b = b.subscribe();
+
+    server.stop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a.is_connected() || b.is_connected() {
+        assert!(tokio::time::Instant::now() < deadline, "the outage is seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.resume(), "the server starts again");
+    while !a.is_connected() {
+        assert!(tokio::time::Instant::now() < deadline, "a reconnects");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // b is back once it says so; its subscription is then still on the slow link.
+    assert_eq!(
+        within(&mut on_b, Duration::from_secs(10)).await,
+        Some(Delivery::Lagged)
+    );
+    a.publish(message_event(1, "missed".into()));
+    let after = within(&mut on_b, Duration::from_secs(5)).await;
+    assert!(
+        matches!(after, Some(Delivery::Lagged))
+            || after == Some(Delivery::Event(message_event(1, "missed".into()))),
+        "an event published while b resubscribed is heard or lagged for, not lost: {after:?}"
     );
 }
