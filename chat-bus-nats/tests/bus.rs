@@ -10,9 +10,8 @@ use chat_bus_nats::testing::{PrivateServer, nats_missing, test_url};
 use chat_core::events::{Delivery, EventBus, EventStream};
 use chat_core::testing::Guard;
 use chat_core::testing::bus::message_event;
+use chat_core::testing::slow_link::slow_link;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 async fn two_nodes_on(url: &str, subject: &str) -> (Arc<dyn EventBus>, Arc<dyn EventBus>) {
     let a = NatsBus::connect(url, subject).await.expect("node a");
@@ -32,6 +31,11 @@ async fn two_nodes() -> (Arc<dyn EventBus>, Arc<dyn EventBus>, Guard) {
 }
 
 chat_core::bus_conformance_tests!(two_nodes, skip_when = nats_missing);
+
+/// The `host:port` of a `nats://` URL.
+fn nats_address(url: &str) -> String {
+    url.trim_start_matches("nats://").to_owned()
+}
 
 /// The next delivery, if one comes within `wait`.
 async fn within(stream: &mut EventStream, wait: Duration) -> Option<Delivery> {
@@ -120,38 +124,6 @@ async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() 
     );
 }
 
-/// A link to `server` whose client-to-server half is `delay` late, as a slow network would be:
-/// what a client sends reaches the server well after the client has written it. Returns the
-/// URL to connect to.
-async fn slow_link(server: &str, delay: Duration) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    let url = format!("nats://{}", listener.local_addr().expect("its address"));
-    let server = server.trim_start_matches("nats://").to_owned();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            // While the server is down, the client's attempt fails here, and it tries again.
-            let Ok(upstream) = TcpStream::connect(&server).await else {
-                continue;
-            };
-            let (mut from_client, mut to_client) = client.into_split();
-            let (mut from_server, mut to_server) = upstream.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-            });
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 64 * 1024];
-                while let Ok(read @ 1..) = from_client.read(&mut buffer).await {
-                    tokio::time::sleep(delay).await;
-                    if to_server.write_all(&buffer[..read]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_on_a_slow_link_hears_what_is_published_once_it_is_connected() {
     if let Some(why) = nats_missing() {
@@ -161,8 +133,10 @@ async fn a_node_on_a_slow_link_hears_what_is_published_once_it_is_connected() {
     let a = NatsBus::connect(&test_url(), &subject)
         .await
         .expect("node a");
-    let slow = slow_link(&test_url(), Duration::from_millis(300)).await;
-    let b = NatsBus::connect(&slow, &subject).await.expect("node b");
+    let slow = slow_link(nats_address(&test_url()), Duration::from_millis(300)).await;
+    let b = NatsBus::connect(&format!("nats://{slow}"), &subject)
+        .await
+        .expect("node b");
     let mut on_b = b.subscribe();
     // Published once b's connect has returned: its subscription must be in place by then,
     // at the server, not only written to the link.
@@ -185,8 +159,10 @@ async fn a_node_back_on_a_slow_link_lags_for_what_it_missed_before_resubscribing
     let a = NatsBus::connect(&server.url, subject)
         .await
         .expect("node a");
-    let slow = slow_link(&server.url, Duration::from_millis(300)).await;
-    let b = NatsBus::connect(&slow, subject).await.expect("node b");
+    let slow = slow_link(nats_address(&server.url), Duration::from_millis(300)).await;
+    let b = NatsBus::connect(&format!("nats://{slow}"), subject)
+        .await
+        .expect("node b");
     let mut on_b = b.subscribe();
 
     server.stop();

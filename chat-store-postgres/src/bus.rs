@@ -167,7 +167,8 @@ async fn receive(mut listener: PgListener, node: Uuid, fan_out: NodeFanOut) {
     loop {
         let notification = match listener.try_recv().await {
             Ok(Some(notification)) => notification,
-            // The connection was lost (notifications with it) and is back.
+            // The connection was lost (notifications with it) and is back, listening again:
+            // sqlx reconnects eagerly, so a resync from here misses nothing.
             Ok(None) => {
                 partial.clear();
                 failing = false;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chat_core::events::{Delivery, EventBus};
 use chat_core::testing::Guard;
 use chat_core::testing::bus::message_event;
+use chat_core::testing::slow_link::slow_link;
 use chat_store_postgres::PostgresBus;
 use chat_store_postgres::testing::{postgres_missing, test_url};
 
@@ -53,6 +54,18 @@ async fn events_too_large_for_one_notification_arrive_whole_and_in_order() {
     }
 }
 
+/// Ends the connections listening on `channel`, as when PostgreSQL restarts.
+async fn terminate_listeners(pool: &sqlx::PgPool, channel: &str) {
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN%' AND strpos(query, $1) > 0",
+    )
+    .bind(channel)
+    .execute(pool)
+    .await
+    .expect("terminate listeners");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_listener_connection_is_a_lag_and_delivery_resumes() {
     if let Some(why) = postgres_missing() {
@@ -66,15 +79,7 @@ async fn a_lost_listener_connection_is_a_lag_and_delivery_resumes() {
         next(&mut on_b).await,
         Delivery::Event(message_event(1, "before".into()))
     );
-    // The listening connections of this test's channel go, as when PostgreSQL restarts.
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE 'LISTEN%' AND strpos(query, $1) > 0",
-    )
-    .bind(&channel)
-    .execute(&pool)
-    .await
-    .expect("terminate listeners");
+    terminate_listeners(&pool, &channel).await;
     assert_eq!(next(&mut on_b).await, Delivery::Lagged);
     // Once listening again, b hears a again.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -94,4 +99,35 @@ async fn a_lost_listener_connection_is_a_lag_and_delivery_resumes() {
             "b never heard a again"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_back_on_a_slow_link_lags_only_once_it_listens_again() {
+    if let Some(why) = postgres_missing() {
+        return chat_core::testing::skipped("listener_on_a_slow_link", &why);
+    }
+    use std::str::FromStr;
+    let channel = format!("chat_test_{}", uuid::Uuid::now_v7().simple());
+    let options = sqlx::postgres::PgConnectOptions::from_str(&test_url()).expect("the test URL");
+    let server = format!("{}:{}", options.get_host(), options.get_port());
+    let slow = slow_link(server, std::time::Duration::from_millis(300)).await;
+    let slow_options = options.host(&slow.ip().to_string()).port(slow.port());
+    let pool = sqlx::PgPool::connect(&test_url()).await.expect("connect");
+    let slow_pool = sqlx::PgPool::connect_with(slow_options)
+        .await
+        .expect("connect slowly");
+    let a = PostgresBus::connect(&pool, &channel).await.expect("node a");
+    let b = PostgresBus::connect(&slow_pool, &channel)
+        .await
+        .expect("node b");
+    let mut on_b = b.subscribe();
+    terminate_listeners(&pool, &channel).await;
+    // b says it lagged; whatever a publishes from then on, b hears (its LISTEN, sent again
+    // on the slow link, must have reached the server by then).
+    assert_eq!(next(&mut on_b).await, Delivery::Lagged);
+    a.publish(message_event(1, "after the lag".into()));
+    assert_eq!(
+        next(&mut on_b).await,
+        Delivery::Event(message_event(1, "after the lag".into()))
+    );
 }

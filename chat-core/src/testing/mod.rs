@@ -26,6 +26,7 @@ pub mod crash;
 pub mod fixture;
 mod follower;
 pub mod model;
+pub mod slow_link;
 
 use std::any::Any;
 use std::future::Future;
