@@ -87,14 +87,32 @@ async fn heard_again(a: &Arc<dyn EventBus>, on_b: &mut EventStream, body: &str) 
     None
 }
 
+/// A `nats-server` of the case's own, or `None` when the case is skipped (no NATS here, and
+/// none required).
+fn private_server(case: &str) -> Option<PrivateServer> {
+    let server = PrivateServer::start();
+    if server.is_none() {
+        // The program comes with the machine's NATS; where NATS is required, so is it.
+        let why = nats_missing().expect("NATS answers but no nats-server program starts here");
+        chat_core::testing::skipped(case, &why);
+    }
+    server
+}
+
+/// Stops `server` and waits until both nodes have seen it go.
+async fn stop_under(server: &mut PrivateServer, a: &dyn EventBus, b: &dyn EventBus) {
+    server.stop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a.is_connected() || b.is_connected() {
+        assert!(tokio::time::Instant::now() < deadline, "the outage is seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() {
-    let Some(mut server) = PrivateServer::start() else {
-        // The program comes with the machine's NATS; where NATS is required, so is it.
-        if let Some(why) = nats_missing() {
-            return chat_core::testing::skipped("restarted_server", &why);
-        }
-        panic!("NATS answers but no nats-server program starts here");
+    let Some(mut server) = private_server("restarted_server") else {
+        return;
     };
     let (a, b) = two_nodes_on(&server.url, "chat.events").await;
     let mut on_b = b.subscribe();
@@ -102,12 +120,7 @@ async fn a_restarted_server_is_a_lag_then_delivery_resumes_and_health_follows() 
     assert_eq!(heard, Some(false), "b hears a, and nothing lags");
     assert!(a.is_connected() && b.is_connected());
 
-    server.stop();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while a.is_connected() || b.is_connected() {
-        assert!(tokio::time::Instant::now() < deadline, "the outage is seen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stop_under(&mut server, &*a, &*b).await;
     // Published while the server is away: lost to b, which is told.
     a.publish(message_event(2, "during".into()));
     assert!(server.resume(), "the server starts again");
@@ -149,11 +162,8 @@ async fn a_node_on_a_slow_link_hears_what_is_published_once_it_is_connected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_back_on_a_slow_link_lags_for_what_it_missed_before_resubscribing() {
-    let Some(mut server) = PrivateServer::start() else {
-        if let Some(why) = nats_missing() {
-            return chat_core::testing::skipped("back_on_a_slow_link", &why);
-        }
-        panic!("NATS answers but no nats-server program starts here");
+    let Some(mut server) = private_server("back_on_a_slow_link") else {
+        return;
     };
     let subject = "chat.events";
     let a = NatsBus::connect(&server.url, subject)
@@ -165,13 +175,9 @@ async fn a_node_back_on_a_slow_link_lags_for_what_it_missed_before_resubscribing
         .expect("node b");
     let mut on_b = b.subscribe();
 
-    server.stop();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while a.is_connected() || b.is_connected() {
-        assert!(tokio::time::Instant::now() < deadline, "the outage is seen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stop_under(&mut server, &a, &b).await;
     assert!(server.resume(), "the server starts again");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !a.is_connected() {
         assert!(tokio::time::Instant::now() < deadline, "a reconnects");
         tokio::time::sleep(Duration::from_millis(10)).await;
