@@ -10,7 +10,7 @@ use chat_bus_nats::testing::{PrivateServer, nats_missing, test_url};
 use chat_core::events::{Delivery, EventBus, EventStream};
 use chat_core::testing::Guard;
 use chat_core::testing::bus::message_event;
-use chat_core::testing::slow_link::slow_link;
+use chat_core::testing::slow_link::SlowLink;
 use futures_util::StreamExt;
 
 async fn two_nodes_on(url: &str, subject: &str) -> (Arc<dyn EventBus>, Arc<dyn EventBus>) {
@@ -146,8 +146,8 @@ async fn a_node_on_a_slow_link_hears_what_is_published_once_it_is_connected() {
     let a = NatsBus::connect(&test_url(), &subject)
         .await
         .expect("node a");
-    let slow = slow_link(nats_address(&test_url()), Duration::from_millis(300)).await;
-    let b = NatsBus::connect(&format!("nats://{slow}"), &subject)
+    let slow = SlowLink::to(nats_address(&test_url()), Duration::from_millis(300)).await;
+    let b = NatsBus::connect(&format!("nats://{}", slow.address()), &subject)
         .await
         .expect("node b");
     let mut on_b = b.subscribe();
@@ -169,8 +169,8 @@ async fn a_node_back_on_a_slow_link_lags_for_what_it_missed_before_resubscribing
     let a = NatsBus::connect(&server.url, subject)
         .await
         .expect("node a");
-    let slow = slow_link(nats_address(&server.url), Duration::from_millis(300)).await;
-    let b = NatsBus::connect(&format!("nats://{slow}"), subject)
+    let slow = SlowLink::to(nats_address(&server.url), Duration::from_millis(300)).await;
+    let b = NatsBus::connect(&format!("nats://{}", slow.address()), subject)
         .await
         .expect("node b");
     let mut on_b = b.subscribe();

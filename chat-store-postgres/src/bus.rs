@@ -158,12 +158,19 @@ impl Sender {
     }
 }
 
+/// Waits until the listener listens again: any statement on it reconnects it first, with its
+/// LISTEN. (An outage is told before and after, not at every attempt: each Lagged makes every
+/// subscription resync.)
+async fn listen_again(listener: &mut PgListener) {
+    while let Err(error) = sqlx::query("SELECT 1").execute(&mut *listener).await {
+        tracing::debug!(%error, "event listener still cannot reconnect");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Turns the other nodes' notifications into deliveries for this node's subscribers.
 async fn receive(mut listener: PgListener, node: Uuid, fan_out: NodeFanOut) {
     let mut partial: HashMap<Uuid, String> = HashMap::new();
-    // Whether the listener has failed since it last worked: an outage is told once, not at
-    // every retry (each Lagged makes every subscription resync).
-    let mut failing = false;
     loop {
         let notification = match listener.try_recv().await {
             Ok(Some(notification)) => notification,
@@ -171,22 +178,20 @@ async fn receive(mut listener: PgListener, node: Uuid, fan_out: NodeFanOut) {
             // sqlx reconnects eagerly, so a resync from here misses nothing.
             Ok(None) => {
                 partial.clear();
-                failing = false;
                 fan_out.deliver(Delivery::Lagged);
                 continue;
             }
+            // It could not reconnect. Subscribers resync now, and again once it listens:
+            // what other nodes notify before then never arrives here.
             Err(error) => {
                 partial.clear();
-                if !failing {
-                    tracing::warn!(%error, "event listener failed; subscribers resync");
-                    fan_out.deliver(Delivery::Lagged);
-                    failing = true;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tracing::warn!(%error, "event listener failed; subscribers resync");
+                fan_out.deliver(Delivery::Lagged);
+                listen_again(&mut listener).await;
+                fan_out.deliver(Delivery::Lagged);
                 continue;
             }
         };
-        failing = false;
         let Ok(frame) = serde_json::from_str::<Frame>(notification.payload()) else {
             tracing::warn!("unreadable event notification ignored");
             continue;
